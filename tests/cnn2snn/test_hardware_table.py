@@ -1,0 +1,59 @@
+"""The AKD1000 constraints table: numbers of akida-layers.md §2, frozen, readable by name."""
+import dataclasses
+
+import pytest
+
+from akida_core import LayerType, Padding, PoolType
+from akida_core.hardware import AKD1000, TARGETS, HardwareTarget, LayerLimits, get_target
+
+
+def test_known_numbers():
+    hrc = AKD1000.limits(LayerType.InputConvolutional)
+    assert hrc.kernel_sizes == (3, 5, 7) and hrc.strides == (1, 2, 3)
+    assert hrc.max_filters == 192 and hrc.max_input_width == 256 and hrc.input_channels == (1, 3)
+    assert hrc.threshold_range == (-2 ** 23, 2 ** 23 - 1) and hrc.max_act_step == 2 ** 20
+    cnp = AKD1000.limits(LayerType.Convolutional)
+    assert cnp.kernel_sizes == (1, 3, 5, 7) and cnp.allowed_kernels_for_stride(2) == (3,)
+    assert cnp.allowed_kernels_for_stride(1) == (1, 3, 5, 7)
+    assert cnp.paddings == (Padding.Same,) and cnp.weights_bits == (1, 2, 4)
+    assert PoolType.Average in cnp.pool_types and cnp.gap_max_area == 256
+    assert AKD1000.limits(LayerType.SeparableConvolutional).weights_bits == (2, 4)
+    fnp = AKD1000.limits(LayerType.FullyConnected)
+    assert fnp.max_inputs == 57334 and fnp.threshold_range == (-2 ** 19, 2 ** 19 - 1)
+
+
+@pytest.mark.parametrize("kernel,bits,expected", [
+    (3, 4, 448), (7, 4, 149), (7, 1, 896),   # probed
+    (7, 2, 149), (5, 2, 448), (1, 1, 896),   # conservative: a bigger probed filter fits
+])
+def test_per_filter_memory(kernel, bits, expected):
+    assert AKD1000.limits(LayerType.Convolutional).max_input_channels(kernel, bits) == expected
+
+
+def test_separable_has_no_memory_limit():
+    assert AKD1000.limits(LayerType.SeparableConvolutional).max_input_channels(3, 4) is None
+
+
+def test_rows_are_frozen():
+    row = AKD1000.limits(LayerType.Convolutional)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.max_filters = 3
+    with pytest.raises(TypeError):
+        row.max_input_channels_per_filter[(9, 4)] = 1
+    with pytest.raises(TypeError):
+        AKD1000.layers[LayerType.Unknown] = row
+
+
+def test_get_target():
+    assert get_target("akd1000") is AKD1000 and get_target(AKD1000) is AKD1000
+    assert set(TARGETS) == {"AKD1000"}
+    with pytest.raises(ValueError, match="known targets: AKD1000"):
+        get_target("AKD9999")
+
+
+def test_mismatched_row_key_rejected():
+    row = LayerLimits(layer_type=LayerType.Convolutional, np_type="CNP")
+    with pytest.raises(ValueError, match="row for FullyConnected"):
+        HardwareTarget(name="X", ip_version="v1", layers={LayerType.FullyConnected: row})
+    with pytest.raises(ValueError, match="max_pool_stride_rule"):
+        LayerLimits(layer_type=LayerType.Convolutional, np_type="CNP", max_pool_stride_rule="x")
