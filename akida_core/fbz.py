@@ -1,0 +1,534 @@
+"""The .fbz container: a versioned, checksummed, safe file format for a tree of JSON values and arrays.
+
+A tree is a dict with str keys whose values are dicts, lists, str, int, float, bool, None or numpy
+arrays (see ``DTYPES``). Layout (all integers little-endian; details and rationale in docs/fbz.md)::
+
+    0   magic            8 bytes   MAGIC
+    8   format version   uint32    FORMAT_VERSION
+    12  flags            uint32    0 (reserved)
+    16  header length    uint64    H, a multiple of 8, at most MAX_HEADER_BYTES
+    24  data length      uint64    D, a multiple of 8
+    32  header           H bytes   ASCII JSON {"tensors": [...], "tree": {...}}, padded with spaces
+    32+H data            D bytes   raw little-endian tensor bytes, each tensor 8-byte aligned, zero gaps
+    32+H+D checksum      32 bytes  SHA-256 of every byte before it
+
+Loading never executes code and validates everything before building a single array; any problem
+raises a subclass of ``ModelFormatError`` naming the file and what is wrong.
+"""
+import hashlib
+import json
+import math
+import os
+import secrets
+import stat
+import struct
+
+import numpy as np
+
+from .errors import ModelFormatError, VersionError
+
+FORMAT_VERSION = 1
+MAGIC = b"\x89FBZ\r\n\x1a\n"  # PNG-style: a high byte and CR/LF/^Z expose text-mode transfers
+MAX_HEADER_BYTES = 16 * 2**20
+MAX_FILE_BYTES = 4 * 2**30
+MAX_DEPTH = 64
+MAX_RANK = 32
+ALIGNMENT = 8
+TENSOR_KEY = "__fbz_tensor__"
+DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "int64",
+          "float32", "float64")
+
+_PREAMBLE = struct.Struct("<8sIIQQ")
+_CHECKSUM_BYTES = 32
+_TENSOR_FIELDS = ("name", "dtype", "shape", "offset", "length")
+_KNOWN_MAGICS = (  # what people rename to .fbz by mistake, and what to tell them
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 model?)"),
+    (b"PK\x03\x04", "a zip file (a Keras .keras model?)"),
+    (b"PK\x05\x06", "an empty zip file"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x93NUMPY", "a numpy .npy file"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"\x80", "a Python pickle (never loaded: pickles can execute code)"),
+)
+
+
+class FileAccessError(ModelFormatError):
+    """The path cannot be read as a file: missing, a directory, a FIFO, no permission."""
+
+
+class NotAnFbzFile(ModelFormatError):
+    """The bytes do not start with the .fbz magic."""
+
+
+class Truncated(ModelFormatError):
+    """The file is shorter than its own length fields say (or empty)."""
+
+
+class TrailingBytes(ModelFormatError):
+    """Bytes follow the checksum."""
+
+
+class HeaderTooLarge(ModelFormatError):
+    """The header length field exceeds MAX_HEADER_BYTES."""
+
+
+class FileTooLarge(ModelFormatError):
+    """The file (or a length field) exceeds MAX_FILE_BYTES."""
+
+
+class ChecksumMismatch(ModelFormatError):
+    """The SHA-256 trailer does not match the content: the file is corrupted."""
+
+
+class InvalidHeader(ModelFormatError):
+    """The header is not UTF-8 JSON, or does not follow the header schema."""
+
+
+class InvalidTensorInfo(ModelFormatError):
+    """A tensor table entry has a bad name, dtype, shape or length."""
+
+
+class InvalidOffset(ModelFormatError):
+    """A tensor's byte range is misaligned, out of bounds or overlaps another; or a gap is not zero."""
+
+
+class InvalidReference(ModelFormatError):
+    """A tree reference names no tensor, a tensor is referenced twice, or never."""
+
+
+class UnsupportedTree(ModelFormatError):
+    """``dumps``/``write`` got a tree holding a value the format cannot store exactly."""
+
+
+class WriteFailed(ModelFormatError):
+    """Writing the file failed (missing directory, permission, disk full); nothing was changed."""
+
+
+def dumps(tree):
+    """Serialize a tree into .fbz bytes.
+
+    Args:
+        tree: dict with str keys; values are dict, list, str, int, finite float, bool, None or
+            numpy arrays whose dtype is in ``DTYPES`` (any shape, including 0-d and zero-size).
+    Returns:
+        bytes: the complete file content; ``loads(dumps(tree)) == tree`` exactly.
+    Raises:
+        UnsupportedTree: a value cannot be stored (its path in the tree is named).
+    """
+    if not isinstance(tree, dict):
+        raise UnsupportedTree(f"the tree root must be a dict, got {type(tree).__name__}.")
+    arrays = []
+    encoded = _encode(tree, "", arrays, 0)
+    tensors, cursor = [], 0
+    for name, array in arrays:
+        cursor = _align(cursor)
+        tensors.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape),
+                        "offset": cursor, "length": array.nbytes})
+        cursor += array.nbytes
+    data_length = _align(cursor)
+    try:
+        text = json.dumps({"tensors": tensors, "tree": encoded}, ensure_ascii=True,
+                          allow_nan=False, separators=(",", ":"))
+    except ValueError as err:  # e.g. an int beyond Python's int/str conversion limit
+        raise UnsupportedTree(f"tree cannot be encoded as JSON: {err}") from err
+    header = text.encode("ascii")
+    header += b" " * (_align(len(header)) - len(header))
+    if len(header) > MAX_HEADER_BYTES:
+        raise UnsupportedTree(f"tree header is {len(header)} bytes; at most {MAX_HEADER_BYTES} "
+                              "allowed. Hint: store large lists as numpy arrays.")
+    body_length = _PREAMBLE.size + len(header) + data_length
+    if body_length + _CHECKSUM_BYTES > MAX_FILE_BYTES:
+        raise UnsupportedTree(f"tree needs {body_length + _CHECKSUM_BYTES} bytes; .fbz files are "
+                              f"limited to {MAX_FILE_BYTES} bytes.")
+    out = bytearray(body_length + _CHECKSUM_BYTES)
+    _PREAMBLE.pack_into(out, 0, MAGIC, FORMAT_VERSION, 0, len(header), data_length)
+    start = _PREAMBLE.size + len(header)
+    out[_PREAMBLE.size:start] = header
+    flat = np.frombuffer(out, dtype=np.uint8)
+    for entry, (_, array) in zip(tensors, arrays):
+        begin = start + entry["offset"]
+        flat[begin:begin + entry["length"]] = array.reshape(-1).view(np.uint8)
+    out[body_length:] = hashlib.sha256(memoryview(out)[:body_length]).digest()
+    return bytes(out)
+
+
+def loads(data):
+    """Parse .fbz bytes back into the tree ``dumps`` was given.
+
+    Args:
+        data: bytes, bytearray or memoryview holding a whole .fbz file.
+    Returns:
+        dict: the tree; arrays are new C-contiguous, writeable, native-byte-order numpy arrays.
+    Raises:
+        ModelFormatError: (a subclass of it) anything is wrong; ``VersionError`` if a newer format.
+    """
+    return _decode(data, "fbz data")
+
+
+def write(path, tree):
+    """Write a tree to ``path`` atomically (temp file in the same directory, fsync, os.replace).
+
+    On any failure the temp file is removed and an existing file at ``path`` is left untouched.
+    Missing directories are not created.
+
+    Args:
+        path: str, bytes or os.PathLike; replaced if it exists (a symlink is replaced, not followed).
+        tree: see ``dumps``.
+    Raises:
+        UnsupportedTree: the tree cannot be stored (nothing is written).
+        WriteFailed: the directory is missing, ``path`` is a directory, or an OS error occurred.
+    """
+    label = _label(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise WriteFailed(f"{label}: a path must be str, bytes or os.PathLike, got "
+                          f"{type(path).__name__}.")
+    data = dumps(tree)
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise WriteFailed(f"{label}: directory {_label(directory)} does not exist; "
+                          "create it first (write() never creates directories).")
+    if os.path.isdir(path):
+        raise WriteFailed(f"{label}: is a directory; give a file path such as model.fbz.")
+    try:
+        fd, temp = _create_temp(path)
+    except OSError as err:
+        raise WriteFailed(f"{label}: cannot create a temp file in {_label(directory)}: "
+                          f"{err.strerror or err}") from err
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException as err:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise WriteFailed(f"{label}: write failed, existing file left untouched: "
+                              f"{err.strerror or err}") from err
+        raise
+    _fsync_directory(directory)
+
+
+def read(path):
+    """Read a tree from a .fbz file.
+
+    Args:
+        path: str, bytes or os.PathLike of a regular file.
+    Returns:
+        dict: the tree (see ``loads``).
+    Raises:
+        FileAccessError: missing, a directory, a FIFO/device, permission denied.
+        FileTooLarge: larger than MAX_FILE_BYTES.
+        ModelFormatError: (a subclass of it) the content is not a valid .fbz file.
+    """
+    label = _label(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise FileAccessError(f"{label}: a path must be str, bytes or os.PathLike, got "
+                              f"{type(path).__name__}.")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)  # O_NONBLOCK: opening a FIFO must not hang waiting for a writer
+    except OSError as err:
+        raise FileAccessError(f"{label}: cannot open: {err.strerror or err}.") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (FIFO, " \
+                "socket or device)"
+            raise FileAccessError(f"{label}: is {kind}; expected a .fbz file.")
+        if info.st_size > MAX_FILE_BYTES:
+            raise FileTooLarge(f"{label}: is {info.st_size} bytes; .fbz files are limited to "
+                               f"{MAX_FILE_BYTES} bytes.")
+        chunks, remaining = [], info.st_size + 1  # +1 notices a file growing while we read
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 2**26))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError as err:
+        raise FileAccessError(f"{label}: cannot read: {err.strerror or err}.") from err
+    finally:
+        os.close(fd)
+    return _decode(b"".join(chunks), label)
+
+
+def _decode(data, label):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise NotAnFbzFile(f"{label}: expected bytes, got {type(data).__name__}.")
+    try:
+        view = memoryview(data).cast("B")
+    except TypeError as err:
+        raise NotAnFbzFile(f"{label}: expected a contiguous byte buffer: {err}.") from err
+    if len(view) > MAX_FILE_BYTES:
+        raise FileTooLarge(f"{label}: is {len(view)} bytes; limit is {MAX_FILE_BYTES}.")
+    header_length, data_length = _check_preamble(view, label)
+    body_length = _PREAMBLE.size + header_length + data_length
+    digest = hashlib.sha256(view[:body_length]).digest()
+    if digest != bytes(view[body_length:]):
+        raise ChecksumMismatch(f"{label}: SHA-256 checksum mismatch; the file is corrupted "
+                               "(re-save or re-download it).")
+    header = _parse_header(view[_PREAMBLE.size:_PREAMBLE.size + header_length], label)
+    section = view[_PREAMBLE.size + header_length:body_length]
+    tensors = _check_tensors(header["tensors"], data_length, label)
+    _check_gaps(section, tensors, label)
+    unused = {entry["name"]: entry for entry in tensors}
+    tree = _resolve(header["tree"], section, unused, "", 0, label)
+    if unused:
+        raise InvalidReference(f"{label}: tensor(s) {sorted(unused)[:5]} are never referenced "
+                               "by the tree; every tensor must be used exactly once.")
+    return tree
+
+
+def _check_preamble(view, label):
+    size = len(view)
+    if size == 0:
+        raise Truncated(f"{label}: is empty (0 bytes); expected a .fbz file.")
+    head = bytes(view[:len(MAGIC)])
+    if head != MAGIC:
+        if MAGIC.startswith(head):
+            raise Truncated(f"{label}: only {size} bytes; truncated inside the magic.")
+        for magic, kind in _KNOWN_MAGICS:
+            if head.startswith(magic):
+                raise NotAnFbzFile(f"{label}: this is {kind}, not .fbz.")
+        raise NotAnFbzFile(f"{label}: not a .fbz file: starts with {head!r}, expected {MAGIC!r}.")
+    if size < len(MAGIC) + 4:
+        raise Truncated(f"{label}: only {size} bytes; truncated inside the format version.")
+    version = int.from_bytes(view[8:12], "little")
+    if version > FORMAT_VERSION:
+        raise VersionError(f"{label}: written by format v{version}; this build reads "
+                           f"<= v{FORMAT_VERSION}. Hint: upgrade akida_core.")
+    if version < 1:
+        raise InvalidHeader(f"{label}: format version 0 is invalid; versions start at 1.")
+    if size < _PREAMBLE.size:
+        raise Truncated(f"{label}: only {size} bytes; a .fbz preamble has {_PREAMBLE.size}.")
+    _, _, flags, header_length, data_length = _PREAMBLE.unpack_from(view)
+    if flags:
+        raise InvalidHeader(f"{label}: flags field is {flags:#x}; format v{FORMAT_VERSION} "
+                            "requires 0 (no flags defined).")
+    if header_length > MAX_HEADER_BYTES:
+        raise HeaderTooLarge(f"{label}: header length {header_length} exceeds the cap of "
+                             f"{MAX_HEADER_BYTES} bytes.")
+    if data_length > MAX_FILE_BYTES:
+        raise FileTooLarge(f"{label}: data length {data_length} exceeds the cap of "
+                           f"{MAX_FILE_BYTES} bytes.")
+    for field, value in (("header", header_length), ("data", data_length)):
+        if value % ALIGNMENT:
+            raise InvalidHeader(f"{label}: {field} length {value} is not a multiple of "
+                                f"{ALIGNMENT}.")
+    expected = _PREAMBLE.size + header_length + data_length + _CHECKSUM_BYTES
+    if size < expected:
+        raise Truncated(f"{label}: truncated: {size} bytes, but its length fields need "
+                        f"{expected} ({expected - size} missing).")
+    if size > expected:
+        raise TrailingBytes(f"{label}: {size - expected} unexpected trailing bytes after the "
+                            f"checksum (expected {expected} bytes in total).")
+    return header_length, data_length
+
+
+def _parse_header(raw, label):
+    def reject_constant(name):
+        raise InvalidHeader(f"{label}: header holds the JSON constant {name}; only finite numbers "
+                            "are allowed.")
+
+    def unique_keys(pairs):
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            keys = [key for key, _ in pairs]
+            duplicate = next(key for key in keys if keys.count(key) > 1)
+            raise InvalidHeader(f"{label}: header has duplicate key {duplicate!r} in one object.")
+        return result
+
+    try:
+        header = json.loads(bytes(raw).decode("utf-8"), parse_constant=reject_constant,
+                            object_pairs_hook=unique_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise InvalidHeader(f"{label}: header is not valid UTF-8 JSON: {err}.") from err
+    if not isinstance(header, dict) or set(header) != {"tensors", "tree"}:
+        found = sorted(header) if isinstance(header, dict) else type(header).__name__
+        raise InvalidHeader(f"{label}: header must be an object with keys ['tensors', 'tree']; "
+                            f"found {found}.")
+    if not isinstance(header["tensors"], list) or not isinstance(header["tree"], dict):
+        raise InvalidHeader(f"{label}: header 'tensors' must be a list and 'tree' an object.")
+    return header
+
+
+def _check_tensors(entries, data_length, label):
+    names = set()
+    for index, entry in enumerate(entries):
+        where = f"{label}: tensor #{index}"
+        if not isinstance(entry, dict) or set(entry) != set(_TENSOR_FIELDS):
+            raise InvalidTensorInfo(f"{where}: must be an object with keys "
+                                    f"{list(_TENSOR_FIELDS)}; found {_describe(entry)}.")
+        name = entry["name"]
+        if not isinstance(name, str) or not name:
+            raise InvalidTensorInfo(f"{where}: name must be a non-empty string, got {name!r}.")
+        if name in names:
+            raise InvalidTensorInfo(f"{where}: duplicate tensor name {name!r}.")
+        names.add(name)
+        where = f"{label}: tensor {name!r}"
+        if entry["dtype"] not in DTYPES:
+            raise InvalidTensorInfo(f"{where}: dtype {entry['dtype']!r} is not allowed; "
+                                    f"allowed: {', '.join(DTYPES)}.")
+        shape = entry["shape"]
+        if (not isinstance(shape, list) or len(shape) > MAX_RANK
+                or not all(_is_int(dim) and dim >= 0 for dim in shape)):
+            raise InvalidTensorInfo(f"{where}: shape must be a list of at most {MAX_RANK} "
+                                    f"non-negative integers, got {_describe(shape)}.")
+        for field in ("offset", "length"):
+            if not _is_int(entry[field]) or entry[field] < 0:
+                raise InvalidOffset(f"{where}: {field} must be a non-negative integer, got "
+                                    f"{_describe(entry[field])}.")
+        expected = math.prod(shape) * np.dtype(entry["dtype"]).itemsize  # Python ints: no overflow
+        if entry["length"] != expected:
+            raise InvalidTensorInfo(f"{where}: length {entry['length']} != {expected} bytes "
+                                    f"implied by shape {shape} and dtype {entry['dtype']}.")
+        offset, end = entry["offset"], entry["offset"] + entry["length"]
+        if offset % ALIGNMENT:
+            raise InvalidOffset(f"{where}: offset {offset} is not a multiple of {ALIGNMENT}.")
+        if end > data_length:
+            raise InvalidOffset(f"{where}: bytes [{offset}, {end}) lie outside the "
+                                f"{data_length}-byte data section.")
+    ordered = sorted((e for e in entries if e["length"]), key=lambda e: e["offset"])
+    for previous, current in zip(ordered, ordered[1:]):
+        if current["offset"] < previous["offset"] + previous["length"]:
+            raise InvalidOffset(f"{label}: tensors {previous['name']!r} and {current['name']!r} "
+                                "overlap; tensor byte ranges must be disjoint.")
+    return ordered + [e for e in entries if not e["length"]]
+
+
+def _check_gaps(section, tensors, label):
+    # Bytes no tensor owns must be zero, so a file cannot smuggle hidden payload past the reader.
+    cursor, gaps = 0, []
+    for entry in tensors:
+        if entry["length"]:
+            gaps.append((cursor, entry["offset"]))
+            cursor = entry["offset"] + entry["length"]
+    gaps.append((cursor, len(section)))
+    for begin, end in gaps:
+        if begin < end and bytes(section[begin:end]).count(0) != end - begin:
+            raise InvalidOffset(f"{label}: padding bytes [{begin}, {end}) of the data section are "
+                                "not zero.")
+
+
+def _resolve(node, section, unused, path, depth, label):
+    if depth > MAX_DEPTH:
+        raise InvalidHeader(f"{label}: tree at {path or '/'} is nested deeper than {MAX_DEPTH}.")
+    if isinstance(node, dict):
+        if TENSOR_KEY in node:
+            return _take_tensor(node, section, unused, path, label)
+        return {key: _resolve(value, section, unused, f"{path}/{_escape(key)}", depth + 1, label)
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve(value, section, unused, f"{path}/{index}", depth + 1, label)
+                for index, value in enumerate(node)]
+    if isinstance(node, float) and not math.isfinite(node):
+        raise InvalidHeader(f"{label}: tree value at {path} is {node}; only finite floats allowed.")
+    return node
+
+
+def _take_tensor(node, section, unused, path, label):
+    name = node[TENSOR_KEY]
+    if len(node) != 1 or not isinstance(name, str):
+        raise InvalidReference(f"{label}: reference at {path} must be {{{TENSOR_KEY!r}: <name>}}, "
+                               f"got {_describe(node)}.")
+    if name not in unused:
+        raise InvalidReference(f"{label}: reference at {path} names tensor {name!r}, which is "
+                               "not in the tensor table or is already referenced.")
+    entry = unused.pop(name)
+    stored = np.dtype(entry["dtype"]).newbyteorder("<")
+    array = np.frombuffer(section, dtype=stored, count=math.prod(entry["shape"]),
+                          offset=entry["offset"])
+    if entry["dtype"] == "bool" and array.view(np.uint8).max(initial=0) > 1:
+        raise InvalidTensorInfo(f"{label}: bool tensor {name!r} holds bytes other than 0 and 1.")
+    array = array.astype(np.dtype(entry["dtype"]), order="C", copy=True)
+    return array.reshape(tuple(entry["shape"]))
+
+
+def _encode(node, path, arrays, depth):
+    if depth > MAX_DEPTH:
+        raise UnsupportedTree(f"tree at {path or '/'} is nested deeper than {MAX_DEPTH}.")
+    if isinstance(node, dict):
+        encoded = {}
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise UnsupportedTree(f"tree key {key!r} at {path or '/'} is "
+                                      f"{type(key).__name__}; keys must be str.")
+            if key == TENSOR_KEY:
+                raise UnsupportedTree(f"tree key {key!r} at {path or '/'} is reserved by .fbz.")
+            encoded[key] = _encode(value, f"{path}/{_escape(key)}", arrays, depth + 1)
+        return encoded
+    if isinstance(node, list):
+        return [_encode(value, f"{path}/{i}", arrays, depth + 1) for i, value in enumerate(node)]
+    if isinstance(node, np.ndarray):
+        if type(node) not in (np.ndarray, np.memmap) or node.dtype.name not in DTYPES:
+            raise UnsupportedTree(f"array at {path} is {type(node).__name__} of dtype "
+                                  f"{node.dtype}; allowed: plain numpy arrays of "
+                                  f"{', '.join(DTYPES)}.")
+        arrays.append((path, np.asarray(node, dtype=node.dtype.newbyteorder("<"), order="C")))
+        return {TENSOR_KEY: path}
+    if isinstance(node, float) and not math.isfinite(node):
+        raise UnsupportedTree(f"tree value at {path} is {node}; JSON holds finite floats only. "
+                              "Hint: store it in a numpy float array.")
+    if node is None or type(node) in (str, int, float, bool):
+        return node
+    raise UnsupportedTree(f"tree value at {path} has type {type(node).__name__}; allowed: dict, "
+                          "list, str, int, float, bool, None, numpy array. Hint: convert numpy "
+                          "scalars with int()/float() and tuples with list().")
+
+
+def _create_temp(path):
+    directory, base = os.path.split(os.path.abspath(path))
+    for _ in range(100):
+        temp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:  # mode 0o666 lets the umask decide, as for any normally created file
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                           | getattr(os, "O_BINARY", 0), 0o666), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name next to {path}")
+
+
+def _fsync_directory(directory):
+    try:  # makes the rename durable; unsupported on some platforms, where it is not needed
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _align(value):
+    return -(-value // ALIGNMENT) * ALIGNMENT
+
+
+def _is_int(value):
+    return type(value) is int  # JSON true/false parse as bool, a subclass of int
+
+
+def _escape(key):
+    return key.replace("~", "~0").replace("/", "~1")  # JSON Pointer (RFC 6901)
+
+
+def _describe(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _label(path):
+    try:
+        return repr(os.fsdecode(path))
+    except TypeError:
+        return repr(path)

@@ -1,0 +1,228 @@
+"""Integer kernels of the Akida 1.0 layers: plain numpy functions, exact by construction.
+
+Every function takes integer arrays and explicit parameters and returns an integer array. The
+convolutions and matrix products run on float32 (or float64) copies of the integers because numpy has
+no integer BLAS; this is exact as long as every partial sum is an integer of magnitude < 2**24 (float32)
+or < 2**53 (float64), whatever the summation order. `accumulator_dtype` picks the narrowest exact type
+from the static bound max|w| * max|x| * fan_in, and refuses anything beyond float64's exact range.
+
+The readable loop references these are tested against live in tests/akida_core/reference.py.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .enums import Padding
+
+FLOAT32_EXACT = 2 ** 24
+FLOAT64_EXACT = 2 ** 53
+
+
+def accumulator_dtype(max_abs_weight, max_abs_input, fan_in):
+    """Return the float dtype in which sums of `fan_in` products are exact integers.
+
+    Args:
+        max_abs_weight: largest |weight| (int).
+        max_abs_input: largest |input| (int).
+        fan_in: number of products summed into one potential.
+
+    Returns:
+        np.float32 when the bound max|w|·max|x|·fan_in < 2**24, else np.float64.
+
+    Raises:
+        OverflowError: when the bound reaches 2**53 (no exact float accumulator exists).
+    """
+    # Python ints: no overflow in the bound itself.
+    bound = int(max_abs_weight) * int(max_abs_input) * int(fan_in)
+    if bound < FLOAT32_EXACT:
+        return np.float32
+    if bound < FLOAT64_EXACT:
+        return np.float64
+    raise OverflowError(f"potential bound {bound} exceeds 2**53: no exact accumulator")
+
+
+def _max_abs(array):
+    return int(np.max(np.abs(array.astype(np.int64)))) if array.size else 0
+
+
+def same_padding(size, kernel, stride):
+    """Return (before, after) padding of Keras' 'same' mode for one spatial axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def output_size(size, kernel, stride, padding):
+    """Return the output length of one spatial axis (Keras rules: Same ceil(n/s), Valid floor((n-k)/s)+1)."""
+    if Padding(padding) == Padding.Same:
+        return -(-size // stride)
+    return (size - kernel) // stride + 1
+
+
+def _pad(inputs, kernel, strides, padding, value):
+    if Padding(padding) == Padding.Valid:
+        return inputs
+    (top, bottom) = same_padding(inputs.shape[1], kernel[0], strides[0])
+    (left, right) = same_padding(inputs.shape[2], kernel[1], strides[1])
+    if top == bottom == left == right == 0:
+        return inputs
+    return np.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+
+
+def _windows(padded, kernel, strides, out_h, out_w):
+    """View (n, out_h, out_w, c, kh, kw) of the strided kernel windows (no copy)."""
+    view = sliding_window_view(padded, kernel, axis=(1, 2))
+    return view[:, :out_h * strides[0]:strides[0], :out_w * strides[1]:strides[1]]
+
+
+def _to_int32(potentials):
+    # Callers' bounds keep potentials below 2**31 (Model checks them when layers are added).
+    return potentials.astype(np.int32)
+
+
+def conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same, padding_value=0):
+    """Cross-correlate integer inputs with integer kernels (Keras Conv2D maths on integers).
+
+    Args:
+        inputs: (n, h, w, c) integer array.
+        weights: (kh, kw, c, filters) integer array.
+        strides: (sy, sx).
+        padding: Padding.Same (Keras 'same', pad with `padding_value`) or Padding.Valid.
+        padding_value: integer value of the padded border.
+
+    Returns:
+        (n, oh, ow, filters) int32 potentials.
+    """
+    n, h, w, c = inputs.shape
+    kh, kw, wc, filters = weights.shape
+    assert wc == c, (wc, c)
+    out_h = output_size(h, kh, strides[0], padding)
+    out_w = output_size(w, kw, strides[1], padding)
+    dtype = accumulator_dtype(_max_abs(weights), max(_max_abs(inputs), abs(int(padding_value))),
+                              kh * kw * c)
+    padded = _pad(inputs, (kh, kw), strides, padding, padding_value)
+    if kh == kw == 1:
+        cols = padded[:, ::strides[0], ::strides[1]][:, :out_h, :out_w].astype(dtype)
+        cols = cols.reshape(-1, c)
+        kernel = weights.reshape(c, filters).astype(dtype)
+    else:
+        # windows are (…, c, kh, kw): order the kernel rows the same way.
+        cols = _windows(padded, (kh, kw), strides, out_h, out_w).astype(dtype)
+        cols = cols.reshape(n * out_h * out_w, c * kh * kw)
+        kernel = weights.transpose(2, 0, 1, 3).reshape(c * kh * kw, filters).astype(dtype)
+    return _to_int32(cols @ kernel).reshape(n, out_h, out_w, filters)
+
+
+def depthwise_conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same):
+    """Per-channel cross-correlation: weights (kh, kw, c) applied to channel c only.
+
+    Returns:
+        (n, oh, ow, c) integer potentials as int64.
+    """
+    n, h, w, c = inputs.shape
+    kh, kw, wc = weights.shape
+    assert wc == c, (wc, c)
+    out_h = output_size(h, kh, strides[0], padding)
+    out_w = output_size(w, kw, strides[1], padding)
+    dtype = accumulator_dtype(_max_abs(weights), _max_abs(inputs), kh * kw)
+    padded = _pad(inputs, (kh, kw), strides, padding, 0).astype(dtype)
+    kernel = weights.astype(dtype)
+    out = np.zeros((n, out_h, out_w, c), dtype)
+    # A loop over the kh·kw kernel taps only; each step is vectorised over samples and pixels.
+    for i in range(kh):
+        for j in range(kw):
+            out += padded[:, i:i + out_h * strides[0]:strides[0],
+                          j:j + out_w * strides[1]:strides[1]] * kernel[i, j]
+    return out.astype(np.int64)
+
+
+def separable_conv2d(inputs, depthwise, pointwise, strides=(1, 1), padding=Padding.Same):
+    """Depthwise then pointwise convolution, one exact potential (no rounding in between).
+
+    Args:
+        inputs: (n, h, w, c) integers.
+        depthwise: (kh, kw, c) integers.
+        pointwise: (c, filters) integers.
+
+    Returns:
+        (n, oh, ow, filters) int32 potentials.
+    """
+    kh, kw, c = depthwise.shape
+    partial = depthwise_conv2d(inputs, depthwise, strides, padding)
+    dtype = accumulator_dtype(_max_abs(pointwise), _max_abs(partial), c)
+    n, out_h, out_w, _ = partial.shape
+    flat = partial.reshape(-1, c).astype(dtype)
+    return _to_int32(flat @ pointwise.astype(dtype)).reshape(n, out_h, out_w, -1)
+
+
+def dense(inputs, weights):
+    """Integer matrix product: (n, N) @ (N, units) -> (n, units) int32 potentials."""
+    dtype = accumulator_dtype(_max_abs(weights), _max_abs(inputs), inputs.shape[1])
+    return _to_int32(inputs.astype(dtype) @ weights.astype(dtype))
+
+
+def max_pool2d(potentials, pool_size, pool_stride, padding=Padding.Same):
+    """Max pooling of integer potentials; Same padding ignores the border (as Keras does).
+
+    Returns:
+        (n, oh, ow, c) array of the input dtype.
+    """
+    n, h, w, c = potentials.shape
+    ph, pw = pool_size
+    out_h = output_size(h, ph, pool_stride[0], padding)
+    out_w = output_size(w, pw, pool_stride[1], padding)
+    lowest = np.iinfo(potentials.dtype).min
+    padded = _pad(potentials, (ph, pw), pool_stride, padding, lowest)
+    out = np.full((n, out_h, out_w, c), lowest, potentials.dtype)
+    for i in range(ph):
+        for j in range(pw):
+            np.maximum(out, padded[:, i:i + out_h * pool_stride[0]:pool_stride[0],
+                                   j:j + out_w * pool_stride[1]:pool_stride[1]], out=out)
+    return out
+
+
+def global_sum_pool(potentials):
+    """Akida's global 'average' pooling: the SUM of the potentials over H·W, shape (n, 1, 1, c), int64."""
+    return potentials.sum(axis=(1, 2), dtype=np.int64, keepdims=True)
+
+
+def activation_boundaries(threshold, act_step, act_bits):
+    """Integer potentials at which the activation level steps up, per neuron.
+
+    Level n+1 is reached when p > T + n·s with s = act_step·2**(4 − act_bits). For integer p this is
+    p > T + floor(n·s). float64 holds n·s exactly (n <= 15, act_step has a 24-bit mantissa and the
+    power-of-two factor is exact), so floor is exact too.
+
+    Args:
+        threshold: (units,) int32 thresholds T.
+        act_step: (units,) float32 steps.
+        act_bits: 1, 2 or 4.
+
+    Returns:
+        (2**act_bits − 1, units) int64 boundaries.
+    """
+    levels = 2 ** act_bits - 1
+    step = act_step.astype(np.float64) * 2.0 ** (4 - act_bits)
+    n = np.arange(levels, dtype=np.float64)[:, None]
+    return threshold.astype(np.int64)[None, :] + np.floor(n * step).astype(np.int64)
+
+
+def threshold_activation(potentials, boundaries):
+    """Akida activation: clip(ceil((p − T) / (act_step·2**(4−b))), 0, 2**b − 1) via integer boundaries.
+
+    Args:
+        potentials: (..., units) integer potentials.
+        boundaries: (levels, units) int64 from `activation_boundaries`.
+
+    Returns:
+        (..., units) uint8 activation levels.
+    """
+    out = np.zeros(potentials.shape, np.uint8)
+    for level in boundaries:
+        out += potentials > level
+    return out
+
+
+def dequantize(potentials, threshold, act_step):
+    """Akida predict: float32(p − T) / float32(act_step) per neuron (IEEE float32 division)."""
+    shifted = (potentials.astype(np.int64) - threshold.astype(np.int64)).astype(np.float32)
+    return shifted / act_step.astype(np.float32)

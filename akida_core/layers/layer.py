@@ -1,0 +1,242 @@
+"""The Layer base class: parameters, variables and the pieces of forward shared by all kinds."""
+import dataclasses
+
+import numpy as np
+
+from .. import kernels
+from ..enums import PoolType
+from ..errors import LayerParameterError, ModelStructureError
+from .base import MIN_ACT_STEP, Parameters, Variables, VariableSpec, validate_variable, weight_range
+
+INT32_MAX = 2 ** 31 - 1
+
+
+class Layer:
+    """Base class of the Akida layers.
+
+    Subclasses set `layer_type`, `short_name` (used for default names such as `Conv_2`) and
+    `params_type`, and implement `_output_dims`, `_base_specs` and `_forward`.
+    """
+
+    layer_type = None
+    short_name = "Layer"
+    params_type = None
+    is_input = False
+
+    def __init__(self, params):
+        self._params = params
+        self._model = None
+        self._name = params.name
+        self.input_dims = None
+        self.output_dims = None
+        self.input_bits = None
+        self.input_signed = False
+        self._values = {}
+        self._extra_specs = {}
+        self._cache = {}
+
+    # --- identity and parameters ---------------------------------------------------------------
+
+    @property
+    def name(self):
+        """The layer name (unique in its model)."""
+        return self._name
+
+    @property
+    def params(self):
+        """The frozen parameter dataclass of the layer."""
+        return self._params
+
+    @property
+    def parameters(self):
+        """Attribute bag of the parameters; `layer.parameters.weights_bits = 2` is validated."""
+        return Parameters(self)
+
+    @property
+    def variables(self):
+        """Dict-like validated access to the variables (weights, threshold, act_step ...)."""
+        return Variables(self)
+
+    @property
+    def model(self):
+        """The Model this layer belongs to, or None."""
+        return self._model
+
+    def set_parameter(self, name, value):
+        """Change one parameter; the new value is validated and the model's shapes re-checked."""
+        if name in ("name", "layer_type"):
+            raise LayerParameterError(f"Layer '{self.name}': parameter '{name}' cannot be changed")
+        if name not in {f.name for f in dataclasses.fields(self._params)}:
+            raise AttributeError(f"{type(self).__name__} has no parameter {name!r}")
+        new = dataclasses.replace(self._params, **{name: value})
+        if self._model is None:
+            self._params = new
+        else:
+            self._model._reparameterize(self, new)
+
+    # --- variables -----------------------------------------------------------------------------
+
+    def variable_specs(self):
+        """Mapping of variable name to VariableSpec (empty until the layer is in a model)."""
+        if self.input_dims is None:
+            return {}
+        return {**self._base_specs(), **self._extra_specs}
+
+    def require_built(self):
+        """Raise unless the layer belongs to a model (variables need the input shape)."""
+        if self.input_dims is None:
+            raise ModelStructureError(
+                f"Layer '{self.name or type(self).__name__}' has no variables until it is added to a model")
+
+    def set_variable(self, name, value):
+        """Validate and store one variable; derived constants are recomputed lazily."""
+        self.require_built()
+        specs = self.variable_specs()
+        if name not in specs:
+            raise KeyError(f"layer '{self.name}' has no variable {name!r}; it has: {list(specs)}")
+        self._values[name] = validate_variable(self, name, specs[name], value)
+        self._cache.clear()
+
+    def get_variable(self, name):
+        """Return a copy of one variable (MetaTF name)."""
+        return self.variables[name]
+
+    def get_variable_names(self):
+        """Return the variable names (MetaTF name)."""
+        return self.variables.names
+
+    def add_variable(self, name, spec, value):
+        """Add an extra variable (used by edge learning); it is validated, saved and loaded like others."""
+        self._extra_specs[name] = spec
+        self._values[name] = validate_variable(self, name, spec, value)
+
+    def remove_variable(self, name):
+        """Remove an extra variable added with `add_variable`."""
+        self._extra_specs.pop(name, None)
+        self._values.pop(name, None)
+
+    def _weight_spec(self, shape, bits):
+        low, high = weight_range(bits)
+        return VariableSpec(shape, np.int8, low, high)
+
+    def _neuron_specs(self, units):
+        return {"threshold": VariableSpec((units,), np.int32, -INT32_MAX - 1, INT32_MAX),
+                "act_step": VariableSpec((units,), np.float32, MIN_ACT_STEP, None)}
+
+    def _default_value(self, name, spec):
+        if name == "threshold":
+            return np.full(spec.shape, getattr(self._params, "threshold", 0), np.int32)
+        if name == "act_step":
+            return np.ones(spec.shape, np.float32)
+        return np.zeros(spec.shape, spec.dtype)
+
+    # --- building ------------------------------------------------------------------------------
+
+    def _attach(self, model, name, input_dims, input_bits, input_signed):
+        """Set the input of the layer, derive its output and (re)create variables whose shape changed."""
+        self._model = model
+        self._name = name
+        self.input_dims = tuple(input_dims)
+        self.input_bits = input_bits
+        self.input_signed = input_signed
+        self.output_dims = tuple(self._output_dims(self.input_dims))
+        if min(self.output_dims) <= 0:
+            raise ModelStructureError(
+                f"Layer '{name}' ({self.layer_type.name}): input {self.input_dims} is too small for "
+                f"its kernel/pooling; output would be {self.output_dims}")
+        for var, spec in self.variable_specs().items():
+            old = self._values.get(var)
+            if old is None or old.shape != spec.shape:
+                self._values[var] = self._default_value(var, spec)
+            else:
+                self._values[var] = validate_variable(self, var, spec, old)
+        for var in list(self._values):
+            if var not in self.variable_specs():
+                del self._values[var]
+        self._cache.clear()
+        self._check_potential_bound()
+
+    def _detach(self):
+        self._model = None
+        self.input_dims = self.output_dims = None
+        self._cache.clear()
+
+    def _check_potential_bound(self):
+        bound = self.potential_bound()
+        if bound > INT32_MAX:
+            raise ModelStructureError(
+                f"Layer '{self.name}' ({self.layer_type.name}): potentials can reach {bound}, beyond int32; "
+                "reduce weights_bits, the input bits or the layer's fan-in")
+
+    def potential_bound(self):
+        """Static bound of |potential| from the bit widths and the fan-in (0 for input-only layers)."""
+        return 0
+
+    @property
+    def output_bits(self):
+        """Bits of the layer's outputs (act_bits with an activation, 32 for raw potentials)."""
+        if getattr(self._params, "activation", False):
+            return self._params.act_bits
+        return 32
+
+    @property
+    def output_signed(self):
+        """Whether the outputs can be negative (raw potentials are)."""
+        return not getattr(self._params, "activation", False)
+
+    @property
+    def macs(self):
+        """Multiply-accumulate operations per sample (0 for input-only layers)."""
+        return 0
+
+    # --- shared pieces of forward --------------------------------------------------------------
+
+    def _cached(self, key, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def _pool(self, potentials):
+        p = self._params
+        if p.pool_type == PoolType.Max:
+            return kernels.max_pool2d(potentials, p.pool_size, p.pool_stride, p.padding)
+        if p.pool_type == PoolType.Average:
+            return kernels.global_sum_pool(potentials)
+        return potentials
+
+    def _activate(self, potentials):
+        if not self._params.activation:
+            return potentials.astype(np.int32)
+        boundaries = self._cached("boundaries", lambda: kernels.activation_boundaries(
+            self._values["threshold"], self._values["act_step"], self._params.act_bits))
+        return kernels.threshold_activation(potentials, boundaries)
+
+    def forward(self, inputs):
+        """Run this layer alone on already validated integer inputs of shape (n,) + input_dims."""
+        self.require_built()
+        return self._forward(inputs)
+
+    # --- serialisation -------------------------------------------------------------------------
+
+    def to_dict(self):
+        """Return {'layer_type', 'params', 'variables'} (variables only when the layer is built)."""
+        params = {}
+        for field in dataclasses.fields(self._params):
+            value = getattr(self._params, field.name)
+            if hasattr(value, "name") and not isinstance(value, str):
+                value = value.name
+            elif isinstance(value, tuple):
+                value = list(value)
+            params[field.name] = value
+        params["name"] = self.name
+        out = {"layer_type": self.layer_type.name, "params": params}
+        if self.input_dims is not None:
+            out["variables"] = {name: self._values[name].copy() for name in self.variable_specs()}
+            out["extra_variables"] = {
+                name: {"shape": list(spec.shape), "dtype": np.dtype(spec.dtype).name,
+                       "low": spec.low, "high": spec.high}
+                for name, spec in self._extra_specs.items()}
+        return out
+
+    def __repr__(self):
+        return f"<{type(self).__name__} '{self.name}' {self.input_dims}->{self.output_dims}>"

@@ -1,0 +1,421 @@
+"""The Sequential Model: add layers, run integer inference, summarise, save and load.
+
+Mapping (`mapping.py`), edge learning (`learning.py`) and the file format (`fbz.py`) live in their own
+modules; the Model delegates to them and stores their state so that save/load carries it.
+"""
+import numpy as np
+
+from .errors import AkidaError, InputDataError, ModelFormatError, ModelStructureError
+from .inputs import validate_batch_size, validate_inputs
+from .layers import LAYER_KINDS, InputData, Layer
+from .model_state import layer_from_dict, state_hooks
+from .statistics import Statistics
+from .summary import summary_text
+
+MODEL_DICT_VERSION = 1
+WORKING_MEMORY_BYTES = 256 * 2 ** 20
+"""Inference processes the batch in chunks whose largest intermediate stays near this size."""
+
+
+class Model:
+    """A sequential Akida model.
+
+    `Model()` is empty, `Model(layers=[...])` copies the given layers (an InputData is added in front
+    when the first one is not an input layer), and `Model("file.fbz")` loads a saved model.
+
+    Example:
+        >>> model = Model()
+        >>> model.add(InputData(input_shape=(32, 32, 1), name="input"))
+        >>> model.add(FullyConnected(units=32, threshold=40, name="fully"))
+    """
+
+    def __init__(self, filename=None, layers=None):
+        self._layers = []
+        self._statistics = Statistics()
+        self._mapping = None
+        self._learning = None
+        if filename is not None and layers is not None:
+            raise ModelStructureError("give either a filename or a list of layers, not both")
+        if filename is not None:
+            self._load_from(filename)
+        elif layers is not None:
+            self._copy_layers(layers)
+
+    # --- building ------------------------------------------------------------------------------
+
+    def add(self, layer, inbound_layers=None):
+        """Append `layer`; the first layer must be an input layer (InputData or InputConvolutional).
+
+        Args:
+            layer: an akida_core layer not yet in a model.
+            inbound_layers: optional list holding the previous layer (sequential models only).
+
+        Raises:
+            ModelStructureError: wrong order, duplicate name, shape or bit-width mismatch.
+        """
+        if not isinstance(layer, Layer):
+            raise ModelStructureError(f"Model.add expects an akida_core layer, got {type(layer).__name__}")
+        if layer.model is not None:
+            raise ModelStructureError(
+                f"layer '{layer.name}' already belongs to a model; build a new layer or use Model(layers=...)")
+        if inbound_layers:
+            if len(inbound_layers) != 1 or not self._layers or inbound_layers[0] is not self._layers[-1]:
+                raise ModelStructureError("only sequential models are supported: the inbound layer must be "
+                                          "the last layer of the model")
+        self._check_learning_allows_change()
+        name = layer.params.name or f"{layer.short_name}_{len(self._layers) + 1}"
+        if any(existing.name == name for existing in self._layers):
+            raise ModelStructureError(f"a layer named '{name}' is already in the model; names must be unique")
+        self._attach(layer, name, len(self._layers))
+        self._layers.append(layer)
+        self._model_changed()
+
+    def _attach(self, layer, name, index):
+        if index == 0:
+            if not layer.is_input:
+                raise ModelStructureError(
+                    f"the first layer must be an input layer (InputData or InputConvolutional); "
+                    f"got {layer.layer_type.name} '{name}'")
+            bits = 8 if layer.layer_type.name == "InputConvolutional" else layer.params.input_bits
+            signed = bits > 4 and isinstance(layer, InputData)
+            layer._attach(self, name, layer.params.input_shape, bits, signed)
+            return
+        if layer.is_input:
+            raise ModelStructureError(
+                f"{layer.layer_type.name} '{name}' is an input layer: it can only be the first layer")
+        previous = self._layers[index - 1]
+        if previous.output_signed:
+            why = ("has no activation (its outputs are raw potentials)" if not previous.is_input
+                   else f"has signed {previous.output_bits}-bit inputs")
+            raise ModelStructureError(
+                f"{layer.layer_type.name} '{name}' cannot follow '{previous.name}', which {why}; Akida layers "
+                "take unsigned inputs of at most 4 bits: enable the activation of the previous layer")
+        if previous.output_bits > 4 and not previous.is_input:
+            raise ModelStructureError(f"'{previous.name}' outputs {previous.output_bits} bits; at most 4 allowed")
+        try:
+            layer._attach(self, name, previous.output_dims, previous.output_bits, False)
+        except AkidaError:
+            layer._detach()
+            raise
+
+    def _reparameterize(self, layer, new_params):
+        """Apply a parameter change and re-derive every shape after it; undo everything on failure."""
+        self._check_learning_allows_change()
+        index = self._layers.index(layer)
+        old_params = layer._params
+        snapshot = [(lay, dict(lay._values)) for lay in self._layers[index:]]
+        layer._params = new_params
+        try:
+            for i in range(index, len(self._layers)):
+                self._attach(self._layers[i], self._layers[i].name, i)
+        except AkidaError:
+            layer._params = old_params
+            for i, (lay, values) in enumerate(snapshot, start=index):
+                lay._values = values
+                self._attach(lay, lay.name, i)
+            raise
+        self._model_changed()
+
+    def pop_layer(self):
+        """Remove the last layer of the model."""
+        if not self._layers:
+            raise ModelStructureError("the model has no layer to pop")
+        self._check_learning_allows_change(popping=True)
+        self._layers.pop()._detach()
+        self._model_changed()
+
+    def _copy_layers(self, layers):
+        layers = list(layers)
+        if layers and not layers[0].is_input:
+            first = layers[0]
+            if first.input_dims is None:
+                raise ModelStructureError(
+                    f"Model(layers=...): '{first.name}' is not an input layer and has no known input shape; "
+                    "start the list with InputData or InputConvolutional")
+            self.add(InputData(first.input_dims, first.input_bits, name=f"{first.name}_input"))
+        for layer in layers:
+            self.add(layer_from_dict(layer.to_dict()) if layer.model is not None else layer)
+
+    def _model_changed(self):
+        """Any structural change drops the mapping (it described the old model)."""
+        self._mapping = None
+        self._statistics = Statistics()
+
+    def _check_learning_allows_change(self, popping=False):
+        if self._learning is not None and not popping:
+            raise ModelStructureError("the model is compiled for edge learning; pop its last layer or rebuild "
+                                      "the model before changing it")
+        if popping:
+            self._learning = None
+
+    # --- properties ----------------------------------------------------------------------------
+
+    @property
+    def layers(self):
+        """The layers, in order (a new list)."""
+        return list(self._layers)
+
+    @property
+    def layer_count(self):
+        """Number of layers."""
+        return len(self._layers)
+
+    def get_layer(self, key):
+        """Return the layer with this name, or at this index."""
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if not -len(self._layers) <= key < len(self._layers):
+                raise IndexError(f"layer index {key} out of range for a model of {len(self._layers)} layers")
+            return self._layers[key]
+        for layer in self._layers:
+            if layer.name == key:
+                return layer
+        raise KeyError(f"no layer named {key!r}; layers: {[lay.name for lay in self._layers]}")
+
+    @property
+    def input_shape(self):
+        """(height, width, channels) of the model inputs."""
+        self._require_layers()
+        return list(self._layers[0].input_dims)
+
+    @property
+    def output_shape(self):
+        """(height, width, channels) of the model outputs."""
+        self._require_layers()
+        return list(self._layers[-1].output_dims)
+
+    @property
+    def macs(self):
+        """Multiply-accumulate operations per sample, all layers."""
+        return sum(layer.macs for layer in self._layers)
+
+    @property
+    def statistics(self):
+        """Statistics of the last inference (per-layer events, sparsity, MACs; estimates once mapped)."""
+        return self._statistics
+
+    @property
+    def learning(self):
+        """The compiled AkidaUnsupervised options, or None."""
+        return None if self._learning is None else self._learning.optimizer
+
+    def _require_layers(self):
+        if not self._layers:
+            raise ModelStructureError("the model has no layers; add an InputData or InputConvolutional first")
+
+    # --- inference -----------------------------------------------------------------------------
+
+    def _validate(self, inputs):
+        self._require_layers()
+        first = self._layers[0]
+        return validate_inputs(inputs, first.input_dims, first.input_bits, first.input_signed)
+
+    def _chunk_size(self, batch_size):
+        if batch_size:
+            return batch_size
+        per_sample = max(_working_bytes(layer) for layer in self._layers)
+        return max(1, WORKING_MEMORY_BYTES // max(per_sample, 1))
+
+    def _run(self, inputs, batch_size, layers=None):
+        """Forward validated inputs through `layers` (default: all), chunk by chunk, recording statistics."""
+        layers = self._layers if layers is None else layers
+        chunk = self._chunk_size(batch_size)
+        outputs = []
+        stats = Statistics.for_layers(layers)
+        for start in range(0, inputs.shape[0], chunk):
+            x = inputs[start:start + chunk]
+            for layer in layers:
+                x = layer._forward(x)
+                stats.record(layer, x)
+            outputs.append(x)
+        self._statistics = stats
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def forward(self, inputs, batch_size=0):
+        """Integer inference.
+
+        Args:
+            inputs: (n, h, w, c) integer array (uint8 for image models) within the input bit range.
+            batch_size: samples processed at once (0: chosen to bound memory).
+
+        Returns:
+            uint8 activations when the last layer has an activation, else int32 potentials.
+
+        Raises:
+            InputDataError: inputs of the wrong type, shape or range.
+        """
+        batch_size = validate_batch_size(batch_size)
+        return self._run(self._validate(inputs), batch_size)
+
+    def predict(self, inputs, batch_size=0):
+        """Float outputs `(p − threshold) / act_step` per neuron of the last layer (float32).
+
+        Raises:
+            ModelStructureError: if the last layer has an activation (use forward instead).
+        """
+        self._require_layers()
+        last = self._layers[-1]
+        if last.is_input or last.params.activation:
+            raise ModelStructureError(
+                f"Activations must be disabled to call the predict method: the last layer '{last.name}' has "
+                "an activation; use forward(), or build it with activation=False")
+        potentials = self.forward(inputs, batch_size)
+        from .kernels import dequantize
+        return dequantize(potentials, last._values["threshold"], last._values["act_step"])
+
+    def _class_scores(self, inputs, batch_size):
+        last = self._layers[-1]
+        if not last.is_input and not last.params.activation:
+            return self.predict(inputs, batch_size)
+        return self.forward(inputs, batch_size)
+
+    def predict_classes(self, inputs, num_classes=0, batch_size=0):
+        """Class of each sample: argmax of the outputs, neurons grouped per class when num_classes is given.
+
+        With `num_classes` < units, neuron n votes for class n // (units // num_classes).
+        """
+        scores = self._class_scores(inputs, batch_size).reshape(len(inputs), -1)
+        units = scores.shape[1]
+        if num_classes:
+            if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+                    or num_classes < 0 or units % num_classes:
+                raise InputDataError(f"num_classes={num_classes!r} must divide the {units} output neurons")
+            per_class = units // num_classes
+            return (np.argmax(scores, axis=1) // per_class).astype(np.int64)
+        return np.argmax(scores, axis=1).astype(np.int64)
+
+    def evaluate(self, inputs, labels, num_classes=0, batch_size=0):
+        """Accuracy of `predict_classes` against integer `labels` (float in [0, 1])."""
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape[0] != len(inputs):
+            raise InputDataError(f"got {labels.shape[0]} labels for {len(inputs)} samples")
+        predicted = self.predict_classes(inputs, num_classes, batch_size)
+        return float(np.mean(predicted == labels))
+
+    # --- mapping and learning (delegated) ------------------------------------------------------
+
+    def map(self, device=None, hw_only=False, mode=None):
+        """Map the model on `device` (see akida_core.mapping); `map(None)` returns to software."""
+        from .mapping import map_model
+        map_model(self, device, hw_only=hw_only, mode=mode)
+
+    @property
+    def sequences(self):
+        """Hardware / software sequences of the current mapping (one software sequence if unmapped)."""
+        from .mapping import model_sequences
+        return model_sequences(self)
+
+    @property
+    def device(self):
+        """The device the model is mapped on, or None."""
+        return None if self._mapping is None else self._mapping.device
+
+    def compile(self, optimizer):
+        """Compile the last layer for edge learning with an `AkidaUnsupervised` optimizer."""
+        from .learning import compile_model
+        compile_model(self, optimizer)
+
+    def fit(self, inputs, input_labels=None, batch_size=0):
+        """Edge-learn on `inputs` (labels: int, list or array); returns the last layer's outputs."""
+        from .learning import fit_model
+        return fit_model(self, inputs, input_labels, batch_size)
+
+    def add_classes(self, num_add_classes):
+        """Add neurons for `num_add_classes` new classes to the compiled learning layer."""
+        from .learning import add_classes
+        add_classes(self, num_add_classes)
+
+    # --- summary and serialisation -------------------------------------------------------------
+
+    def summary(self, print_fn=print):
+        """Print the model description (layers, shapes, bits, parameters, MACs, mapping, learning)."""
+        print_fn(summary_text(self))
+
+    def to_dict(self):
+        """Describe the model as a dict of plain values and numpy arrays (what .fbz stores)."""
+        out = {"format": "akida_core.Model", "version": MODEL_DICT_VERSION,
+               "layers": [layer.to_dict() for layer in self._layers]}
+        for name, (save, _) in state_hooks().items():
+            state = save(self)
+            if state is not None:
+                out[name] = state
+        return out
+
+    @classmethod
+    def from_dict(cls, description):
+        """Rebuild a model from `to_dict()` output (every field is validated)."""
+        model = cls()
+        model._restore(description)
+        return model
+
+    def _restore(self, description):
+        if not isinstance(description, dict) or description.get("format") != "akida_core.Model":
+            raise ModelFormatError("not an akida_core model description (missing format 'akida_core.Model')")
+        version = description.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version > MODEL_DICT_VERSION:
+            raise ModelFormatError(f"model description version {version!r} is not supported "
+                                   f"(this build reads <= {MODEL_DICT_VERSION})")
+        layers = description.get("layers")
+        if not isinstance(layers, list) or not layers:
+            raise ModelFormatError("model description has no 'layers' list")
+        for entry in layers:
+            layer = layer_from_dict(entry)
+            self.add(layer)
+            for name, value in (entry.get("variables") or {}).items():
+                if name in layer._extra_specs or name in layer.variable_specs():
+                    layer.set_variable(name, value)
+                else:
+                    raise ModelFormatError(f"layer '{layer.name}' has no variable {name!r}")
+        for name, (_, load) in state_hooks().items():
+            if name in description:
+                load(self, description[name])
+
+    def save(self, model_file):
+        """Save the model (architecture, variables, mapping, learning state) to a .fbz file, atomically."""
+        from . import fbz
+        fbz.write(model_file, self.to_dict())
+
+    def to_buffer(self):
+        """Return the .fbz bytes of the model."""
+        from . import fbz
+        return fbz.dumps(self.to_dict())
+
+    @classmethod
+    def from_buffer(cls, data):
+        """Load a model from .fbz bytes."""
+        model = cls()
+        from . import fbz
+        model._restore_checked(lambda: fbz.loads(data), "<buffer>")
+        return model
+
+    def _load_from(self, filename):
+        from . import fbz
+        self._restore_checked(lambda: fbz.read(filename), filename)
+
+    def _restore_checked(self, read, origin):
+        description = read()
+        try:
+            self._restore(description)
+        except ModelFormatError:
+            raise
+        except (AkidaError, KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            # A well-formed container with an invalid model inside is still a bad file.
+            raise ModelFormatError(f"{origin}: invalid model description: {err}") from err
+
+    def __repr__(self):
+        return f"<akida_core.Model {len(self._layers)} layers {[lay.name for lay in self._layers]}>"
+
+
+def _working_bytes(layer):
+    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or outputs)."""
+    out = int(np.prod(layer.output_dims)) * 8
+    if layer.input_dims is None or layer.is_input and layer.layer_type.name == "InputData":
+        return out
+    params = layer.params
+    kernel = getattr(params, "kernel_size", (1, 1))
+    stride = getattr(params, "kernel_stride", (1, 1))
+    h, w, c = layer.input_dims
+    positions = (-(-h // stride[0])) * (-(-w // stride[1]))
+    return max(out, positions * kernel[0] * kernel[1] * c * 8 + positions * getattr(params, "filters", 1) * 8)
+
+
+__all__ = ["Model", "LAYER_KINDS"]

@@ -1,0 +1,73 @@
+"""Statistics of the last inference: per-layer events (non-zero outputs), sparsity and MACs."""
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class LayerStatistics:
+    """Counts of one layer over the samples of the last inference."""
+
+    name: str
+    macs_per_sample: int
+    outputs_per_sample: int
+    samples: int = 0
+    events: int = 0
+
+    @property
+    def sparsity(self):
+        """Fraction of zero outputs (0.0 when nothing ran)."""
+        total = self.samples * self.outputs_per_sample
+        return 1.0 - self.events / total if total else 0.0
+
+    @property
+    def events_per_sample(self):
+        """Average number of non-zero outputs per sample."""
+        return self.events / self.samples if self.samples else 0.0
+
+
+class Statistics:
+    """Per-layer statistics of the last forward; mapping adds labelled hardware estimates.
+
+    `str(statistics)` prints a table; `statistics.layers[name]` gives one layer's counts.
+    """
+
+    def __init__(self):
+        self.layers = {}
+        self.estimates = None
+        self.fps = None
+
+    @classmethod
+    def for_layers(cls, layers):
+        """Empty statistics for these layers."""
+        stats = cls()
+        for layer in layers:
+            stats.layers[layer.name] = LayerStatistics(layer.name, layer.macs, int(np.prod(layer.output_dims)))
+        return stats
+
+    def record(self, layer, outputs):
+        """Add the outputs of one chunk of samples."""
+        entry = self.layers[layer.name]
+        entry.samples += outputs.shape[0]
+        entry.events += int(np.count_nonzero(outputs))
+
+    @property
+    def samples(self):
+        """Number of samples of the last inference."""
+        return max((s.samples for s in self.layers.values()), default=0)
+
+    def __str__(self):
+        if not self.layers:
+            return "No inference statistics: run forward() or predict() first."
+        lines = [f"Inference statistics ({self.samples} samples)",
+                 f"{'Layer':<24}{'MACs/sample':>14}{'events/sample':>16}{'sparsity':>10}"]
+        for s in self.layers.values():
+            lines.append(f"{s.name:<24}{s.macs_per_sample:>14,}{s.events_per_sample:>16.1f}"
+                         f"{s.sparsity:>10.1%}")
+        if self.estimates is not None:
+            lines.append(str(self.estimates))
+        else:
+            lines.append("Average framerate = N/A (no hardware device: see model.map() for estimates)")
+        return "\n".join(lines)
+
+    __repr__ = __str__

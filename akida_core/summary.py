@@ -1,0 +1,61 @@
+"""Model.summary(): a text table of the layers, plus sections registered by mapping and learning."""
+from .enums import PoolType
+
+_SECTIONS = []
+
+
+def register_section(section):
+    """Register `section(model) -> list of lines or None`, printed after the layer table."""
+    _SECTIONS.append(section)
+
+
+def _kernel_text(params):
+    kernel = getattr(params, "kernel_size", None)
+    if kernel is None:
+        return "-"
+    text = f"{kernel[0]}x{kernel[1]}/{params.kernel_stride[0]}x{params.kernel_stride[1]}"
+    text += " " + params.padding.name
+    if params.pool_type == PoolType.Max:
+        text += f" max{params.pool_size[0]}x{params.pool_size[1]}/{params.pool_stride[0]}"
+    elif params.pool_type == PoolType.Average:
+        text += " gap"
+    return text
+
+
+def layer_rows(model):
+    """One row per layer: name (type), output shape, kernel/stride, weight bits, act bits, params, MACs."""
+    rows = []
+    for layer in model.layers:
+        p = layer.params
+        n_params = sum(v.size for k, v in layer._values.items() if k.startswith("weights"))
+        act = p.act_bits if getattr(p, "activation", False) else "-"
+        rows.append((f"{layer.name} ({layer.layer_type.name})", str(list(layer.output_dims)),
+                     _kernel_text(p), str(getattr(p, "weights_bits", "-")), str(act),
+                     f"{n_params:,}", f"{layer.macs:,}"))
+    return rows
+
+
+def format_table(header, rows):
+    """Left-aligned text table with a rule under the header."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return [line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+
+
+def summary_text(model):
+    """The whole summary as one string."""
+    if not model.layers:
+        return "Model Summary\n(empty model)"
+    header = ("Layer (type)", "Output shape", "Kernel/stride", "Weight bits", "Act bits", "Params", "MACs")
+    total_params = sum(v.size for lay in model.layers for k, v in lay._values.items() if k.startswith("weights"))
+    lines = ["Model Summary",
+             f"Input shape: {model.input_shape}  Output shape: {model.output_shape}  "
+             f"Layers: {model.layer_count}"]
+    lines += format_table(header, layer_rows(model))
+    lines.append(f"Total parameters: {total_params:,}  Total MACs/sample: {model.macs:,}")
+    for section in _SECTIONS:
+        extra = section(model)
+        if extra:
+            lines.append("")
+            lines.extend(extra)
+    return "\n".join(lines)
