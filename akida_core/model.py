@@ -263,6 +263,9 @@ class Model:
         return dequantize(potentials, last._values["threshold"], last._values["act_step"])
 
     def _class_scores(self, inputs, batch_size):
+        if self._learning is not None:
+            from .learning import class_scores
+            return class_scores(self, inputs, batch_size)
         last = self._layers[-1]
         if not last.is_input and not last.params.activation:
             return self.predict(inputs, batch_size)
