@@ -134,7 +134,10 @@ class Model:
                     "start the list with InputData or InputConvolutional")
             self.add(InputData(first.input_dims, first.input_bits, name=f"{first.name}_input"))
         for layer in layers:
-            self.add(layer_from_dict(layer.to_dict()) if layer.model is not None else layer)
+            if layer.model is None:
+                self.add(layer)
+            else:
+                self._add_from_dict(layer.to_dict())
 
     def _model_changed(self):
         """Any structural change drops the mapping (it described the old model)."""
@@ -361,16 +364,21 @@ class Model:
         if not isinstance(layers, list) or not layers:
             raise ModelFormatError("model description has no 'layers' list")
         for entry in layers:
-            layer = layer_from_dict(entry)
-            self.add(layer)
-            for name, value in (entry.get("variables") or {}).items():
-                if name in layer._extra_specs or name in layer.variable_specs():
-                    layer.set_variable(name, value)
-                else:
-                    raise ModelFormatError(f"layer '{layer.name}' has no variable {name!r}")
+            self._add_from_dict(entry)
         for name, (_, load) in state_hooks().items():
             if name in description:
                 load(self, description[name])
+
+    def _add_from_dict(self, entry):
+        layer = layer_from_dict(entry)
+        self.add(layer)
+        variables = entry.get("variables") or {}
+        if not isinstance(variables, dict):
+            raise ModelFormatError(f"layer '{layer.name}': 'variables' must be a dict")
+        for name, value in variables.items():
+            if name not in layer.variable_specs():
+                raise ModelFormatError(f"layer '{layer.name}' has no variable {name!r}")
+            layer.set_variable(name, value)
 
     def save(self, model_file):
         """Save the model (architecture, variables, mapping, learning state) to a .fbz file, atomically."""

@@ -1,0 +1,120 @@
+"""Fast kernels equal the loop references (tests/akida_core/reference.py) on random cases."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from akida_core import kernels
+from akida_core.enums import Padding
+
+from . import reference as ref
+
+
+@st.composite
+def conv_case(draw):
+    kernel = draw(st.sampled_from([1, 3, 5]))
+    stride = draw(st.integers(1, min(kernel, 3)))
+    same = draw(st.booleans())
+    low = 1 if same else kernel
+    h, w = draw(st.integers(low, 8)), draw(st.integers(low, 8))
+    c, f, n = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    in_bits = draw(st.sampled_from([1, 2, 4, 8]))
+    w_bits = draw(st.sampled_from([1, 2, 4, 8]))
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    rng = np.random.default_rng(seed)
+    low_w, high_w = {1: (0, 1), 2: (-1, 1), 4: (-7, 7), 8: (-128, 127)}[w_bits]
+    x = rng.integers(0, 2 ** in_bits, (n, h, w, c))
+    weights = rng.integers(low_w, high_w + 1, (kernel, kernel, c, f))
+    return x, weights, (stride, stride), same, int(rng.integers(0, 2 ** in_bits))
+
+
+@given(conv_case())
+def test_conv2d_matches_loop_reference(case):
+    x, weights, strides, same, pad_value = case
+    padding = Padding.Same if same else Padding.Valid
+    got = kernels.conv2d(x, weights, strides, padding, pad_value)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, ref.correlate(x, weights, strides, same, pad_value))
+
+
+@given(conv_case())
+def test_separable_matches_loop_reference(case):
+    x, weights, strides, same, _ = case
+    rng = np.random.default_rng(int(weights.sum()) % 1000)
+    depthwise = rng.integers(-7, 8, (*weights.shape[:2], x.shape[3], 1))
+    pointwise = rng.integers(-7, 8, (1, 1, x.shape[3], weights.shape[3]))
+    padding = Padding.Same if same else Padding.Valid
+    got = kernels.separable_conv2d(x, depthwise[::-1, ::-1, :, 0], pointwise[0, 0], strides, padding)
+    np.testing.assert_array_equal(got, ref.separable(x, depthwise, pointwise, strides, same))
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.booleans(), st.integers(0, 2 ** 32 - 1))
+def test_max_pool_matches_loop_reference(size, stride, same, seed):
+    stride = min(stride, size)
+    rng = np.random.default_rng(seed)
+    p = rng.integers(-1000, 1000, (2, 7, 6, 3)).astype(np.int32)
+    padding = Padding.Same if same else Padding.Valid
+    got = kernels.max_pool2d(p, (size, size), (stride, stride), padding)
+    np.testing.assert_array_equal(got, ref.max_pool(p, (size, size), (stride, stride), same))
+
+
+@given(st.sampled_from([1, 2, 4]), st.integers(0, 2 ** 32 - 1))
+def test_activation_matches_exact_rational_formula(act_bits, seed):
+    rng = np.random.default_rng(seed)
+    units = 4
+    threshold = rng.integers(-300, 300, units).astype(np.int32)
+    # mix awkward float32 steps with exact halves so potentials land on and next to boundaries
+    act_step = np.array([0.0625, 1.5, 3.3, rng.uniform(0.0625, 40)], np.float32)
+    p = rng.integers(-400, 1200, (50, units)).astype(np.int32)
+    got = kernels.threshold_activation(p, kernels.activation_boundaries(threshold, act_step, act_bits))
+    np.testing.assert_array_equal(got, ref.activation(p, threshold, act_step, act_bits))
+
+
+def test_activation_boundaries_land_exactly_on_ties():
+    # act_step 2, 4 bits, T=10: p=11 -> 1, 12 -> 1 (tie: ceil(1) = 1), 13 -> 2, 39 -> 15 (reference sheet)
+    b = kernels.activation_boundaries(np.array([10], np.int32), np.array([2.0], np.float32), 4)
+    p = np.array([[10], [11], [12], [13], [39], [40], [1000]], np.int32)
+    assert kernels.threshold_activation(p, b).ravel().tolist() == [0, 1, 1, 2, 15, 15, 15]
+
+
+def test_fully_connected_column_major_matches_reference():
+    from akida_core.layers.fully_connected import row_major_weights
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 16, (3, 4, 5, 2))
+    w = rng.integers(-7, 8, (1, 1, 40, 6))
+    got = kernels.dense(x.reshape(3, -1), row_major_weights(w[0, 0], (4, 5, 2)))
+    np.testing.assert_array_equal(got, ref.fully_connected(x, w).reshape(3, 6))
+
+
+def test_global_sum_pool_is_a_sum():
+    p = np.arange(24, dtype=np.int32).reshape(1, 2, 3, 4)
+    assert kernels.global_sum_pool(p).ravel().tolist() == [60, 66, 72, 78]
+
+
+@pytest.mark.parametrize("bound, dtype", [(2 ** 24 - 1, np.float32), (2 ** 24, np.float64),
+                                          (2 ** 53 - 1, np.float64)])
+def test_accumulator_dtype_follows_the_exact_bound(bound, dtype):
+    assert kernels.accumulator_dtype(bound, 1, 1) is dtype
+
+
+def test_accumulator_dtype_refuses_inexact_sums():
+    with pytest.raises(OverflowError):
+        kernels.accumulator_dtype(2 ** 30, 2 ** 30, 8)
+
+
+def test_float64_path_is_exact_beyond_float32_range():
+    # 8-bit weights x 255 inputs x 1000 fan-in = 32.6 M > 2**24: float32 would round, float64 must not
+    x = np.full((1, 1, 1, 1000), 255, np.int64)
+    x[0, 0, 0, ::7] = 254
+    w = np.full((1, 1, 1000, 1), -128, np.int64)
+    w[::3] = 127
+    got = kernels.conv2d(x, w, (1, 1), Padding.Valid)
+    assert int(got[0, 0, 0, 0]) == int((x.reshape(-1) * w.reshape(-1)).sum())
+
+
+def test_dequantize_is_float32_division():
+    p = np.array([[7, -3]], np.int32)
+    got = kernels.dequantize(p, np.array([2, -1], np.int32), np.array([0.3, 1.5], np.float32))
+    expected = np.array([[5, -2]], np.float32) / np.array([0.3, 1.5], np.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
