@@ -15,7 +15,9 @@ arrays (see ``DTYPES``). Layout (all integers little-endian; details and rationa
 Loading never executes code and validates everything before building a single array; any problem
 raises a subclass of ``ModelFormatError`` naming the file and what is wrong.
 """
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -206,10 +208,8 @@ def write(path, tree):
             os.close(fd)
         os.replace(temp, path)
     except BaseException as err:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
-        except OSError:
-            pass
         if isinstance(err, OSError):
             raise WriteFailed(f"{label}: write failed, existing file left untouched: "
                               f"{err.strerror or err}") from err
@@ -230,12 +230,11 @@ def read(path):
         ModelFormatError: (a subclass of it) the content is not a valid .fbz file.
     """
     label = _label(path)
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise FileAccessError(f"{label}: a path must be str, bytes or os.PathLike, got "
-                              f"{type(path).__name__}.")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)  # O_NONBLOCK: opening a FIFO must not hang waiting for a writer
+    try:  # O_NONBLOCK: opening a FIFO must not hang waiting for a writer
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except TypeError as err:
+        raise FileAccessError(f"{label}: a path must be str, bytes or os.PathLike.") from err
     except OSError as err:
         raise FileAccessError(f"{label}: cannot open: {err.strerror or err}.") from err
     try:
@@ -247,18 +246,20 @@ def read(path):
         if info.st_size > MAX_FILE_BYTES:
             raise FileTooLarge(f"{label}: is {info.st_size} bytes; .fbz files are limited to "
                                f"{MAX_FILE_BYTES} bytes.")
-        chunks, remaining = [], info.st_size + 1  # +1 notices a file growing while we read
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 2**26))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
+        buffer, done = bytearray(info.st_size), 0
+        with io.FileIO(fd, "rb", closefd=False) as handle:
+            while done < info.st_size:
+                count = handle.readinto(memoryview(buffer)[done:])
+                if not count:
+                    break
+                done += count
+            if done != info.st_size or handle.read(1):
+                raise FileAccessError(f"{label}: changed size while being read; try again.")
     except OSError as err:
         raise FileAccessError(f"{label}: cannot read: {err.strerror or err}.") from err
     finally:
         os.close(fd)
-    return _decode(b"".join(chunks), label)
+    return _decode(buffer, label)
 
 
 def _decode(data, label):
@@ -372,9 +373,9 @@ def _check_tensors(entries, data_length, label):
         if not isinstance(name, str) or not name:
             raise InvalidTensorInfo(f"{where}: name must be a non-empty string, got {name!r}.")
         if name in names:
-            raise InvalidTensorInfo(f"{where}: duplicate tensor name {name!r}.")
+            raise InvalidTensorInfo(f"{where}: duplicate tensor name {_describe(name)}.")
         names.add(name)
-        where = f"{label}: tensor {name!r}"
+        where = f"{label}: tensor {_describe(name)}"
         if entry["dtype"] not in DTYPES:
             raise InvalidTensorInfo(f"{where}: dtype {entry['dtype']!r} is not allowed; "
                                     f"allowed: {', '.join(DTYPES)}.")
@@ -498,16 +499,12 @@ def _create_temp(path):
 
 
 def _fsync_directory(directory):
-    try:  # makes the rename durable; unsupported on some platforms, where it is not needed
+    with contextlib.suppress(OSError):  # makes the rename durable; not possible on every platform
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _align(value):
