@@ -186,7 +186,7 @@ def write(path, tree):
         raise WriteFailed(f"{label}: a path must be str, bytes or os.PathLike, got "
                           f"{type(path).__name__}.")
     data = dumps(tree)
-    path = os.fspath(path)
+    path = os.fsdecode(path)  # str from here on; surrogateescape keeps non-UTF-8 names exact
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise WriteFailed(f"{label}: directory {_label(directory)} does not exist; "

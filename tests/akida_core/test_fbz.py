@@ -5,6 +5,7 @@ import math
 import os
 import random
 import struct
+import tempfile
 import zipfile
 
 import numpy as np
@@ -85,6 +86,16 @@ def test_round_trip_is_exact(tree):
     blob = fbz.dumps(tree)
     assert_same(tree, fbz.loads(blob))
     assert fbz.dumps(fbz.loads(blob)) == blob  # canonical: re-encoding gives the same bytes
+
+
+@settings(max_examples=15)
+@given(trees)
+def test_round_trip_through_disk_is_exact(tree):
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "tree.fbz")
+        fbz.write(path, tree)
+        assert_same(tree, fbz.read(path))
+        assert os.listdir(directory) == ["tree.fbz"]
 
 
 def test_round_trip_on_disk_and_known_layout(tmp_path):
@@ -403,6 +414,19 @@ def test_path_problems(tmp_path):
             assert os.path.basename(str(path)) in str(info.value)
 
 
+def test_odd_paths(tmp_path):
+    loop = tmp_path / "loop.fbz"
+    os.symlink(loop, loop)
+    odd = [(loop, "Too many levels of symbolic links"),
+           (tmp_path / ("x" * 300 + ".fbz"), "File name too long"),
+           (os.fsencode(tmp_path) + b"/caf\xe9.fbz", "No such file")]
+    for path, fragment in odd:
+        with pytest.raises(fbz.FileAccessError, match=fragment):
+            fbz.read(path)
+    fbz.write(os.fsencode(tmp_path) + b"/caf\xe9.fbz", SMALL_TREE)
+    assert_same(SMALL_TREE, fbz.read(os.fsencode(tmp_path) + b"/caf\xe9.fbz"))
+
+
 def test_permission_denied(tmp_path, monkeypatch):
     path = tmp_path / "model.fbz"
     fbz.write(path, SMALL_TREE)
@@ -473,6 +497,16 @@ def test_write_errors(tmp_path):
         fbz.write(42, SMALL_TREE)
     with pytest.raises(fbz.UnsupportedTree):
         fbz.write(tmp_path / "bad.fbz", {"x": object()})
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_directory(tmp_path, monkeypatch):
+    def deny(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(os, "open", deny)
+    with pytest.raises(fbz.WriteFailed, match="cannot create a temp file.*Permission denied"):
+        fbz.write(tmp_path / "m.fbz", SMALL_TREE)
+    monkeypatch.undo()
     assert os.listdir(tmp_path) == []
 
 
