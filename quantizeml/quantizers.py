@@ -1,0 +1,242 @@
+"""Quantizers: pure functions (TensorFlow, with numpy twins) plus thin objects holding settings.
+
+Every function used on the per-sample path of a quantized layer lives here, so a layer's ``call``
+and its ``akida_parameters()`` export run the very same code. Rounding is ``round half to even``
+(``tf.round`` == ``np.round``) everywhere; gradients use the straight-through estimator.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from .errors import QuantizationConfigError
+from .params import ALLOWED_ACTIVATION_BITS, ALLOWED_INPUT_DATA_BITS, ALLOWED_WEIGHT_BITS
+
+#: Exact integer range of float32 (|n| <= 2**24 are all representable).
+FLOAT32_EXACT_BOUND = 2**24
+
+
+def weight_range(bits: int) -> tuple[int, int]:
+    """Return the (lowest, highest) integer weight of a ``bits``-bit Akida 1.0 weight.
+
+    1 bit is binary {0, 1}; 2, 4 and 8 bits are symmetric ``±(2**(bits-1) - 1)`` (8-bit weights
+    could use -128 but symmetric keeps sign flips exact).
+    """
+    if bits not in ALLOWED_WEIGHT_BITS:
+        raise QuantizationConfigError(
+            f"weight_bits={bits!r} is not supported; allowed: {ALLOWED_WEIGHT_BITS}."
+        )
+    if bits == 1:
+        return 0, 1
+    high = 2 ** (bits - 1) - 1
+    return -high, high
+
+
+def compute_weight_scale(kernel: np.ndarray, bits: int, per_tensor: bool = False) -> np.ndarray:
+    """Return the float32 scale per output channel (last axis) mapping ``kernel`` onto its ints.
+
+    ``scale = max|w| / high`` (1 bit: ``max(w)``), over all axes but the last (per-axis) or over the
+    whole tensor (per-tensor, repeated per channel). An all-zero channel would give scale 0 (a
+    division by zero): it gets the mean scale of the other channels (1.0 if all are zero), so its
+    ints are 0 and its bias stays representable.
+
+    Raises:
+        QuantizationConfigError: the kernel holds NaN or Inf.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if not np.all(np.isfinite(kernel)):
+        raise QuantizationConfigError(
+            "compute_weight_scale: kernel holds NaN or Inf values; fix the float weights."
+        )
+    _, high = weight_range(bits)
+    flat = kernel.reshape(-1, kernel.shape[-1])
+    magnitude = np.max(flat, axis=0) if bits == 1 else np.max(np.abs(flat), axis=0)
+    magnitude = np.maximum(magnitude, 0.0)
+    if per_tensor:
+        magnitude = np.full_like(magnitude, magnitude.max() if magnitude.size else 0.0)
+    scale = magnitude / high
+    positive = scale > 0
+    fill = scale[positive].mean() if positive.any() else 1.0
+    scale = np.where(positive, scale, fill)
+    return scale.astype(np.float32)
+
+
+@tf.custom_gradient
+def _ste_round(x):
+    def grad(upstream):
+        return upstream
+
+    return tf.round(x), grad
+
+
+def ste_round_clip(x: tf.Tensor, low: float, high: float) -> tf.Tensor:
+    """Round half to even then clip to [low, high]; gradient: identity inside the range, 0 outside."""
+    return tf.clip_by_value(_ste_round(x), low, high)
+
+
+def quantize_weights(kernel_eff: tf.Tensor, scale: tf.Tensor, bits: int) -> tf.Tensor:
+    """Return integer-valued float32 weights ``clip(round(kernel_eff / scale), low, high)``.
+
+    Args:
+        kernel_eff: float kernel with the input scale already folded in, output channels last.
+        scale: float32 per-output-channel scale (broadcast on the last axis).
+        bits: weight bits (see ``weight_range``).
+    """
+    low, high = weight_range(bits)
+    return ste_round_clip(tf.cast(kernel_eff, tf.float32) / scale, float(low), float(high))
+
+
+def activation_boundaries(threshold, act_step, bits: int) -> tf.Tensor:
+    """Return float64 boundaries ``T + floor(n * s)``, shape (2**bits - 1, channels).
+
+    ``s = float64(act_step) * 2**(4 - bits)``: exact in float64 (n <= 15, act_step has a 24-bit
+    mantissa), so the integer boundaries equal akida_core's whatever the platform.
+    """
+    if bits not in ALLOWED_ACTIVATION_BITS:
+        raise QuantizationConfigError(
+            f"activation bits={bits!r} is not supported; allowed: {ALLOWED_ACTIVATION_BITS}."
+        )
+    threshold = tf.cast(tf.convert_to_tensor(threshold), tf.float64)
+    step = tf.cast(tf.cast(act_step, tf.float32), tf.float64) * (2.0 ** (4 - bits))
+    levels = tf.range(2**bits - 1, dtype=tf.float64)[:, None]
+    return threshold[None, :] + tf.floor(levels * step[None, :])
+
+
+def threshold_activation(potentials: tf.Tensor, boundaries: tf.Tensor, act_step, bits: int):
+    """Return float32 levels ``sum_n [p > boundary_n]`` (0 .. 2**bits - 1) of integer potentials.
+
+    Comparisons run in float64 (exact for any int32 potential). Gradient (straight-through): the
+    slope ``1 / (act_step * 2**(4-bits))`` where the level is not saturated, 0 elsewhere.
+    """
+    step = tf.cast(tf.cast(act_step, tf.float32), tf.float64) * (2.0 ** (4 - bits))
+    low = boundaries[0]
+    high = boundaries[-1] + step
+
+    @tf.custom_gradient
+    def _activate(p):
+        p64 = tf.cast(p, tf.float64)
+        out = tf.zeros_like(p64)
+        for n in range(2**bits - 1):
+            out += tf.cast(p64 > boundaries[n], tf.float64)
+
+        def grad(upstream):
+            inside = tf.logical_and(p64 > low - step, p64 <= high)
+            slope = tf.where(inside, 1.0 / step, tf.zeros_like(p64))
+            return upstream * tf.cast(slope, upstream.dtype)
+
+        return tf.cast(out, tf.float32), grad
+
+    return _activate(potentials)
+
+
+def quantize_input(x, scale: float, zero_point: int, bits: int) -> tf.Tensor:
+    """Return float32 integers ``clip(round(float32(x) / scale) + zero_point, 0, 2**bits - 1)``."""
+    x = tf.cast(x, tf.float32)
+    if scale != 1.0:
+        x = x / tf.constant(scale, tf.float32)
+    return tf.clip_by_value(tf.round(x) + float(zero_point), 0.0, float(2**bits - 1))
+
+
+# ---- numpy twins (what cnn2snn / tests call on the integer side) ----
+
+def activation_boundaries_np(threshold, act_step, bits: int) -> np.ndarray:
+    """Numpy twin of ``activation_boundaries``: int64 array (2**bits - 1, channels)."""
+    step = np.asarray(act_step, np.float32).astype(np.float64) * (2.0 ** (4 - bits))
+    levels = np.arange(2**bits - 1, dtype=np.float64)[:, None]
+    return np.asarray(threshold, np.int64)[None, :] + np.floor(levels * step[None, :]).astype(
+        np.int64
+    )
+
+
+def threshold_activation_np(potentials, threshold, act_step, bits: int) -> np.ndarray:
+    """Numpy twin of ``threshold_activation`` on int potentials: uint8 levels."""
+    bounds = activation_boundaries_np(threshold, act_step, bits)
+    p = np.asarray(potentials, np.int64)
+    out = np.zeros(p.shape, np.uint8)
+    for row in bounds:
+        out += (p > row).astype(np.uint8)
+    return out
+
+
+def quantize_input_np(x, scale: float, zero_point: int, bits: int) -> np.ndarray:
+    """Numpy twin of ``quantize_input``; returns the unsigned integers the Akida model receives."""
+    x = np.asarray(x, np.float32)
+    if scale != 1.0:
+        x = x / np.float32(scale)
+    out = np.clip(np.round(x) + np.float32(zero_point), 0, 2**bits - 1)
+    return out.astype(np.uint8)
+
+
+# ---- thin objects that hold settings ----
+
+@dataclasses.dataclass(frozen=True)
+class WeightQuantizer:
+    """Weight quantizer settings: ``bits`` and per-axis (default) or per-tensor scale."""
+
+    bits: int = 4
+    per_tensor: bool = False
+
+    def __post_init__(self):
+        weight_range(self.bits)
+
+    def scale(self, kernel) -> np.ndarray:
+        """Return the frozen per-output-channel scale of a float kernel."""
+        return compute_weight_scale(kernel, self.bits, self.per_tensor)
+
+    def __call__(self, kernel_eff, scale) -> tf.Tensor:
+        """Return the integer-valued weights (STE gradient)."""
+        return quantize_weights(kernel_eff, scale, self.bits)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationQuantizer:
+    """Akida 1.0 activation settings: ``bits`` (1, 2 or 4), per-tensor or per-channel range."""
+
+    bits: int = 4
+    per_tensor: bool = True
+
+    def __post_init__(self):
+        if self.bits not in ALLOWED_ACTIVATION_BITS:
+            raise QuantizationConfigError(
+                f"ActivationQuantizer: bits={self.bits!r}; allowed: {ALLOWED_ACTIVATION_BITS}."
+            )
+
+    @property
+    def levels(self) -> int:
+        """Highest output level, ``2**bits - 1``."""
+        return 2**self.bits - 1
+
+    def __call__(self, potentials, threshold, act_step) -> tf.Tensor:
+        """Return the activation levels of integer potentials."""
+        bounds = activation_boundaries(threshold, act_step, self.bits)
+        return threshold_activation(potentials, bounds, act_step, self.bits)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputDataQuantizer:
+    """Model-input settings: unsigned ``bits`` integers ``round(x / scale) + zero_point``."""
+
+    bits: int = 8
+    scale: float = 1.0
+    zero_point: int = 0
+
+    def __post_init__(self):
+        if self.bits not in ALLOWED_INPUT_DATA_BITS + (8,):
+            raise QuantizationConfigError(
+                f"InputDataQuantizer: bits={self.bits!r}; allowed: 1, 2, 4 (InputData) or 8 "
+                "(uint8 images)."
+            )
+        if not np.isfinite(self.scale) or self.scale <= 0:
+            raise QuantizationConfigError(
+                f"InputDataQuantizer: scale={self.scale!r} must be a finite positive number."
+            )
+
+    def __call__(self, x) -> tf.Tensor:
+        """Return the float32 integers of ``x``."""
+        return quantize_input(x, self.scale, self.zero_point, self.bits)
+
+    def numpy(self, x) -> np.ndarray:
+        """Return the uint8 integers of ``x`` (numpy twin)."""
+        return quantize_input_np(x, self.scale, self.zero_point, self.bits)
