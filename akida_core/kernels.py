@@ -41,7 +41,9 @@ def accumulator_dtype(max_abs_weight, max_abs_input, fan_in):
 
 
 def _max_abs(array):
-    return int(np.max(np.abs(array.astype(np.int64)))) if array.size else 0
+    if not array.size:
+        return 0
+    return max(abs(int(array.min())), abs(int(array.max())))
 
 
 def same_padding(size, kernel, stride):
@@ -68,15 +70,16 @@ def _pad(inputs, kernel, strides, padding, value):
     return np.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
 
 
-def _windows(padded, kernel, strides, out_h, out_w):
-    """View (n, out_h, out_w, c, kh, kw) of the strided kernel windows (no copy)."""
-    view = sliding_window_view(padded, kernel, axis=(1, 2))
-    return view[:, :out_h * strides[0]:strides[0], :out_w * strides[1]:strides[1]]
-
-
-def _to_int32(potentials):
-    # Callers' bounds keep potentials below 2**31 (Model checks them when layers are added).
-    return potentials.astype(np.int32)
+def _im2col(padded, kernel, strides, out_h, out_w, dtype):
+    """Columns (n·oh·ow, kh·kw·c) of the strided kernel windows, in `dtype`, one copy per kernel tap."""
+    n, c = padded.shape[0], padded.shape[3]
+    kh, kw = kernel
+    cols = np.empty((n, out_h, out_w, kh, kw, c), dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = padded[:, i:i + out_h * strides[0]:strides[0],
+                                            j:j + out_w * strides[1]:strides[1]]
+    return cols.reshape(n * out_h * out_w, kh * kw * c)
 
 
 def conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same, padding_value=0):
@@ -90,7 +93,7 @@ def conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same, padding_value=
         padding_value: integer value of the padded border.
 
     Returns:
-        (n, oh, ow, filters) int32 potentials.
+        (n, oh, ow, filters) exact integer potentials, stored in the float accumulator dtype.
     """
     n, h, w, c = inputs.shape
     kh, kw, wc, filters = weights.shape
@@ -101,22 +104,19 @@ def conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same, padding_value=
                               kh * kw * c)
     padded = _pad(inputs, (kh, kw), strides, padding, padding_value)
     if kh == kw == 1:
-        cols = padded[:, ::strides[0], ::strides[1]][:, :out_h, :out_w].astype(dtype)
+        cols = np.ascontiguousarray(padded[:, ::strides[0], ::strides[1]][:, :out_h, :out_w], dtype)
         cols = cols.reshape(-1, c)
-        kernel = weights.reshape(c, filters).astype(dtype)
     else:
-        # windows are (…, c, kh, kw): order the kernel rows the same way.
-        cols = _windows(padded, (kh, kw), strides, out_h, out_w).astype(dtype)
-        cols = cols.reshape(n * out_h * out_w, c * kh * kw)
-        kernel = weights.transpose(2, 0, 1, 3).reshape(c * kh * kw, filters).astype(dtype)
-    return _to_int32(cols @ kernel).reshape(n, out_h, out_w, filters)
+        cols = _im2col(padded, (kh, kw), strides, out_h, out_w, dtype)
+    kernel = weights.reshape(kh * kw * c, filters).astype(dtype)
+    return (cols @ kernel).reshape(n, out_h, out_w, filters)
 
 
 def depthwise_conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same):
     """Per-channel cross-correlation: weights (kh, kw, c) applied to channel c only.
 
     Returns:
-        (n, oh, ow, c) integer potentials as int64.
+        (n, oh, ow, c) exact integer potentials in the float accumulator dtype.
     """
     n, h, w, c = inputs.shape
     kh, kw, wc = weights.shape
@@ -127,12 +127,14 @@ def depthwise_conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same):
     padded = _pad(inputs, (kh, kw), strides, padding, 0).astype(dtype)
     kernel = weights.astype(dtype)
     out = np.zeros((n, out_h, out_w, c), dtype)
+    tap = np.empty_like(out)
     # A loop over the kh·kw kernel taps only; each step is vectorised over samples and pixels.
     for i in range(kh):
         for j in range(kw):
-            out += padded[:, i:i + out_h * strides[0]:strides[0],
-                          j:j + out_w * strides[1]:strides[1]] * kernel[i, j]
-    return out.astype(np.int64)
+            np.multiply(padded[:, i:i + out_h * strides[0]:strides[0],
+                               j:j + out_w * strides[1]:strides[1]], kernel[i, j], out=tap)
+            out += tap
+    return out
 
 
 def separable_conv2d(inputs, depthwise, pointwise, strides=(1, 1), padding=Padding.Same):
@@ -144,33 +146,36 @@ def separable_conv2d(inputs, depthwise, pointwise, strides=(1, 1), padding=Paddi
         pointwise: (c, filters) integers.
 
     Returns:
-        (n, oh, ow, filters) int32 potentials.
+        (n, oh, ow, filters) exact integer potentials in the float accumulator dtype.
     """
     kh, kw, c = depthwise.shape
     partial = depthwise_conv2d(inputs, depthwise, strides, padding)
     dtype = accumulator_dtype(_max_abs(pointwise), _max_abs(partial), c)
     n, out_h, out_w, _ = partial.shape
-    flat = partial.reshape(-1, c).astype(dtype)
-    return _to_int32(flat @ pointwise.astype(dtype)).reshape(n, out_h, out_w, -1)
+    flat = partial.reshape(-1, c).astype(dtype, copy=False)
+    return (flat @ pointwise.astype(dtype)).reshape(n, out_h, out_w, -1)
 
 
 def dense(inputs, weights):
-    """Integer matrix product: (n, N) @ (N, units) -> (n, units) int32 potentials."""
+    """Integer matrix product: (n, N) @ (N, units) -> (n, units) exact potentials (float accumulator)."""
     dtype = accumulator_dtype(_max_abs(weights), _max_abs(inputs), inputs.shape[1])
-    return _to_int32(inputs.astype(dtype) @ weights.astype(dtype))
+    return inputs.astype(dtype, copy=False) @ weights.astype(dtype)
 
 
 def max_pool2d(potentials, pool_size, pool_stride, padding=Padding.Same):
-    """Max pooling of integer potentials; Same padding ignores the border (as Keras does).
+    """Max pooling of potentials; Same padding ignores the border (as Keras does).
 
     Returns:
-        (n, oh, ow, c) array of the input dtype.
+        (n, oh, ow, c) array of the input dtype (float potentials or integers).
     """
     n, h, w, c = potentials.shape
     ph, pw = pool_size
     out_h = output_size(h, ph, pool_stride[0], padding)
     out_w = output_size(w, pw, pool_stride[1], padding)
-    lowest = np.iinfo(potentials.dtype).min
+    if np.issubdtype(potentials.dtype, np.floating):
+        lowest = -np.inf
+    else:
+        lowest = np.iinfo(potentials.dtype).min
     padded = _pad(potentials, (ph, pw), pool_stride, padding, lowest)
     out = np.full((n, out_h, out_w, c), lowest, potentials.dtype)
     for i in range(ph):
@@ -181,8 +186,11 @@ def max_pool2d(potentials, pool_size, pool_stride, padding=Padding.Same):
 
 
 def global_sum_pool(potentials):
-    """Akida's global 'average' pooling: the SUM of the potentials over H·W, shape (n, 1, 1, c), int64."""
-    return potentials.sum(axis=(1, 2), dtype=np.int64, keepdims=True)
+    """Akida's global 'average' pooling: the SUM of the potentials over H·W, shape (n, 1, 1, c).
+
+    Summed in float64 (exact below 2**53; the model keeps the bound within int32).
+    """
+    return potentials.sum(axis=(1, 2), dtype=np.float64, keepdims=True)
 
 
 def activation_boundaries(threshold, act_step, act_bits):
@@ -190,12 +198,8 @@ def activation_boundaries(threshold, act_step, act_bits):
 
     Level n+1 is reached when p > T + n·s with s = act_step·2**(4 − act_bits). For integer p this is
     p > T + floor(n·s). float64 holds n·s exactly (n <= 15, act_step has a 24-bit mantissa and the
-    power-of-two factor is exact), so floor is exact too.
-
-    Args:
-        threshold: (units,) int32 thresholds T.
-        act_step: (units,) float32 steps.
-        act_bits: 1, 2 or 4.
+    power-of-two factor is exact), so floor is exact too. (Documentation and cross-checks; the runtime
+    uses `threshold_activation`, which is proven equal below.)
 
     Returns:
         (2**act_bits − 1, units) int64 boundaries.
@@ -206,20 +210,36 @@ def activation_boundaries(threshold, act_step, act_bits):
     return threshold.astype(np.int64)[None, :] + np.floor(n * step).astype(np.int64)
 
 
-def threshold_activation(potentials, boundaries):
-    """Akida activation: clip(ceil((p − T) / (act_step·2**(4−b))), 0, 2**b − 1) via integer boundaries.
+def threshold_activation(potentials, threshold, act_step, act_bits):
+    """Akida activation: clip(ceil((p − T) / (act_step·2**(4−b))), 0, 2**b − 1), exactly.
+
+    Why float64 division is exact here: q = p − T is an integer and s = act_step·2**(4−b) = m·2**e with
+    an odd integer m < 2**24. A non-integer quotient x = q / s is at least 1/m >= 2**-24 (e < 0) or 1/s
+    (e >= 0) away from every integer. Only x in (0, 16] matters (x <= 0 gives 0, larger x clip to
+    2**b − 1), where the correctly rounded float64 quotient is within 16·2**-53 = 2**-49 of x: so for
+    s < 2**49 ceil cannot cross an integer, and for larger s, x < 1 and ceil gives 1 either way.
 
     Args:
-        potentials: (..., units) integer potentials.
-        boundaries: (levels, units) int64 from `activation_boundaries`.
+        potentials: (..., units) exact integer potentials (int or integer-valued float).
+        threshold: (units,) int32 thresholds T.
+        act_step: (units,) float32 steps.
+        act_bits: 1, 2 or 4.
 
     Returns:
         (..., units) uint8 activation levels.
     """
-    out = np.zeros(potentials.shape, np.uint8)
-    for level in boundaries:
-        out += potentials > level
-    return out
+    step = act_step.astype(np.float64) * 2.0 ** (4 - act_bits)
+    q = potentials.astype(np.float64)
+    q -= threshold.astype(np.float64)
+    q /= step
+    np.ceil(q, out=q)
+    np.clip(q, 0, 2 ** act_bits - 1, out=q)
+    return q.astype(np.uint8)
+
+
+def to_int32(potentials):
+    """Exact integer potentials (any dtype) as int32 (the model bounds them within int32)."""
+    return potentials.astype(np.int32)
 
 
 def dequantize(potentials, threshold, act_step):

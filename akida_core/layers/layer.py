@@ -206,10 +206,9 @@ class Layer:
 
     def _activate(self, potentials):
         if not self._params.activation:
-            return potentials.astype(np.int32)
-        boundaries = self._cached("boundaries", lambda: kernels.activation_boundaries(
-            self._values["threshold"], self._values["act_step"], self._params.act_bits))
-        return kernels.threshold_activation(potentials, boundaries)
+            return kernels.to_int32(potentials)
+        return kernels.threshold_activation(potentials, self._values["threshold"], self._values["act_step"],
+                                            self._params.act_bits)
 
     def forward(self, inputs):
         """Run this layer alone on already validated integer inputs of shape (n,) + input_dims."""

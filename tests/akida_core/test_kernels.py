@@ -33,7 +33,6 @@ def test_conv2d_matches_loop_reference(case):
     x, weights, strides, same, pad_value = case
     padding = Padding.Same if same else Padding.Valid
     got = kernels.conv2d(x, weights, strides, padding, pad_value)
-    assert got.dtype == np.int32
     np.testing.assert_array_equal(got, ref.correlate(x, weights, strides, same, pad_value))
 
 
@@ -66,15 +65,26 @@ def test_activation_matches_exact_rational_formula(act_bits, seed):
     # mix awkward float32 steps with exact halves so potentials land on and next to boundaries
     act_step = np.array([0.0625, 1.5, 3.3, rng.uniform(0.0625, 40)], np.float32)
     p = rng.integers(-400, 1200, (50, units)).astype(np.int32)
-    got = kernels.threshold_activation(p, kernels.activation_boundaries(threshold, act_step, act_bits))
-    np.testing.assert_array_equal(got, ref.activation(p, threshold, act_step, act_bits))
+    expected = ref.activation(p, threshold, act_step, act_bits)
+    np.testing.assert_array_equal(kernels.threshold_activation(p, threshold, act_step, act_bits), expected)
+    boundaries = kernels.activation_boundaries(threshold, act_step, act_bits)
+    np.testing.assert_array_equal((p[..., None, :] > boundaries).sum(axis=-2), expected)
 
 
 def test_activation_boundaries_land_exactly_on_ties():
     # act_step 2, 4 bits, T=10: p=11 -> 1, 12 -> 1 (tie: ceil(1) = 1), 13 -> 2, 39 -> 15 (reference sheet)
-    b = kernels.activation_boundaries(np.array([10], np.int32), np.array([2.0], np.float32), 4)
     p = np.array([[10], [11], [12], [13], [39], [40], [1000]], np.int32)
-    assert kernels.threshold_activation(p, b).ravel().tolist() == [0, 1, 1, 2, 15, 15, 15]
+    got = kernels.threshold_activation(p, np.array([10], np.int32), np.array([2.0], np.float32), 4)
+    assert got.ravel().tolist() == [0, 1, 1, 2, 15, 15, 15]
+
+
+@given(st.integers(-2 ** 31, 2 ** 31 - 1), st.integers(-2 ** 31, 2 ** 31 - 1),
+       st.floats(0.0625, 2.0 ** 40, width=32), st.sampled_from([1, 2, 4]))
+def test_activation_exact_on_extreme_values(p, threshold, act_step, act_bits):
+    t = np.array([threshold], np.int32)
+    s = np.array([act_step], np.float32)
+    got = kernels.threshold_activation(np.array([[p]], np.int64), t, s, act_bits)
+    np.testing.assert_array_equal(got, ref.activation(np.array([[p]]), t, s, act_bits))
 
 
 def test_fully_connected_column_major_matches_reference():
@@ -89,6 +99,18 @@ def test_fully_connected_column_major_matches_reference():
 def test_global_sum_pool_is_a_sum():
     p = np.arange(24, dtype=np.int32).reshape(1, 2, 3, 4)
     assert kernels.global_sum_pool(p).ravel().tolist() == [60, 66, 72, 78]
+
+
+def test_activation_hits_exact_ties_for_every_step():
+    # potentials exactly on T + n*s must stay at level n (ceil of an exact integer)
+    rng = np.random.default_rng(0)
+    steps = (rng.integers(1, 2 ** 12, 200) / 16.0).astype(np.float32)
+    for step in steps:
+        n = np.arange(16)
+        p = (n * np.float64(step)).astype(np.float64)
+        p = p[p == np.floor(p)]
+        got = kernels.threshold_activation(p[:, None], np.zeros(1, np.int32), np.array([step], np.float32), 4)
+        np.testing.assert_array_equal(got.ravel(), np.minimum(np.round(p / np.float64(step)), 15))
 
 
 @pytest.mark.parametrize("bound, dtype", [(2 ** 24 - 1, np.float32), (2 ** 24, np.float64),
