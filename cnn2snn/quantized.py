@@ -1,0 +1,120 @@
+"""The quantized-model side of checking and conversion: bits, integer values and Akida layers."""
+from __future__ import annotations
+
+import numpy as np
+
+from akida_core import LayerType, Model
+
+from .errors import Issue
+from .integers import BuildContext, set_neurons
+
+
+def is_quantized(model) -> bool:
+    """Whether a Keras model holds quantizeml layers (InputQuantizer or quantized neural layers)."""
+    from quantizeml.layers import NEURAL_LAYERS, InputQuantizer
+    return any(isinstance(layer, NEURAL_LAYERS + (InputQuantizer,))
+               for layer in getattr(model, "layers", []))
+
+
+def bits_of(block) -> dict:
+    """Bit widths of a block of a quantized model, read from its quantized layers."""
+    neural = block.get("neural")
+    if neural is None:
+        return {}
+    bits = {}
+    if hasattr(neural.layer, "weight_bits"):
+        bits["weights_bits"] = int(neural.layer.weight_bits)
+    act = block.get("act")
+    if act is not None and hasattr(act.layer, "activation_bits"):
+        bits["act_bits"] = int(act.layer.activation_bits)
+    return bits
+
+
+def _layer_issues(model, split):
+    """Issues of quantized-model structure: float layers left among quantized ones, missing I/O."""
+    from quantizeml.layers import (NEURAL_LAYERS, Dequantizer, InputQuantizer,
+                                   QuantizedGlobalAveragePooling2D, QuantizedMaxPool2D,
+                                   QuantizedReLU)
+    issues = []
+    expected = {"neural": NEURAL_LAYERS, "pool": (QuantizedMaxPool2D,
+                                                  QuantizedGlobalAveragePooling2D),
+                "act": (QuantizedReLU,)}
+    for block in split.blocks:
+        for role, classes in expected.items():
+            info = block.get(role)
+            if info is not None and not isinstance(info.layer, classes):
+                issues.append(Issue(info.name, "float_layer",
+                                    f"Layer {info.label} is a float layer inside a quantized "
+                                    "model; every layer of a block must be quantized.",
+                                    info.class_name, [c.__name__ for c in classes],
+                                    "quantize the float model as a whole with "
+                                    "quantizeml.models.quantize(model, ...)."))
+    layers = [la for la in model.layers if type(la).__name__ != "InputLayer"]
+    if not layers or not isinstance(layers[0], InputQuantizer):
+        issues.append(Issue("model", "input_quantizer", f"Model '{model.name}' does not start "
+                            "with an InputQuantizer, so its integer input is undefined.",
+                            type(layers[0]).__name__ if layers else None, "InputQuantizer",
+                            "quantize the float model with quantizeml.models.quantize."))
+    last = [b for b in split.blocks if b.produces != LayerType.InputData]
+    if last and last[-1].get("act") is None and not (layers and isinstance(layers[-1],
+                                                                            Dequantizer)):
+        issues.append(Issue(last[-1].name, "dequantizer", f"Layer '{last[-1].name}' ends the "
+                            "model without activation but the model has no final Dequantizer "
+                            "(its act_step is undefined).", "no Dequantizer", "Dequantizer",
+                            "quantize the float model with quantizeml.models.quantize."))
+    return issues
+
+
+def _context(model, split, target, is_last):
+    from quantizeml.layers import Dequantizer, InputQuantizer
+    layers = model.layers
+    dequantizer = next((la for la in layers if isinstance(la, Dequantizer)), None)
+    quantizer = next((la for la in layers if isinstance(la, InputQuantizer)), None)
+    return BuildContext(target=target, is_last=is_last, dequantizer=dequantizer,
+                        input_bits=quantizer.bits if quantizer is not None else 8,
+                        input_shape=split.input_shape)
+
+
+def build_layers(model, split, target):
+    """Runs every block's build; returns ([(layer, variables, params)], issues)."""
+    issues = _layer_issues(model, split)
+    if issues:
+        return [], issues
+    built, count = [], len(split.blocks)
+    for i, block in enumerate(split.blocks):
+        layer, block_issues, extra = block.pattern.build(block, _context(model, split, target,
+                                                                         i == count - 1))
+        issues += block_issues
+        built.append((layer, extra))
+    return built, issues
+
+
+def value_issues(model, split, target) -> list:
+    """Issues of the integer values of every block (register ranges), without building a model."""
+    return build_layers(model, split, target)[1]
+
+
+def assemble(built) -> Model:
+    """Adds the built layers to a new akida_core Model and assigns their variables."""
+    akida_model = Model()
+    for layer, extra in built:
+        akida_model.add(layer)
+        if extra is None:
+            continue
+        variables, params = extra
+        for name, value in variables.items():
+            layer.variables[name] = value
+        set_neurons(layer, params)
+    return akida_model
+
+
+def input_quantizer(model):
+    """Returns the model's InputQuantizer, or None."""
+    from quantizeml.layers import InputQuantizer
+    return next((la for la in model.layers if isinstance(la, InputQuantizer)), None)
+
+
+def akida_inputs(model, x) -> np.ndarray:
+    """The uint8 integers the converted Akida model takes for float-model inputs `x`."""
+    quantizer = input_quantizer(model)
+    return quantizer.numpy(x) if quantizer is not None else np.asarray(x, np.uint8)

@@ -1,0 +1,56 @@
+"""Akida IP version selection, as in MetaTF (`AkidaVersion`, `get_akida_version`, `set_akida_version`).
+
+This project's default target is Akida 1.0 (AKD1000); MetaTF's default is Akida 2.0 (v2). The
+version is only informative here: conversion targets are explicit `target=` arguments.
+"""
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+
+_ENV = "CNN2SNN_TARGET_AKIDA_VERSION"
+
+
+class AkidaVersion(enum.Enum):
+    """Akida IP generations: v1 (Akida 1.0, AKD1000) and v2 (Akida 2.0)."""
+
+    v1 = "v1"
+    v2 = "v2"
+
+
+def get_akida_version() -> AkidaVersion:
+    """Returns the target Akida version (env CNN2SNN_TARGET_AKIDA_VERSION, default v1 here).
+
+    Raises:
+        ValueError: if the environment variable holds another value than v1 or v2.
+    """
+    value = os.environ.get(_ENV, AkidaVersion.v1.value)
+    try:
+        return AkidaVersion(value)
+    except ValueError as err:
+        raise ValueError(f"{_ENV}={value!r} is not an Akida version; allowed: v1, v2. "
+                         f"Unset it or use set_akida_version(AkidaVersion.v1).") from err
+
+
+@contextlib.contextmanager
+def set_akida_version(version: AkidaVersion):
+    """Context manager selecting the Akida version, restoring the previous one on exit.
+
+    Args:
+        version: an AkidaVersion.
+
+    Raises:
+        TypeError: if `version` is not an AkidaVersion.
+    """
+    if not isinstance(version, AkidaVersion):
+        raise TypeError(f"set_akida_version expects an AkidaVersion (v1 or v2), got {version!r}.")
+    previous = os.environ.get(_ENV)
+    os.environ[_ENV] = version.value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_ENV, None)
+        else:
+            os.environ[_ENV] = previous

@@ -1,0 +1,108 @@
+"""Pattern registry and matching: every pattern matches its fixture; near misses name a fix."""
+import pytest
+from keras import layers as L
+
+from akida_core import LayerType
+from cnn2snn import check_model_compatibility, list_patterns, registered_patterns
+from cnn2snn.match import split_model
+from cnn2snn.patterns import Pattern, register
+
+from .models import PATTERN_FIXTURES, conv, head, relu, sep, seq
+
+NAMES = [p.name for p in registered_patterns()]
+
+
+def test_every_pattern_has_a_fixture():
+    assert sorted(PATTERN_FIXTURES) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pattern_matches_its_fixture(name):
+    model = PATTERN_FIXTURES[name]()
+    split = split_model(model)
+    assert name in [b.pattern.name for b in split.blocks]
+    assert check_model_compatibility(model) == []
+
+
+def test_matching_is_longest_first_and_deterministic():
+    model = seq((8, 8, 2), conv(), L.BatchNormalization(), L.MaxPooling2D(padding="same"),
+                L.BatchNormalization(), relu(), *head())
+    split = split_model(model)
+    assert [b.pattern.name for b in split.blocks] == ["input-data", "conv-pool-relu", "dense-relu"]
+    assert list(split.blocks[1].roles) == ["neural", "bn", "pool", "bn_after_pool", "act"]
+    assert [b.pattern.name for b in split_model(model).blocks] == \
+        [b.pattern.name for b in split.blocks]
+
+
+def test_skipped_layers_reported():
+    split = split_model(PATTERN_FIXTURES["dense-relu"]())
+    assert [(i.kind, r.split()[0]) for i, r in split.skipped] == [("dropout", "Dropout"),
+                                                                  ("softmax", "final")]
+
+
+def test_rescaling_is_the_input_scaling():
+    split = split_model(seq((8, 8, 3), L.Rescaling(1 / 255), conv(), relu(), *head()))
+    assert split.rescaling is not None and split.blocks[0].produces == LayerType.InputConvolutional
+
+
+def test_registry_rejects_duplicates_and_lists_itself():
+    with pytest.raises(ValueError, match="already registered"):
+        register(Pattern(name="conv-pool-relu", sequence=(), produces=LayerType.Convolutional))
+    text = list_patterns()
+    assert all(name in text for name in NAMES) and len(text.splitlines()) == len(NAMES)
+
+
+# (model, rule, text in the message, text in the hint)
+NEAR_MISSES = {
+    "conv-pool-relu": (lambda: seq((8, 8, 2), conv(), relu(), L.GlobalAveragePooling2D(),
+                                   L.Dense(3)),
+                       "no_pattern", "conv-pool-relu", "put pooling before the activation"),
+    "sepconv-pool-relu": (lambda: seq((8, 8, 3), conv(), relu(), sep(), relu(),
+                                      L.GlobalAveragePooling2D(), L.Dense(3)),
+                          "no_pattern", "sepconv-pool-relu", "put pooling before the activation"),
+    "input-conv-pool-relu": (lambda: seq((8, 8, 3), conv(), L.ReLU(), *head()),
+                             "relu_unbounded", "unbounded ReLU", "bound the ReLU with max_value"),
+    "input-conv-relu-pool": (lambda: seq((8, 8, 3), conv(), relu(), L.MaxPooling2D(),
+                                         L.MaxPooling2D(), *head()),
+                             "no_pattern", "input-conv-relu-pool", "one pooling layer per block"),
+    "conv-relu-pool": (lambda: seq((8, 8, 2), conv(), relu(), relu(), *head()),
+                       "no_pattern", "conv-relu-pool", "required between two activations"),
+    "sepconv-relu-pool": (lambda: seq((8, 8, 3), conv(), relu(), sep(), L.ReLU(), *head()),
+                          "relu_unbounded", "unbounded", "max_value"),
+    "dense-relu": (lambda: seq((8, 8, 3), conv(), relu(), L.Dense(3)),
+                   "dense_rank", "acts on the last axis", "add a Flatten"),
+    "input-data": (lambda: seq((8, 8, 2), L.MaxPooling2D(), conv(), relu(), *head()),
+                   "no_pattern", "conv-pool-relu", "put pooling directly after a Conv2D"),
+}
+
+
+def test_every_pattern_has_a_near_miss():
+    assert sorted(NEAR_MISSES) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_near_miss(name):
+    build, rule, message, hint = NEAR_MISSES[name]
+    issues = check_model_compatibility(build())
+    assert [i.rule for i in issues] == [rule], [str(i) for i in issues]
+    assert message in issues[0].message and hint in issues[0].hint
+
+
+def test_all_problems_in_one_report():
+    model = seq((32, 32, 3), conv(8, 9), L.ReLU(), conv(8, 3, strides=3), relu(),
+                L.Reshape((-1, 8)), L.LSTM(4), L.Dense(3), L.Softmax())
+    issues = check_model_compatibility(model)
+    kinds = [(type(model.get_layer(i.layer)).__name__, i.rule) for i in issues]
+    assert kinds == [("Conv2D", "kernel_size"), ("ReLU", "relu_unbounded"), ("Conv2D", "stride"),
+                     ("Reshape", "no_pattern"), ("LSTM", "unsupported_layer")]
+    assert all(i.hint and i.layer in i.message for i in issues)
+
+
+def test_branches_and_unknown_layers_reported():
+    import keras
+    inp = keras.Input((8, 8, 2))
+    x = conv()(inp)
+    y = relu()(x)
+    out = L.Add()([x, y])
+    issues = check_model_compatibility(keras.Model(inp, out))
+    assert {"branch", "unsupported_layer"} <= {i.rule for i in issues}
