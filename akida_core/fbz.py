@@ -1,16 +1,9 @@
 """The .fbz container: a versioned, checksummed, safe file format for a tree of JSON values and arrays.
 
 A tree is a dict with str keys whose values are dicts, lists, str, int, float, bool, None or numpy
-arrays (see ``DTYPES``). Layout (all integers little-endian; details and rationale in docs/fbz.md)::
-
-    0   magic            8 bytes   MAGIC
-    8   format version   uint32    FORMAT_VERSION
-    12  flags            uint32    0 (reserved)
-    16  header length    uint64    H, a multiple of 8, at most MAX_HEADER_BYTES
-    24  data length      uint64    D, a multiple of 8
-    32  header           H bytes   ASCII JSON {"tensors": [...], "tree": {...}}, padded with spaces
-    32+H data            D bytes   raw little-endian tensor bytes, each tensor 8-byte aligned, zero gaps
-    32+H+D checksum      32 bytes  SHA-256 of every byte before it
+arrays (see ``DTYPES``). A file is: MAGIC, uint32 version, uint32 flags, uint64 header length H,
+uint64 data length D (little-endian), an ASCII JSON header of H bytes, D bytes of 8-byte aligned
+raw little-endian tensors, and a SHA-256 of everything before it. docs/fbz.md has the details.
 
 Loading never executes code and validates everything before building a single array; any problem
 raises a subclass of ``ModelFormatError`` naming the file and what is wrong.
@@ -301,7 +294,7 @@ def _check_preamble(view, label):
             if head.startswith(magic):
                 raise NotAnFbzFile(f"{label}: this is {kind}, not .fbz.")
         raise NotAnFbzFile(f"{label}: not a .fbz file: starts with {head!r}, expected {MAGIC!r}.")
-    if size < len(MAGIC) + 4:
+    if size < 12:
         raise Truncated(f"{label}: only {size} bytes; truncated inside the format version.")
     version = int.from_bytes(view[8:12], "little")
     if version > FORMAT_VERSION:
@@ -388,7 +381,11 @@ def _check_tensors(entries, data_length, label):
             if not _is_int(entry[field]) or entry[field] < 0:
                 raise InvalidOffset(f"{where}: {field} must be a non-negative integer, got "
                                     f"{_describe(entry[field])}.")
-        expected = math.prod(shape) * np.dtype(entry["dtype"]).itemsize  # Python ints: no overflow
+        itemsize = np.dtype(entry["dtype"]).itemsize
+        if _span(shape, itemsize) > MAX_FILE_BYTES:  # numpy refuses such shapes even when empty
+            raise InvalidTensorInfo(f"{where}: shape {_describe(shape)} spans more than "
+                                    f"{MAX_FILE_BYTES} bytes (zero dimensions ignored).")
+        expected = math.prod(shape) * itemsize
         if entry["length"] != expected:
             raise InvalidTensorInfo(f"{where}: length {entry['length']} != {expected} bytes "
                                     f"implied by shape {shape} and dtype {entry['dtype']}.")
@@ -449,7 +446,7 @@ def _take_tensor(node, section, unused, path, label):
     array = np.frombuffer(section, dtype=stored, count=math.prod(entry["shape"]),
                           offset=entry["offset"])
     if entry["dtype"] == "bool" and array.view(np.uint8).max(initial=0) > 1:
-        raise InvalidTensorInfo(f"{label}: bool tensor {name!r} holds bytes other than 0 and 1.")
+        raise InvalidTensorInfo(f"{label}: bool tensor {_describe(name)} holds bytes other than 0 and 1.")
     array = array.astype(np.dtype(entry["dtype"]), order="C", copy=True)
     return array.reshape(tuple(entry["shape"]))
 
@@ -474,6 +471,9 @@ def _encode(node, path, arrays, depth):
             raise UnsupportedTree(f"array at {path} is {type(node).__name__} of dtype "
                                   f"{node.dtype}; allowed: plain numpy arrays of "
                                   f"{', '.join(DTYPES)}.")
+        if _span(node.shape, node.itemsize) > MAX_FILE_BYTES:
+            raise UnsupportedTree(f"array at {path} has shape {node.shape}, which spans more "
+                                  f"than {MAX_FILE_BYTES} bytes (zero dimensions ignored).")
         arrays.append((path, np.asarray(node, dtype=node.dtype.newbyteorder("<"), order="C")))
         return {TENSOR_KEY: path}
     if isinstance(node, float) and not math.isfinite(node):
@@ -509,6 +509,11 @@ def _fsync_directory(directory):
 
 def _align(value):
     return -(-value // ALIGNMENT) * ALIGNMENT
+
+
+def _span(shape, itemsize):
+    # Python ints, so [2**40, 2**40] cannot overflow; zeros skipped to bound empty shapes too
+    return math.prod(dim for dim in shape if dim) * itemsize
 
 
 def _is_int(value):

@@ -151,6 +151,7 @@ def test_loaded_arrays_are_independent_copies():
     ({"x": np.zeros(2, np.complex64)}, "complex64"),
     ({"x": np.ma.masked_array([1, 2])}, "MaskedArray"),
     ({"x": {1}}, "set"),
+    ({"x": np.zeros((0, 2**33), np.int8)}, "spans more"),
     ([1, 2], "root must be a dict"),
 ])
 def test_dumps_rejects_what_it_cannot_store(tree, fragment):
@@ -216,7 +217,7 @@ def test_random_mutations_raise_only_model_format_errors(blob):
 def test_structured_header_fuzz_reaches_deep_validators(blob):
     header, data = split(blob)
     pool = [-1, 0, 1, 3, 8, 24, 2**31, 2**64, 2**200, 1.5, True, None, "int8", "object", "",
-            "/layers/0/weights", [], [3], [2**40, 2**40], [0, 7], {}, {fbz.TENSOR_KEY: "x"}]
+            "/layers/0/weights", [], [3], [2**40, 2**40], [0, 7], [0, 2**63], [7, 0, 2**40], {}, {fbz.TENSOR_KEY: "x"}]
     rng, seen = random.Random(99), set()
     for _ in range(1500):
         tampered = json.loads(json.dumps(header))
@@ -307,9 +308,14 @@ def tamper_two(edit):
     (tamper(set_field("length", 4)), bytes(8), fbz.InvalidTensorInfo, "implied by shape"),
     (tamper(set_field("length", -8)), bytes(8), fbz.InvalidOffset, "non-negative"),
     (tamper(set_field("shape", [2**40, 2**40])), bytes(8), fbz.InvalidTensorInfo,
-     "implied by shape"),
+     "spans more"),
+    (tamper(set_field("shape", [3])), bytes(8), fbz.InvalidTensorInfo, "!= 12 bytes implied"),
     (tamper(set_field("shape", [2**64, 2**64, 0])), bytes(8), fbz.InvalidTensorInfo,
-     "implied by shape"),
+     "spans more"),
+    (tamper(set_field("shape", [0, 2**63])), bytes(8), fbz.InvalidTensorInfo, "spans more"),
+    (tamper(set_field("shape", [2**31, 2**31, 0, 5])), bytes(8), fbz.InvalidTensorInfo,
+     "spans more"),
+    (tamper(set_field("shape", [0, 2**4000])), bytes(8), fbz.InvalidTensorInfo, "spans more"),
     (tamper(set_field("shape", [-2, -1])), bytes(8), fbz.InvalidTensorInfo, "non-negative"),
     (tamper(set_field("shape", [True, 2])), bytes(8), fbz.InvalidTensorInfo, "non-negative"),
     (tamper(set_field("shape", [2.0])), bytes(8), fbz.InvalidTensorInfo, "non-negative"),
