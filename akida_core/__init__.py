@@ -8,9 +8,11 @@ from .errors import (AkidaError, InputDataError, LayerParameterError, ModelForma
 from .layers import (Convolutional, FullyConnected, InputConvolutional, InputData, Layer,
                      SeparableConvolutional)
 from .model import Model
+from .learning import AkidaUnsupervised, LearningError, LearningParameterError  # registers .fbz state
 
 __version__ = "0.1.0"
 
 __all__ = ["Model", "Layer", "InputData", "InputConvolutional", "Convolutional", "SeparableConvolutional",
            "FullyConnected", "Padding", "PoolType", "LayerType", "AkidaError", "InputDataError",
-           "LayerParameterError", "ModelFormatError", "ModelStructureError", "VersionError", "__version__"]
+           "LayerParameterError", "ModelFormatError", "ModelStructureError", "VersionError", "__version__",
+           "AkidaUnsupervised", "LearningError", "LearningParameterError"]

@@ -82,3 +82,12 @@ class FullyConnected(Layer):
             self._values["weights"][0, 0], self.input_dims))
         potentials = kernels.dense(inputs.reshape(inputs.shape[0], -1), weights)
         return self._activate(potentials).reshape(inputs.shape[0], 1, 1, -1)
+
+    def get_learning_histogram(self):
+        """Neurons per percent of num_weights matched when they last learned: (101,) int64 counts.
+
+        Raises:
+            LearningError: the model is not compiled for edge learning (see akida_core.learning).
+        """
+        from ..learning import learning_histogram
+        return learning_histogram(self)
