@@ -13,8 +13,10 @@ from .statistics import Statistics
 from .summary import summary_text
 
 MODEL_DICT_VERSION = 1
-WORKING_MEMORY_BYTES = 256 * 2 ** 20
-"""Inference processes the batch in chunks whose largest intermediate stays near this size."""
+BATCH_MEMORY_BYTES = 512 * 2 ** 20
+"""Inference holds at most about this many bytes of layer outputs for one chunk of the batch."""
+LAYER_MEMORY_BYTES = 32 * 2 ** 20
+"""Each layer runs on sub-chunks whose intermediates (im2col columns, potentials) stay near this size."""
 
 
 class Model:
@@ -215,8 +217,8 @@ class Model:
     def _chunk_size(self, batch_size):
         if batch_size:
             return batch_size
-        per_sample = max(_working_bytes(layer) for layer in self._layers)
-        return max(1, WORKING_MEMORY_BYTES // max(per_sample, 1))
+        per_sample = max(int(np.prod(layer.output_dims)) for layer in self._layers)
+        return max(1, BATCH_MEMORY_BYTES // per_sample)
 
     def _run(self, inputs, batch_size, layers=None):
         """Forward validated inputs through `layers` (default: all), chunk by chunk, recording statistics."""
@@ -227,7 +229,7 @@ class Model:
         for start in range(0, inputs.shape[0], chunk):
             x = inputs[start:start + chunk]
             for layer in layers:
-                x = layer._forward(x)
+                x = _forward_in_slices(layer, x)
                 stats.record(layer, x)
             outputs.append(x)
         self._statistics = stats
@@ -417,16 +419,29 @@ class Model:
 
 
 def _working_bytes(layer):
-    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or outputs)."""
+    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or potentials)."""
     out = int(np.prod(layer.output_dims)) * 8
-    if layer.input_dims is None or layer.is_input and layer.layer_type.name == "InputData":
-        return out
     params = layer.params
-    kernel = getattr(params, "kernel_size", (1, 1))
-    stride = getattr(params, "kernel_stride", (1, 1))
+    kernel = getattr(params, "kernel_size", None)
+    if kernel is None:
+        return max(out, int(np.prod(layer.input_dims)) * 8)
+    stride = params.kernel_stride
     h, w, c = layer.input_dims
     positions = (-(-h // stride[0])) * (-(-w // stride[1]))
-    return max(out, positions * kernel[0] * kernel[1] * c * 8 + positions * getattr(params, "filters", 1) * 8)
+    return max(out, positions * (kernel[0] * kernel[1] * c + params.filters) * 8)
+
+
+def _forward_in_slices(layer, x):
+    """Run one layer over `x` in sub-batches sized to LAYER_MEMORY_BYTES (cache-friendly, bounded memory)."""
+    step = max(1, LAYER_MEMORY_BYTES // _working_bytes(layer))
+    if x.shape[0] <= step:
+        return layer._forward(x)
+    first = layer._forward(x[:step])
+    out = np.empty((x.shape[0],) + first.shape[1:], first.dtype)
+    out[:step] = first
+    for start in range(step, x.shape[0], step):
+        out[start:start + step] = layer._forward(x[start:start + step])
+    return out
 
 
 __all__ = ["Model", "LAYER_KINDS"]

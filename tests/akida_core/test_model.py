@@ -184,3 +184,15 @@ def test_wide_layer_bound_is_exact():
     expected = int((x[0].astype(np.int64) * w[..., 0].astype(np.int64)).sum())
     assert int(model.forward(x)[0, 0, 0, 0]) == expected
     randomize(model)
+
+
+def test_layer_slicing_and_batch_chunks_give_identical_results(monkeypatch):
+    import akida_core.model as model_module
+    model = small_cnn(seed=8)
+    x = np.random.default_rng(9).integers(0, 256, (9, 9, 8, 1)).astype(np.uint8)
+    expected = model.forward(x)
+    monkeypatch.setattr(model_module, "LAYER_MEMORY_BYTES", 1)
+    monkeypatch.setattr(model_module, "BATCH_MEMORY_BYTES", 1000)
+    assert model._chunk_size(0) < len(x)
+    np.testing.assert_array_equal(model.forward(x), expected)
+    assert model.statistics.samples == 9
