@@ -198,7 +198,8 @@ def choose_learner(rule, potentials, eligible, state):
 def _argmax_where(values, mask):
     if not mask.any():
         return -1
-    return int(np.argmax(np.where(mask, values, np.iinfo(np.int64).min)))
+    # -1 is below every potential (>= 0); int64 so the fill value never wraps in a narrower dtype.
+    return int(np.argmax(np.where(mask, np.asarray(values, np.int64), -1)))
 
 
 def learn_step(rule, weights, active, neuron, potential, state):

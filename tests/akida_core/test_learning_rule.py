@@ -104,3 +104,9 @@ def test_priorities_are_distinct_and_reproducible():
     assert len(np.unique(a)) == 10_000
     assert np.array_equal(a, priorities(3, 1, 2, 5, np.arange(10_000)))
     assert int(priorities(0, 0, 0, 0, [0])[0]) == int(priorities(0, 0, 0, 0, [0, 1])[0])
+
+
+def test_ineligible_neurons_never_learn_even_when_every_potential_is_zero():
+    state = fresh_state(3)
+    assert choose_learner(rule(), np.zeros(3, np.int32), np.array([False, True, False]), state) == 1
+    assert choose_learner(rule(), np.zeros(3, np.int32), np.array([False, False, True]), state) == 2
