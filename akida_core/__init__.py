@@ -8,6 +8,14 @@ from .errors import (AkidaError, InputDataError, LayerParameterError, ModelForma
 from .layers import (Convolutional, FullyConnected, InputConvolutional, InputData, Layer,
                      SeparableConvolutional)
 from .model import Model
+# --- devices and mapping (issue 6); importing mapping_state registers its summary/state/estimates hooks ---
+from . import mapping_state as _mapping_state  # noqa: F401
+from .devices import (AKD1000, AKD1500, AKD1500_v1, NP, FPGA_v2, Device, HwVersion, IpVersion, Mesh, NSoC_v1,
+                      NSoC_v2, TwoNodesIP_v1, TwoNodesIPv1, create_device, devices)
+from .errors import MappingError
+from .mapping import BackendType, MapMode, Sequence
+from . import soc
+# --- end devices and mapping ---
 from .learning import AkidaUnsupervised, LearningError, LearningParameterError  # registers .fbz state
 
 __version__ = "0.1.0"
@@ -16,3 +24,6 @@ __all__ = ["Model", "Layer", "InputData", "InputConvolutional", "Convolutional",
            "FullyConnected", "Padding", "PoolType", "LayerType", "AkidaError", "InputDataError",
            "LayerParameterError", "ModelFormatError", "ModelStructureError", "VersionError", "__version__",
            "AkidaUnsupervised", "LearningError", "LearningParameterError"]
+__all__ += ["AKD1000", "AKD1500", "AKD1500_v1", "NP", "FPGA_v2", "Device", "HwVersion", "IpVersion", "Mesh",  # mapping
+            "NSoC_v1", "NSoC_v2", "TwoNodesIP_v1", "TwoNodesIPv1", "create_device", "devices", "MappingError",
+            "BackendType", "MapMode", "Sequence", "soc"]

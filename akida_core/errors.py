@@ -27,3 +27,7 @@ class ModelFormatError(AkidaError, ValueError):
 
 class VersionError(ModelFormatError):
     """A .fbz file was written by a newer format version than this build can read."""
+
+
+class MappingError(AkidaError, ValueError):
+    """A model cannot be mapped on a device as asked (e.g. `hw_only=True` with an unmappable layer)."""

@@ -3,6 +3,16 @@ import dataclasses
 
 import numpy as np
 
+# --- hardware estimates hook (akida_core.mapping registers `estimator(model, statistics)`) ---
+_ESTIMATORS = []
+
+
+def register_estimator(estimator):
+    """Register `estimator(model, statistics) -> labelled estimates or None` (used by mapping)."""
+    if estimator not in _ESTIMATORS:
+        _ESTIMATORS.append(estimator)
+# --- end of hook ---
+
 
 @dataclasses.dataclass
 class LayerStatistics:
@@ -32,15 +42,24 @@ class Statistics:
     `str(statistics)` prints a table; `statistics.layers[name]` gives one layer's counts.
     """
 
-    def __init__(self):
+    def __init__(self, model=None):
         self.layers = {}
-        self.estimates = None
         self.fps = None
+        self._model = model
+
+    @property
+    def estimates(self):
+        """Labelled hardware estimates of the model's current mapping (None when not mapped)."""
+        for estimator in _ESTIMATORS if self._model is not None else ():
+            found = estimator(self._model, self)
+            if found is not None:
+                return found
+        return None
 
     @classmethod
     def for_layers(cls, layers):
         """Empty statistics for these layers."""
-        stats = cls()
+        stats = cls(layers[0].model if layers else None)
         for layer in layers:
             stats.layers[layer.name] = LayerStatistics(layer.name, layer.macs, int(np.prod(layer.output_dims)))
         return stats
@@ -58,7 +77,9 @@ class Statistics:
 
     def __str__(self):
         if not self.layers:
-            return "No inference statistics: run forward() or predict() first."
+            estimates = self.estimates
+            return "No inference statistics: run forward() or predict() first." + (
+                "" if estimates is None else "\n" + str(estimates))
         lines = [f"Inference statistics ({self.samples} samples)",
                  f"{'Layer':<24}{'MACs/sample':>14}{'events/sample':>16}{'sparsity':>10}"]
         for s in self.layers.values():

@@ -40,6 +40,7 @@ INPUT_CONVOLUTIONAL = LayerLimits(
     max_act_step=2.0 ** 20,                  # HRC act_step register: act_step < 2^20
     threshold_bits=24,                       # HRC threshold: 24-bit signed
     activation_required=True,                # must have activation enabled to map
+    map_weights_bits=(1, 2, 4, 8),           # the HRC maps 1/2/4/8-bit weights (probed)
 )
 
 CONVOLUTIONAL = LayerLimits(
@@ -117,4 +118,8 @@ AKD1000 = HardwareTarget(
     np_counts={"HRC": 1, "CNP1": 78, "CNP2": 54, "FNP3": 18, "FNP2": 4},
     # "A layer mapped on FNP cannot be directly followed by a layer mapped on CNP"
     forbidden_successions=(("FNP", "CNP"),),
+    # Per-NP weight memory of akida_core.mapping (an assumption, not probed; docs/mapping.md): 64 KiB,
+    # room for 11 of the largest probed filters (5x5x448 at 4 bits = 44,800 bits).
+    np_weight_memory_bits=64 * 1024 * 8,
+    hw_version=(0xBC, 0x00, 0, 2),           # NSoC_v2, "BC.00.000.002"
 )

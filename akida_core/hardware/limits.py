@@ -52,6 +52,8 @@ class LayerLimits:
         activation_required: the layer cannot be mapped with activation disabled.
         max_input_channels_per_filter: probed per-filter weight memory, (kernel size, weights_bits)
             -> maximum input channels; see :meth:`max_input_channels` for unprobed combinations.
+        map_weights_bits: weight bit widths the NP accepts at mapping time when it takes more than
+            the converter emits (empty: same as `weights_bits`). Added for akida_core.mapping.
     """
 
     layer_type: LayerType
@@ -81,6 +83,7 @@ class LayerLimits:
     threshold_bits: Optional[int] = None
     activation_required: bool = False
     max_input_channels_per_filter: Mapping = dataclasses.field(default_factory=dict)
+    map_weights_bits: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "kernel_sizes_for_stride",
@@ -137,6 +140,9 @@ class HardwareTarget:
         num_nodes, num_nps: device size.
         np_counts: NP type -> count (e.g. {"CNP1": 78, "CNP2": 54, "FNP3": 18, "FNP2": 4, "HRC": 1}).
         forbidden_successions: (NP type, NP type) pairs that cannot follow each other directly.
+        np_weight_memory_bits: weight memory of one CNP / FNP3 in bits (akida_core.mapping's per-NP
+            memory model, see docs/mapping.md; None = not modelled).
+        hw_version: (vendor_id, product_id, major_rev, minor_rev) of the device ("BC.00.000.002").
     """
 
     name: str
@@ -147,6 +153,8 @@ class HardwareTarget:
     num_nps: Optional[int] = None
     np_counts: Mapping = dataclasses.field(default_factory=dict)
     forbidden_successions: tuple = ()
+    np_weight_memory_bits: Optional[int] = None
+    hw_version: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "layers", _frozen_mapping(self.layers))
