@@ -1,0 +1,127 @@
+"""Calibration: observe a float model on samples and record input statistics and ReLU ranges.
+
+Maxima are reduced across replicas with a MAX (gather then max; never MEAN), so calibration under
+a ``tf.distribute`` strategy gives exactly the single-device ranges.
+"""
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .errors import CalibrationError
+
+
+def _as_array(batch, input_shape, where):
+    if isinstance(batch, (tuple, list)) and len(batch) in (1, 2, 3) and not np.isscalar(batch[0]):
+        batch = batch[0]  # (x, y[, sample_weight]) from a dataset
+    try:
+        array = np.asarray(batch)
+    except (TypeError, ValueError) as err:
+        raise CalibrationError(f"{where}: a batch cannot be read as an array: {err}") from err
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise CalibrationError(f"{where}: samples of dtype {array.dtype}; expected numbers.")
+    if array.ndim != len(input_shape) + 1 or tuple(array.shape[1:]) != tuple(input_shape):
+        raise CalibrationError(
+            f"{where}: a batch has shape {array.shape}; expected (batch,) + {tuple(input_shape)} "
+            "(the model input shape).")
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+        raise CalibrationError(f"{where}: samples hold NaN or Inf values.")
+    return array
+
+
+def iterate_batches(samples, input_shape, num_samples=1024, batch_size=None, epochs=1,
+                    where="calibration"):
+    """Yield float32 batches (at most ``num_samples`` samples per epoch) from an array, an iterable
+    of batches or a tf.data.Dataset.
+
+    Raises:
+        CalibrationError: empty/exhausted data, wrong shapes or dtypes, NaN/Inf.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+        raise CalibrationError(f"{where}: num_samples={num_samples!r}; must be a positive int.")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size <= 0):
+        raise CalibrationError(f"{where}: batch_size={batch_size!r}; must be a positive int.")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+        raise CalibrationError(f"{where}: epochs={epochs!r}; must be a positive int.")
+    is_array = isinstance(samples, np.ndarray)
+    if is_array:
+        array = _as_array(samples, input_shape, where)
+        if len(array) == 0:
+            raise CalibrationError(f"{where}: the samples array is empty.")
+        array = array[:num_samples]
+        size = batch_size or min(len(array), 128)
+    elif not hasattr(samples, "__iter__"):
+        raise CalibrationError(f"{where}: samples of type {type(samples).__name__}; expected a "
+                               "numpy array, an iterable of batches or a tf.data.Dataset.")
+    for epoch in range(epochs):
+        seen = 0
+        if is_array:
+            for start in range(0, len(array), size):
+                yield array[start:start + size]
+            continue
+        for batch in samples:
+            if isinstance(batch, tf.Tensor) or (isinstance(batch, (tuple, list)) and batch and
+                                                isinstance(batch[0], tf.Tensor)):
+                batch = tf.nest.map_structure(lambda t: t.numpy(), batch)
+            array = _as_array(batch, input_shape, where)[: num_samples - seen]
+            if len(array):
+                seen += len(array)
+                yield array
+            if seen >= num_samples:
+                break
+        if seen == 0:
+            raise CalibrationError(f"{where}: the samples iterable yielded no data (empty or "
+                                   f"exhausted generator) in epoch {epoch + 1}.")
+
+
+def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: int = 1,
+            total: int | None = None) -> dict:
+    """Run ``float_model`` on ``batches``; return per-channel statistics.
+
+    Returns:
+        ``{"input_min", "input_max", "input_fraction"}`` (per input channel: min, max, largest
+        distance to an integer) and ``{"layers": {name: per-channel max of its output}}``.
+    """
+    outputs = [float_model.get_layer(name).output for name in layer_names]
+    observer = keras.Model(float_model.inputs, outputs)
+    strategy = tf.distribute.get_strategy()
+
+    @tf.function
+    def step(x):
+        values = observer(x, training=False)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        axes = list(range(len(x.shape) - 1))
+        stats = [tf.reduce_max(-x, axis=axes), tf.reduce_max(x, axis=axes),
+                 tf.reduce_max(tf.abs(x - tf.round(x)), axis=axes)]
+        stats += [tf.reduce_max(v, axis=list(range(len(v.shape) - 1))) for v in values]
+        return [stat[None] for stat in stats]
+
+    progbar = keras.utils.Progbar(total, verbose=verbose, unit_name="batch")
+    result, count = None, 0
+    for batch in batches:
+        dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch))
+        for x in strategy.experimental_distribute_dataset(dataset):
+            per_replica = strategy.run(step, args=(x,))
+            # tf.distribute.ReduceOp has only SUM/MEAN: gather every replica's maxima, then MAX.
+            reduced = [np.max(np.asarray(strategy.gather(value, axis=0)), axis=0)
+                       for value in per_replica]
+        result = reduced if result is None else [np.maximum(a, b) for a, b in zip(result, reduced)]
+        count += 1
+        progbar.update(count)
+    if result is None:
+        raise CalibrationError("calibration: no samples were given.")
+    return {"input_min": -result[0], "input_max": result[1], "input_fraction": result[2],
+            "layers": dict(zip(layer_names, result[3:]))}
+
+
+def random_samples(input_shape, bits: int, num_samples: int, seed: int = 0) -> np.ndarray:
+    """Random integer inputs in [0, 2**bits - 1] (used when no samples are given)."""
+    warnings.warn("No calibration samples: calibrating on random integer inputs; ranges will be "
+                  "poor. Pass samples=... for a useful model.", UserWarning, stacklevel=3)
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2**bits, (num_samples,) + tuple(input_shape)).astype(np.float32)

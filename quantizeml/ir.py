@@ -1,0 +1,252 @@
+"""A small framework-neutral description of a float layer chain: the boundary format.
+
+Keras 3 models, tf-keras models and legacy ``.h5`` files are all read into a ``ModelSpec`` (class
+name, whitelisted config keys, numpy weights), transformed, and rebuilt as a Keras 3 model with our
+own constructors. No config value is ever used to import or call anything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+import keras
+import numpy as np
+
+from .errors import ModelFormatError, UnsafeModelError, UnsupportedLayerError
+
+#: Canonical Keras class -> config keys we keep (everything else is irrelevant to quantization).
+LAYER_KEYS = {
+    "InputLayer": (),
+    "Conv2D": ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
+               "groups", "activation", "use_bias"),
+    "SeparableConv2D": ("filters", "kernel_size", "strides", "padding", "data_format",
+                        "dilation_rate", "depth_multiplier", "activation", "use_bias"),
+    "DepthwiseConv2D": ("kernel_size", "strides", "padding", "depth_multiplier", "data_format",
+                        "dilation_rate", "activation", "use_bias"),
+    "Dense": ("units", "activation", "use_bias"),
+    "BatchNormalization": ("axis", "epsilon", "center", "scale"),
+    "ReLU": ("max_value", "negative_slope", "threshold"),
+    "Activation": ("activation",),
+    "Softmax": ("axis",),
+    "MaxPooling2D": ("pool_size", "strides", "padding", "data_format"),
+    "GlobalAveragePooling2D": ("data_format", "keepdims"),
+    "Flatten": ("data_format",),
+    "Reshape": ("target_shape",),
+    "Rescaling": ("scale", "offset"),
+    "Dropout": ("rate",),
+    "SpatialDropout2D": ("rate",),
+    "GaussianNoise": ("stddev",),
+    "GaussianDropout": ("rate",),
+}
+ALIASES = {"MaxPool2D": "MaxPooling2D", "GlobalAvgPool2D": "GlobalAveragePooling2D",
+           "Convolution2D": "Conv2D", "SeparableConvolution2D": "SeparableConv2D"}
+#: Classes that can run arbitrary code: refused outright.
+UNSAFE_CLASSES = ("Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__")
+
+
+@dataclasses.dataclass
+class LayerSpec:
+    """One float layer: canonical Keras class name, layer name, kept config, numpy weights."""
+
+    class_name: str
+    name: str
+    config: dict
+    weights: list = dataclasses.field(default_factory=list)
+
+    def replace(self, **changes) -> "LayerSpec":
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    """A single-input, single-output chain of float layers."""
+
+    input_shape: tuple
+    layers: list
+    source: str = "keras3"
+    name: str = "model"
+    input_scale: float = 1.0
+    input_offset: float = 0.0
+    folded_rescaling: dict | None = None
+
+    def replace(self, **changes) -> "ModelSpec":
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _inbound_names(layer_config: dict) -> list[str]:
+    names = []
+    for node in layer_config.get("inbound_nodes") or []:
+        if isinstance(node, dict):  # Keras 3: {"args": [keras tensor dicts], "kwargs": {}}
+            stack = list(node.get("args", [])) + list(node.get("kwargs", {}).values())
+            while stack:
+                item = stack.pop()
+                if isinstance(item, dict) and item.get("class_name") == "__keras_tensor__":
+                    names.append(item["config"]["keras_history"][0])
+                elif isinstance(item, (list, tuple)):
+                    stack.extend(item)
+        else:  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
+            names.extend(entry[0] for entry in node)
+    return names
+
+
+def _input_shape(layers: list[dict], where: str) -> tuple:
+    for entry in layers[:1]:
+        config = entry.get("config", {})
+        shape = config.get("batch_shape") or config.get("batch_input_shape")
+        if shape is not None:
+            return tuple(shape[1:])
+    raise ModelFormatError(f"{where}: the model config gives no input shape (no InputLayer "
+                           "with batch_shape). Hint: build the model with keras.Input(shape).")
+
+
+def _check_dims(where: str, name: str, shape) -> None:
+    for dim in shape:
+        if dim is None:
+            raise ModelFormatError(
+                f"{where}: layer '{name}' has an unknown dimension in {tuple(shape)}; quantization "
+                "needs static height, width and channels. Hint: set a fixed input shape.")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise ModelFormatError(
+                f"{where}: layer '{name}' has dimension {dim!r} in {tuple(shape)}; dimensions "
+                "must be positive integers.")
+
+
+def spec_from_config(config: dict, weights: dict[str, list], source: str, where: str) -> ModelSpec:
+    """Build a ModelSpec from a Keras (2 or 3) model config and ``{layer name: [arrays]}``.
+
+    Raises:
+        ModelFormatError: malformed config, non-chain graph, missing/extra weights.
+        UnsafeModelError: Lambda layers or function objects.
+        UnsupportedLayerError: layer classes with no quantized twin (all listed at once).
+    """
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{where}: model config is {type(config).__name__}, not a dict.")
+    if "class_name" in config and "config" in config and "layers" not in config:
+        config = config["config"]
+    layers = config.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ModelFormatError(f"{where}: model config has no 'layers' list; is it a Sequential "
+                               "or Functional model?")
+    unsafe, unknown, entries = [], [], []
+    for index, entry in enumerate(layers):
+        if not isinstance(entry, dict) or "class_name" not in entry:
+            raise ModelFormatError(f"{where}: layer #{index} has no 'class_name'.")
+        class_name = ALIASES.get(entry["class_name"], entry["class_name"])
+        layer_config = entry.get("config") or {}
+        name = layer_config.get("name") or entry.get("name") or f"layer_{index}"
+        if class_name in UNSAFE_CLASSES or "function" in layer_config or \
+                "__lambda__" in repr(layer_config):
+            unsafe.append(f"'{name}' ({entry['class_name']})")
+        elif class_name not in LAYER_KEYS:
+            unknown.append((name, entry["class_name"], entry.get("module")))
+        entries.append((class_name, name, layer_config, entry))
+    if unsafe:
+        raise UnsafeModelError(
+            f"{where}: layers that can run arbitrary code are refused: {', '.join(unsafe)}. "
+            "Hint: replace Lambda layers by standard Keras layers.")
+    if unknown:
+        raise UnsupportedLayerError([
+            f"Layer '{name}' ({cls}{' from ' + module if module else ''}) has no quantized "
+            "Akida 1.0 twin; supported: " + ", ".join(sorted(k for k in LAYER_KEYS
+                                                            if k != "InputLayer")) + "."
+            for name, cls, module in unknown])
+    input_shape = _input_shape(layers, where)
+    chain, previous = [], None
+    for class_name, name, layer_config, entry in entries:
+        inbound = _inbound_names(entry)
+        if "inbound_nodes" in entry and previous is not None and inbound != [previous]:
+            raise UnsupportedLayerError(
+                f"{where}: layer '{name}' takes inputs {inbound}, not the previous layer "
+                f"'{previous}'; Akida 1.0 models are a single chain (no branches).")
+        previous = name
+        if class_name == "InputLayer":
+            continue
+        kept = {key: layer_config[key] for key in LAYER_KEYS[class_name] if key in layer_config}
+        chain.append(LayerSpec(class_name, name, kept,
+                               [np.asarray(w) for w in weights.pop(name, [])]))
+    for key in ("output_layers", "input_layers"):
+        ends = config.get(key)
+        if ends is not None and len(ends) != 1 and not (len(ends) == 3 and isinstance(ends[0],
+                                                                                     str)):
+            raise UnsupportedLayerError(f"{where}: the model has {len(ends)} {key[:-7]}s; "
+                                        "Akida 1.0 models have exactly one input and one output.")
+    extra = [name for name, arrays in weights.items() if len(arrays)]
+    if extra:
+        raise ModelFormatError(f"{where}: weights given for layers not in the config: {extra}.")
+    _check_dims(where, "input", input_shape)
+    return ModelSpec(tuple(input_shape), chain, source=source, name=config.get("name", "model"))
+
+
+def is_tf_keras_model(model) -> bool:
+    """True for a tf-keras (Keras 2) model object."""
+    module = type(model).__module__
+    return module.startswith(("tf_keras", "keras.src.legacy")) or (
+        module.startswith("keras") and not isinstance(model, keras.Model)
+        and hasattr(model, "get_config"))
+
+
+def spec_from_model(model) -> ModelSpec:
+    """Read an in-memory Keras 3 or tf-keras model into a ModelSpec (never executes its code)."""
+    tf_keras = is_tf_keras_model(model)
+    if not tf_keras and not isinstance(model, keras.Model):
+        raise ModelFormatError(f"Expected a Keras model, got {type(model).__module__}."
+                               f"{type(model).__name__}.")
+    where = f"{'tf-keras' if tf_keras else 'Keras 3'} model '{model.name}'"
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) or type(layer).__name__ in ("Sequential", "Functional"):
+            raise UnsupportedLayerError(
+                f"{where}: layer '{layer.name}' is a nested model; flatten it into one chain.")
+    try:
+        config = model.get_config()
+    except NotImplementedError as err:
+        raise UnsupportedLayerError(f"{where}: subclassed models cannot be read; build it with "
+                                    "the Sequential or Functional API.") from err
+    weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers}
+    return spec_from_config(config, weights, "tf_keras" if tf_keras else "keras3", where)
+
+
+def build_float_model(spec: ModelSpec) -> keras.Model:
+    """Rebuild a ModelSpec as a Keras 3 float model with its weights (and folded Rescaling).
+
+    Raises:
+        ModelFormatError: a weight's shape differs from the one the layer config implies.
+    """
+    inputs = keras.Input(spec.input_shape, name="input")
+    x = inputs
+    if spec.folded_rescaling is not None:
+        x = keras.layers.Rescaling(spec.input_scale, spec.input_offset,
+                                   name=spec.folded_rescaling["name"])(x)
+    for layer_spec in spec.layers:
+        layer = getattr(keras.layers, layer_spec.class_name)(name=layer_spec.name,
+                                                             **layer_spec.config)
+        try:
+            x = layer(x)
+        except (ValueError, TypeError) as err:
+            raise ModelFormatError(f"Layer '{layer_spec.name}' ({layer_spec.class_name}) cannot "
+                                   f"take input shape {tuple(x.shape)}: {err}") from err
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        found = [tuple(w.shape) for w in layer_spec.weights]
+        if expected != found:
+            raise ModelFormatError(
+                f"Layer '{layer_spec.name}' ({layer_spec.class_name}): weight shapes {found} do "
+                f"not match the shapes its config implies {expected}.")
+        layer.set_weights([np.asarray(w, np.float32) for w in layer_spec.weights])
+    return keras.Model(inputs, x, name=spec.name)
+
+
+def suggest(name: str, candidates) -> str:
+    """Return a ' Did you mean ...?' hint for a misspelt name (or '')."""
+    close = difflib.get_close_matches(name, list(candidates), n=3)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def output_shapes(spec: ModelSpec) -> list[tuple]:
+    """Return each layer's output shape (no batch), inferred from the configs alone."""
+    shapes, shape = [], (None,) + tuple(spec.input_shape)
+    for layer_spec in spec.layers:
+        layer = getattr(keras.layers, layer_spec.class_name)(**layer_spec.config)
+        shape = tuple(layer.compute_output_shape(shape))
+        shapes.append(shape[1:])
+    return shapes

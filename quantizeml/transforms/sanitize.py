@@ -1,0 +1,276 @@
+"""ModelSpec -> ModelSpec transforms that put a float model in the shape Akida 1.0 blocks need.
+
+Each transform takes ``(spec, issues)``, appends a message to ``issues`` for every problem it finds
+(so all problems are reported at once) and returns a new spec.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..ir import LayerSpec, ModelSpec, output_shapes
+
+NEURAL = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
+DROPPED = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
+RELU_ACTIVATIONS = {"relu": None, "relu6": 6.0}
+
+
+class QuantizationWarning(UserWarning):
+    """Something was changed that does not alter predictions (e.g. a final softmax dropped)."""
+
+
+def _activation_name(value):
+    return value if isinstance(value, str) else None
+
+
+def check_layers(spec: ModelSpec, issues: list) -> ModelSpec:
+    """Check each layer's settings and weights (formats, dilation, NaN/Inf, BN statistics)."""
+    last = len(spec.layers) - 1
+    for index, layer in enumerate(spec.layers):
+        where, config = f"Layer '{layer.name}' ({layer.class_name})", layer.config
+        if config.get("data_format") == "channels_first":
+            issues.append(f"{where}: data_format='channels_first'; Akida needs 'channels_last'. "
+                          "Hint: rebuild the model channels_last and transpose its input.")
+        for key in ("dilation_rate",):
+            if key in config and any(v != 1 for v in np.atleast_1d(config[key])):
+                issues.append(f"{where}: {key}={config[key]}; allowed: 1.")
+        for key in ("groups", "depth_multiplier"):
+            if config.get(key, 1) != 1:
+                issues.append(f"{where}: {key}={config[key]}; allowed: 1.")
+        for key in ("filters", "units"):
+            if key in config and (not isinstance(config[key], int) or config[key] <= 0):
+                issues.append(f"{where}: {key}={config[key]!r}; must be a positive integer.")
+        activation = config.get("activation")
+        if layer.class_name in NEURAL + ("Activation",) and activation not in (None, "linear") \
+                and _activation_name(activation) not in RELU_ACTIVATIONS and index != last:
+            issues.append(f"{where}: activation={activation!r} is not supported inside the "
+                          "model; Akida 1.0 supports ReLU (bounded by calibration) only. "
+                          "Non-ReLU activations are only dropped at the model's end.")
+        if layer.class_name == "ReLU" and (config.get("negative_slope", 0) or
+                                           config.get("threshold", 0)):
+            issues.append(f"{where}: negative_slope={config.get('negative_slope')}, threshold="
+                          f"{config.get('threshold')}; Akida 1.0 needs a plain ReLU.")
+        if layer.class_name == "Softmax" and index != last:
+            issues.append(f"{where}: Softmax is only allowed as the last layer (it is dropped).")
+        for weight in layer.weights:
+            if weight.dtype == object or not np.issubdtype(weight.dtype, np.number):
+                issues.append(f"{where}: weight of dtype {weight.dtype}; expected float.")
+            elif not np.all(np.isfinite(weight)):
+                issues.append(f"{where}: weights hold NaN or Inf; fix or retrain the float model.")
+        if layer.class_name == "BatchNormalization":
+            eps = config.get("epsilon", 1e-3)
+            if not isinstance(eps, (int, float)) or eps <= 0:
+                issues.append(f"{where}: epsilon={eps!r}; must be > 0.")
+            elif layer.weights and np.any(np.asarray(layer.weights[-1]) + eps <= 0):
+                issues.append(f"{where}: moving_variance + epsilon <= 0; the statistics are "
+                              "corrupted.")
+            if config.get("axis", -1) not in (-1, 3, [-1], [3]):
+                issues.append(f"{where}: axis={config.get('axis')}; allowed: -1 (channels).")
+        if layer.class_name == "Rescaling" and index != 0:
+            issues.append(f"{where}: a Rescaling is only supported as the first layer (it is "
+                          "folded into the input).")
+    if not any(layer.class_name in NEURAL for layer in spec.layers):
+        issues.append(f"Model '{spec.name}' has no Conv2D, SeparableConv2D, DepthwiseConv2D or "
+                      "Dense layer: nothing to quantize.")
+    return spec
+
+
+def split_fused_activations(spec: ModelSpec, issues: list) -> ModelSpec:
+    """Neural/Activation layers with a ReLU activation become layer + ReLU (blocks need a ReLU
+    layer); a final non-ReLU activation is kept for drop_final_activation."""
+    layers = []
+    for layer in spec.layers:
+        activation = _activation_name(layer.config.get("activation"))
+        if layer.class_name == "Activation" and activation in RELU_ACTIVATIONS:
+            layers.append(LayerSpec("ReLU", layer.name,
+                                    {"max_value": RELU_ACTIVATIONS[activation]}))
+            continue
+        if layer.class_name in NEURAL and activation not in (None, "linear"):
+            layers.append(layer.replace(config={**layer.config, "activation": "linear"}))
+            if activation in RELU_ACTIVATIONS:
+                layers.append(LayerSpec("ReLU", f"{layer.name}_relu",
+                                        {"max_value": RELU_ACTIVATIONS[activation]}))
+            else:
+                layers.append(LayerSpec("Activation", f"{layer.name}_activation",
+                                        {"activation": layer.config["activation"]}))
+            continue
+        if layer.class_name == "Activation" and activation == "linear":
+            continue
+        layers.append(layer)
+    return spec.replace(layers=layers)
+
+
+def drop_dropout(spec: ModelSpec, issues: list) -> ModelSpec:
+    """Dropout-like layers are the identity at inference."""
+    return spec.replace(layers=[l for l in spec.layers if l.class_name not in DROPPED])
+
+
+def drop_final_activation(spec: ModelSpec, issues: list) -> ModelSpec:
+    """A final softmax/sigmoid keeps the argmax: drop it (with a warning) so logits come out."""
+    layers = list(spec.layers)
+    while layers and layers[-1].class_name in ("Softmax", "Activation"):
+        dropped = layers.pop()
+        warnings.warn(f"Final layer '{dropped.name}' ({dropped.class_name}) dropped: the "
+                      "quantized model outputs the values before it.", QuantizationWarning,
+                      stacklevel=3)
+    return spec.replace(layers=layers)
+
+
+def fold_rescaling(spec: ModelSpec, issues: list) -> ModelSpec:
+    """A first Rescaling becomes the input affine (folded into the first layer's input scale and
+    padding value)."""
+    if not spec.layers or spec.layers[0].class_name != "Rescaling":
+        return spec
+    layer = spec.layers[0]
+    scale, offset = layer.config.get("scale", 1.0), layer.config.get("offset", 0.0)
+    if np.size(scale) != 1 or np.size(offset) != 1:
+        issues.append(f"Layer '{layer.name}' (Rescaling): per-channel scale/offset are not "
+                      "supported; use scalars.")
+        return spec
+    scale, offset = float(np.ravel(scale)[0]), float(np.ravel(offset)[0])
+    if not np.isfinite(scale) or not np.isfinite(offset) or scale <= 0:
+        issues.append(f"Layer '{layer.name}' (Rescaling): scale={scale}, offset={offset}; the "
+                      "scale must be finite and > 0.")
+        return spec
+    return spec.replace(layers=spec.layers[1:], input_scale=scale, input_offset=offset,
+                        folded_rescaling={"name": layer.name, "scale": scale, "offset": offset})
+
+
+def _bn_factors(bn: LayerSpec):
+    config, weights = bn.config, list(bn.weights)
+    gamma = weights.pop(0) if config.get("scale", True) else None
+    beta = weights.pop(0) if config.get("center", True) else None
+    mean, variance = weights
+    factor = (1.0 if gamma is None else gamma) / np.sqrt(variance + config.get("epsilon", 1e-3))
+    return np.asarray(factor * np.ones_like(mean), np.float64), beta, mean
+
+
+def move_batchnorm_before_pooling(spec: ModelSpec, issues: list) -> ModelSpec:
+    """neural > pool > BN becomes neural > BN > pool (GAP: always; MaxPool: gammas > 0), so the BN
+    can be folded."""
+    layers = list(spec.layers)
+    for i in range(1, len(layers)):
+        if layers[i].class_name == "BatchNormalization" and layers[i - 1].class_name in (
+                "MaxPooling2D", "GlobalAveragePooling2D") and layers[i].weights:
+            factor, _, _ = _bn_factors(layers[i])
+            if layers[i - 1].class_name == "MaxPooling2D" and np.any(factor <= 0):
+                issues.append(f"Layer '{layers[i].name}' (BatchNormalization) after MaxPooling2D "
+                              "has non-positive gammas: it cannot move before the pooling. "
+                              "Hint: put the BatchNormalization right after the convolution.")
+                continue
+            layers[i - 1], layers[i] = layers[i], layers[i - 1]
+    return spec.replace(layers=layers)
+
+
+def fold_batchnorm(spec: ModelSpec, issues: list) -> ModelSpec:
+    """BN right after a neural layer is folded into its kernel and bias: W·s, beta + (b - mean)·s."""
+    layers = []
+    for layer in spec.layers:
+        if layer.class_name != "BatchNormalization":
+            layers.append(layer)
+            continue
+        previous = layers[-1] if layers else None
+        if previous is None or previous.class_name not in NEURAL:
+            found = previous.class_name if previous else "the model input"
+            issues.append(f"Layer '{layer.name}' (BatchNormalization) follows {found}; it can only "
+                          "be folded into a preceding Conv2D/SeparableConv2D/DepthwiseConv2D/Dense. "
+                          "Hint: put BatchNormalization before the ReLU.")
+            continue
+        factor, beta, mean = _bn_factors(layer)
+        weights = [np.asarray(w, np.float64) for w in previous.weights]
+        bias = weights.pop() if previous.config.get("use_bias", True) else np.zeros_like(mean)
+        if previous.class_name == "SeparableConv2D":
+            weights[1] = weights[1] * factor
+        elif previous.class_name == "DepthwiseConv2D":
+            weights[0] = weights[0] * factor[None, None, :, None]
+        else:
+            weights[0] = weights[0] * factor
+        new_bias = (0.0 if beta is None else beta) + (bias - mean) * factor
+        weights = [w.astype(np.float32) for w in weights + [new_bias]]
+        layers[-1] = previous.replace(config={**previous.config, "use_bias": True},
+                                      weights=weights)
+    return spec.replace(layers=layers)
+
+
+def swap_activation_and_maxpool(spec: ModelSpec, issues: list) -> ModelSpec:
+    """ReLU > MaxPool equals MaxPool > ReLU (ReLU is increasing); Akida pools before activating."""
+    layers = list(spec.layers)
+    for i in range(1, len(layers)):
+        if layers[i].class_name == "MaxPooling2D" and layers[i - 1].class_name == "ReLU":
+            layers[i - 1], layers[i] = layers[i], layers[i - 1]
+    return spec.replace(layers=layers)
+
+
+def flatten_before_dense(spec: ModelSpec, issues: list) -> ModelSpec:
+    """Dense needs a flat input: a Reshape to (N,) becomes a Flatten; a Dense on a 3-D input of
+    1×1 spatial size gets a Flatten; any other non-flat Dense input is reported."""
+    try:
+        shapes = [tuple(spec.input_shape)] + output_shapes(spec)
+    except (ValueError, TypeError) as err:
+        issues.append(f"Model '{spec.name}': layer shapes cannot be inferred: {err}")
+        return spec
+    layers = []
+    for index, layer in enumerate(spec.layers):
+        in_shape = shapes[index]
+        if layer.class_name == "Reshape":
+            out_shape = shapes[index + 1]
+            if len(out_shape) == 1:
+                layer = LayerSpec("Flatten", layer.name, {})
+            elif [d for d in in_shape if d != 1] != [d for d in out_shape if d != 1]:
+                issues.append(f"Layer '{layer.name}' (Reshape): {in_shape} -> {out_shape}; only "
+                              "reshapes that add or remove size-1 dimensions are supported.")
+        if layer.class_name == "Dense" and len(in_shape) != 1:
+            if all(d == 1 for d in in_shape[:-1]):
+                layers.append(LayerSpec("Flatten", f"{layer.name}_flatten", {}))
+            else:
+                issues.append(f"Layer '{layer.name}' (Dense): input shape {in_shape} is not flat "
+                              "and Keras would apply it per position. Hint: add a Flatten before "
+                              "it.")
+        layers.append(layer)
+    return spec.replace(layers=layers)
+
+
+def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
+    """Check the chain reads as Akida 1.0 blocks: neural [> MaxPool | > GAP] > ReLU, the last
+    ReLU optional; Flatten/Reshape only right before a Dense."""
+    layers = spec.layers
+    state, block_start = "start", None
+    for index, layer in enumerate(layers):
+        kind, name = layer.class_name, layer.name
+        following = layers[index + 1] if index + 1 < len(layers) else None
+        if kind in ("Flatten", "Reshape"):
+            if following is None or following.class_name not in ("Dense", "Flatten", "Reshape"):
+                issues.append(f"Layer '{name}' ({kind}) is only supported right before a Dense.")
+            if state in ("neural", "pool"):
+                issues.append(f"Layers '{block_start}' and '{name}': an activation (ReLU) is "
+                              "required after the neural layer before flattening.")
+            continue
+        if kind in NEURAL:
+            if state in ("neural", "pool"):
+                issues.append(f"An activation (ReLU) is required between '{block_start}' and "
+                              f"'{name}': every Akida 1.0 layer but the last has one.")
+            state, block_start = "neural", name
+        elif kind in ("MaxPooling2D", "GlobalAveragePooling2D"):
+            if state != "neural":
+                hint = (" Hint: Akida 1.0 blocks are Conv > GlobalAveragePooling2D > ReLU; move "
+                        "the pooling before the activation and retrain." if state == "relu"
+                        else "")
+                issues.append(f"Layer '{name}' ({kind}) must directly follow a convolution "
+                              f"(found after {'the input' if block_start is None else repr(block_start)}"
+                              f" in state '{state}').{hint}")
+            state = "pool"
+        elif kind == "ReLU":
+            if state not in ("neural", "pool"):
+                issues.append(f"Layer '{name}' (ReLU) must follow a neural or pooling layer; two "
+                              "activations in a row or an activation on the input are not "
+                              "supported.")
+            state = "relu"
+        elif kind in ("Activation", "Softmax"):
+            issues.append(f"Layer '{name}' ({kind}, {layer.config.get('activation', '')}) is not "
+                          "supported inside the model.")
+        elif kind in ("BatchNormalization", "Rescaling"):
+            pass  # reported by fold_batchnorm / check_layers
+        else:
+            issues.append(f"Layer '{name}' ({kind}) is not supported here.")
+    return spec
