@@ -113,13 +113,16 @@ def _check_dims(where: str, name: str, shape) -> None:
                 "must be positive integers.")
 
 
-def spec_from_config(config: dict, weights: dict[str, list], source: str, where: str) -> ModelSpec:
+def spec_from_config(config: dict, weights: dict[str, list], source: str, where: str,
+                     refuse_code: bool = True) -> ModelSpec:
     """Build a ModelSpec from a Keras (2 or 3) model config and ``{layer name: [arrays]}``.
+
+    Layer classes with no quantized twin are kept (``check_layers`` reports them all at once).
 
     Raises:
         ModelFormatError: malformed config, non-chain graph, missing/extra weights.
-        UnsafeModelError: Lambda layers or function objects.
-        UnsupportedLayerError: layer classes with no quantized twin (all listed at once).
+        UnsafeModelError: Lambda layers or function objects when ``refuse_code`` (files).
+        UnsupportedLayerError: branches, several inputs/outputs.
     """
     if not isinstance(config, dict):
         raise ModelFormatError(f"{where}: model config is {type(config).__name__}, not a dict.")
@@ -129,29 +132,23 @@ def spec_from_config(config: dict, weights: dict[str, list], source: str, where:
     if not isinstance(layers, list) or not layers:
         raise ModelFormatError(f"{where}: model config has no 'layers' list; is it a Sequential "
                                "or Functional model?")
-    unsafe, unknown, entries = [], [], []
+    unsafe, entries = [], []
     for index, entry in enumerate(layers):
         if not isinstance(entry, dict) or "class_name" not in entry:
             raise ModelFormatError(f"{where}: layer #{index} has no 'class_name'.")
         class_name = ALIASES.get(entry["class_name"], entry["class_name"])
         layer_config = entry.get("config") or {}
+        if not isinstance(layer_config, dict):
+            raise ModelFormatError(f"{where}: layer #{index} config is not a dict.")
         name = layer_config.get("name") or entry.get("name") or f"layer_{index}"
         if class_name in UNSAFE_CLASSES or "function" in layer_config or \
                 "__lambda__" in repr(layer_config):
             unsafe.append(f"'{name}' ({entry['class_name']})")
-        elif class_name not in LAYER_KEYS:
-            unknown.append((name, entry["class_name"], entry.get("module")))
         entries.append((class_name, name, layer_config, entry))
-    if unsafe:
+    if unsafe and refuse_code:
         raise UnsafeModelError(
             f"{where}: layers that can run arbitrary code are refused: {', '.join(unsafe)}. "
             "Hint: replace Lambda layers by standard Keras layers.")
-    if unknown:
-        raise UnsupportedLayerError([
-            f"Layer '{name}' ({cls}{' from ' + module if module else ''}) has no quantized "
-            "Akida 1.0 twin; supported: " + ", ".join(sorted(k for k in LAYER_KEYS
-                                                            if k != "InputLayer")) + "."
-            for name, cls, module in unknown])
     input_shape = _input_shape(layers, where)
     chain, previous = [], None
     for class_name, name, layer_config, entry in entries:
@@ -162,6 +159,10 @@ def spec_from_config(config: dict, weights: dict[str, list], source: str, where:
                 f"'{previous}'; Akida 1.0 models are a single chain (no branches).")
         previous = name
         if class_name == "InputLayer":
+            continue
+        if class_name not in LAYER_KEYS:
+            chain.append(LayerSpec(class_name, name, {"module": entry.get("module")},
+                                   [np.asarray(w) for w in weights.pop(name, [])]))
             continue
         kept = {key: layer_config[key] for key in LAYER_KEYS[class_name] if key in layer_config}
         chain.append(LayerSpec(class_name, name, kept,
@@ -204,7 +205,8 @@ def spec_from_model(model) -> ModelSpec:
         raise UnsupportedLayerError(f"{where}: subclassed models cannot be read; build it with "
                                     "the Sequential or Functional API.") from err
     weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers}
-    return spec_from_config(config, weights, "tf_keras" if tf_keras else "keras3", where)
+    return spec_from_config(config, weights, "tf_keras" if tf_keras else "keras3", where,
+                            refuse_code=False)
 
 
 def build_float_model(spec: ModelSpec) -> keras.Model:

@@ -212,7 +212,7 @@ def _observe(float_model, spec, input_bits, samples, num_samples, batch_size, ep
     relus = [l.name for l in spec.layers if l.class_name == "ReLU"]
     batches = iterate_batches(samples, spec.input_shape, num_samples, batch_size, epochs)
     total = None
-    if isinstance(samples, np.ndarray):
+    if isinstance(samples, np.ndarray) and len(samples) and samples.ndim:
         size = batch_size or min(len(samples[:num_samples]), 128)
         total = epochs * -(-len(samples[:num_samples]) // size)
     return observe(float_model, relus, batches, verbose, total)

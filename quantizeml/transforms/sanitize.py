@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from ..ir import LayerSpec, ModelSpec, output_shapes
+from ..ir import LAYER_KEYS, LayerSpec, ModelSpec, output_shapes
 
 NEURAL = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
 DROPPED = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
@@ -27,8 +27,14 @@ def _activation_name(value):
 def check_layers(spec: ModelSpec, issues: list) -> ModelSpec:
     """Check each layer's settings and weights (formats, dilation, NaN/Inf, BN statistics)."""
     last = len(spec.layers) - 1
+    supported = ", ".join(sorted(k for k in LAYER_KEYS if k != "InputLayer"))
     for index, layer in enumerate(spec.layers):
         where, config = f"Layer '{layer.name}' ({layer.class_name})", layer.config
+        if layer.class_name not in LAYER_KEYS:
+            issues.append(f"{where} has no quantized Akida 1.0 twin"
+                          f"{'; it runs arbitrary code' if 'Lambda' in layer.class_name else ''}"
+                          f". Supported layers: {supported}.")
+            continue
         if config.get("data_format") == "channels_first":
             issues.append(f"{where}: data_format='channels_first'; Akida needs 'channels_last'. "
                           "Hint: rebuild the model channels_last and transpose its input.")
@@ -205,6 +211,8 @@ def swap_activation_and_maxpool(spec: ModelSpec, issues: list) -> ModelSpec:
 def flatten_before_dense(spec: ModelSpec, issues: list) -> ModelSpec:
     """Dense needs a flat input: a Reshape to (N,) becomes a Flatten; a Dense on a 3-D input of
     1×1 spatial size gets a Flatten; any other non-flat Dense input is reported."""
+    if any(layer.class_name not in LAYER_KEYS for layer in spec.layers):
+        return spec  # unsupported layers were reported; shapes cannot be inferred
     try:
         shapes = [tuple(spec.input_shape)] + output_shapes(spec)
     except (ValueError, TypeError) as err:
@@ -269,7 +277,7 @@ def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
         elif kind in ("Activation", "Softmax"):
             issues.append(f"Layer '{name}' ({kind}, {layer.config.get('activation', '')}) is not "
                           "supported inside the model.")
-        elif kind in ("BatchNormalization", "Rescaling"):
+        elif kind in ("BatchNormalization", "Rescaling") or kind not in LAYER_KEYS:
             pass  # reported by fold_batchnorm / check_layers
         else:
             issues.append(f"Layer '{name}' ({kind}) is not supported here.")

@@ -87,3 +87,18 @@ def block_predict(block, p):
     """Akida predict of a last block without activation: float32(p - T) / float32(act_step)."""
     return (p - block["threshold"].astype(np.int64)).astype(np.float32) / block["act_step"].astype(
         np.float32)
+
+
+def model_forward(spec, x_int):
+    """Run every exported block on uint inputs; return (integer output, float output).
+
+    The float output is Akida ``predict`` for a last block without activation, else the levels
+    divided by the exported output divisor (the quantized model's Dequantizer).
+    """
+    x = x_int
+    for block in spec["blocks"]:
+        x = block_forward(block, x)
+    last = spec["blocks"][-1]
+    if last["activation"]:
+        return x, x.astype(np.float32) / spec["output_divisor"].astype(np.float32)
+    return x, block_predict(last, x)
