@@ -167,8 +167,12 @@ def map_model(model, device, hw_only=False, mode=None, single_np_layers=None):
     single = tuple(_learning_layers(model) if single_np_layers is None else single_np_layers)
     plan, reasons = _plan(model, device, mode, single)
     if hw_only and (len(plan) != 1 or plan[0][0] is not BackendType.Hardware):
+        if not reasons:
+            raise MappingError(f"Cannot map model: none of its layers {[lay.name for lay in model.layers]} runs "
+                               "on an NP. Hint: add an InputConvolutional, Convolutional or FullyConnected layer.")
         name = next(iter(reasons))
-        raise MappingError(f"Cannot map layer '{name}'. {reasons[name]}")
+        raise MappingError(f"Cannot map layer '{name}'. {reasons[name]} Hint: map with hw_only=False to run the "
+                           "model as several sequences, or change this layer.")
     sequences = tuple(Sequence(model, device, layers, backend, allocation)
                       for backend, layers, allocation in plan)
     model._mapping = MappingState(device, mode, bool(hw_only), single, sequences, reasons)
@@ -203,7 +207,11 @@ def _plan(model, device, mode, single):
         if current and np_kind(current[-1]) == "FNP" and np_kind(layer) == "CNP":
             cut = (f"A layer mapped on FNP cannot be directly followed by a layer mapped on CNP "
                    f"('{current[-1].name}' is on an FNP).")
-        elif current and misfit(current + [layer]):
+        elif misfit(current + [layer]):
+            if not current:
+                reasons[layer.name] = f"The layer does not fit the device: {misfit([layer])}"
+                plan.append((BackendType.Software, [layer], None))
+                continue
             cut = f"The device runs out of NPs: {misfit(current + [layer])}"
         else:
             current.append(layer)

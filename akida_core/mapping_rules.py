@@ -221,7 +221,7 @@ def allocate(needs, mesh, all_nps):
     for name, need in needs:
         if need.kind == "HRC":
             if mesh.hrc is None:
-                return None, "The device has no HRC for an InputConvolutional layer."
+                return None, "the device has no HRC for an InputConvolutional layer."
             out[name] = [(mesh.hrc, NPType.HRC, 0, need.filters)]
         elif need.kind == "FNP":
             got = _allocate_fnp(need, free)
@@ -234,7 +234,7 @@ def allocate(needs, mesh, all_nps):
     counts = _cnp_counts(cnp_layers, len(cnp_free), all_nps)
     if counts is None:
         wanted = sum(need.min_nps for _, need in cnp_layers)
-        return None, f"The sequence needs {wanted} CNPs; the device has {len(cnp_free)} free."
+        return None, f"the sequence needs {wanted} CNPs but the device has {len(cnp_free)} free."
     position = 0
     for (name, need), count in zip(cnp_layers, counts):
         out[name] = [(np_, NPType.CNP1, start, stop) for np_, (start, stop)
@@ -262,25 +262,40 @@ def _allocate_fnp(need, free):
 
 
 def _fnp_shortage(need, mesh):
-    return (f"Not enough FNPs: the layer needs one FNP2 (external memory) or {need.min_nps or 'more'} FNP3; "
+    return (f"not enough FNPs: the layer needs one FNP2 (external memory) or {need.min_nps or 'more'} FNP3; "
             f"the device has {mesh.count(NPType.FNP2)} FNP2 and {mesh.count(NPType.FNP3)} FNP3 "
             "(some may be used by other layers of the sequence).")
 
 
 def _cnp_counts(layers, available, all_nps):
-    """NPs per CNP layer: Minimal = fewest; AllNps = smallest per-NP filter cap that still fits."""
+    """NPs per CNP layer: Minimal = fewest; AllNps = most NPs that fit (filters spread, in layer order)."""
+    def count(need, cap):
+        return 1 if need.single_np else -(-need.filters // min(cap, need.per_np))
+
     def counts_for(cap):
-        return [1 if need.single_np else -(-need.filters // min(cap, need.per_np)) for _, need in layers]
+        return [count(need, cap) for _, need in layers]
     biggest = max((need.filters for _, need in layers), default=1)
     if sum(counts_for(biggest)) > available:
         return None
     if not all_nps:
         return counts_for(biggest)
-    low, high = 1, biggest   # counts_for(cap) only shrinks as cap grows: binary-search the smallest cap
+    # count() only shrinks as the per-NP filter cap grows: binary-search the smallest common cap that
+    # fits, then give the NPs left over to the layers in order by lowering each one's own cap.
+    cap = _smallest(1, biggest, lambda c: sum(counts_for(c)) <= available)
+    counts = counts_for(cap)
+    for i, (_, need) in enumerate(layers):
+        others = sum(counts) - counts[i]
+        own = _smallest(1, cap, lambda c: others + count(need, c) <= available)
+        counts[i] = count(need, own)
+    return counts
+
+
+def _smallest(low, high, fits):
+    """Smallest value in [low, high] for which the monotone predicate `fits` holds (`fits(high)` is True)."""
     while low < high:
         mid = (low + high) // 2
-        if sum(counts_for(mid)) <= available:
+        if fits(mid):
             high = mid
         else:
             low = mid + 1
-    return counts_for(low)
+    return low

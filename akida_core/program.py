@@ -5,7 +5,7 @@ Layout (all integers little-endian; docs/mapping.md has the same table):
 * Header, 24 bytes: magic ``b"AKDP"``, u16 format version (1), u8 vendor_id, u8 product_id,
   u16 major_rev, u16 minor_rev, u16 layer count, u16 NP block count, u32 total size in bytes,
   u32 CRC-32 of every byte after the header.
-* Per layer, a 48-byte record: u8 LayerType, u8 NPType of its NPs (255: none), u16 NP blocks,
+* Per layer, a 44-byte record: u8 LayerType, u8 NPType of its NPs (255: none), u16 NP blocks,
   u32 x 3 input dims, u32 x 3 output dims, u8 kernel h, w, stride h, w, padding, pool type,
   pool h, w, pool stride h, w, weights_bits, act_bits, activation, input_bits, padding_value,
   name length; then the UTF-8 name padded to 4 bytes.
