@@ -4,16 +4,35 @@ Example:
     >>> import cnn2snn
     >>> issues = cnn2snn.check_model_compatibility(keras_model)       # never raises
     >>> akida_model = cnn2snn.convert(quantized_keras_model, "model.fbz")
+    >>> outputs = akida_model.forward(cnn2snn.akida_inputs(quantized_keras_model, x))
+
+Attributes are imported lazily so that `cnn2snn-check --help` does not load TensorFlow.
 """
-from akida_core.hardware import AKD1000, TARGETS, HardwareTarget, get_target
+import importlib
 
-from .compatibility import check_model_compatibility
-from .convert import convert
-from .quantized import akida_inputs
-from .errors import Cnn2snnError, ConversionError, Issue, ModelFileError
-from .patterns import list_patterns, registered_patterns
-from .versions import AkidaVersion, get_akida_version, set_akida_version
+_EXPORTS = {
+    "convert": ".convert", "check_model_compatibility": ".compatibility",
+    "akida_inputs": ".quantized", "Cnn2snnError": ".errors", "ConversionError": ".errors",
+    "Issue": ".errors", "ModelFileError": ".errors", "list_patterns": ".patterns",
+    "registered_patterns": ".patterns", "AkidaVersion": ".versions",
+    "get_akida_version": ".versions", "set_akida_version": ".versions",
+    "load_model_file": ".files", "UnsafeModelError": ".files",
+    "AKD1000": "akida_core.hardware", "TARGETS": "akida_core.hardware",
+    "HardwareTarget": "akida_core.hardware", "get_target": "akida_core.hardware",
+}
 
-__all__ = ["convert", "akida_inputs", "AKD1000", "TARGETS", "HardwareTarget", "get_target", "check_model_compatibility",
-           "Cnn2snnError", "ConversionError", "Issue", "ModelFileError", "list_patterns",
-           "registered_patterns", "AkidaVersion", "get_akida_version", "set_akida_version"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cnn2snn' has no attribute {name!r}")
+    module = _EXPORTS[name]
+    value = getattr(importlib.import_module(module, __name__ if module.startswith(".") else None),
+                    name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,151 @@
+"""Command-line tools: `cnn2snn-check` and `cnn2snn convert` (argument parsing and printing only).
+
+Exit codes: 0 compatible / converted, 1 issues found, 2 usage error, 3 unreadable or unsafe model
+file, 4 internal error (a bug: rerun with --debug and report it).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_OK, EXIT_ISSUES, EXIT_USAGE, EXIT_FILE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+
+def _bits(value):
+    try:
+        bits = int(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer bit width") from err
+    if bits not in (1, 2, 4, 8):
+        raise argparse.ArgumentTypeError(f"{bits} bits is not supported; allowed: 1, 2, 4, 8")
+    return bits
+
+
+def _target_names():
+    from akida_core.hardware import TARGETS
+    return sorted(TARGETS)
+
+
+def _check_parser():
+    parser = argparse.ArgumentParser(
+        prog="cnn2snn-check", description="Check a Keras model (.h5 or .keras) against an Akida "
+        "device and list every problem with a fix. Exit: 0 compatible, 1 issues found, 2 usage "
+        "error, 3 unreadable/unsafe file.")
+    parser.add_argument("model", nargs="?", help="model file (.h5 legacy Keras 2, or .keras)")
+    parser.add_argument("--target", default="AKD1000", type=str.upper,
+                        choices=_target_names(), help="hardware target (default AKD1000)")
+    parser.add_argument("--format", default="text", choices=("text", "json"))
+    parser.add_argument("--weight-bits", type=_bits, help="assumed weight bits (float models)")
+    parser.add_argument("--activation-bits", type=_bits,
+                        help="assumed activation bits (float models)")
+    parser.add_argument("--input-weight-bits", type=_bits,
+                        help="assumed input-layer weight bits (default: --weight-bits)")
+    parser.add_argument("--list-patterns", action="store_true",
+                        help="print the conversion pattern registry and exit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _print(text):
+    try:
+        print(text)
+    except BrokenPipeError:  # `cnn2snn-check ... | head` closed the pipe: not an error
+        sys.stderr.close()
+
+
+def _run(debug, body):
+    """Runs `body()`; maps our error types to exit codes, printing one line on stderr."""
+    from .errors import ModelFileError
+    try:
+        return body()
+    except ModelFileError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FILE
+    except Exception as err:  # a bug: say so, keep the traceback for --debug
+        if debug:
+            raise
+        print(f"internal error: {type(err).__name__}: {err} (rerun with --debug)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def check_main(argv=None) -> int:
+    """Entry point of `cnn2snn-check`; returns the exit code."""
+    args = _check_parser().parse_args(argv)
+    _quiet_tensorflow()
+    if args.list_patterns:
+        from .patterns import list_patterns
+        _print(list_patterns())
+        return EXIT_OK
+    if args.model is None:
+        _check_parser().error("the MODEL argument is required (or use --list-patterns)")
+
+    def body():
+        from .compatibility import check_model_compatibility
+        from .files import load_model_file
+        from .match import split_model
+        from .report import json_report, text_report
+        model = load_model_file(args.model)
+        issues = check_model_compatibility(model, args.target, weight_bits=args.weight_bits,
+                                           activation_bits=args.activation_bits,
+                                           input_weight_bits=args.input_weight_bits)
+        skipped = [(info.name, reason) for info, reason in split_model(model).skipped]
+        render = json_report if args.format == "json" else text_report
+        _print(render(issues, args.target, os.path.basename(args.model), skipped))
+        return EXIT_ISSUES if issues else EXIT_OK
+
+    return _run(args.debug, body)
+
+
+def _main_parser():
+    parser = argparse.ArgumentParser(prog="cnn2snn", description="Convert quantized Keras "
+                                     "models to akida_core models (.fbz).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    convert = sub.add_parser("convert", help="convert a quantized .keras/.h5 model to .fbz")
+    convert.add_argument("-m", "--model", required=True, help="quantized model file")
+    convert.add_argument("-o", "--output", help="output .fbz (default: <model>.fbz)")
+    convert.add_argument("--target", default="AKD1000", type=str.upper, choices=_target_names())
+    convert.add_argument("--force", action="store_true", help="overwrite an existing output")
+    convert.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of `cnn2snn` (sub-command `convert`); returns the exit code."""
+    parser = _main_parser()
+    args = parser.parse_args(argv)
+    _quiet_tensorflow()
+    output = args.output or os.path.splitext(args.model)[0] + ".fbz"
+    if not os.path.splitext(output)[1]:
+        output += ".fbz"
+    if os.path.abspath(output) == os.path.abspath(args.model):
+        parser.error(f"the output {output} is the input model")
+    if os.path.exists(output) and not args.force:
+        parser.error(f"{output} already exists; pass --force to overwrite it")
+
+    def body():
+        from .convert import convert
+        from .errors import ConversionError
+        from .files import load_model_file
+        model = load_model_file(args.model)
+        try:
+            convert(model, output, target=args.target)
+        except ConversionError as err:
+            print(str(err), file=sys.stderr)
+            return EXIT_ISSUES
+        print(f"Model successfully converted and saved as {output}.")
+        return EXIT_OK
+
+    return _run(args.debug, body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Reading model files safely: legacy Keras 2 `.h5` and Keras 3 `.keras`, never executing code.
+
+Both readers parse the model configuration first (from the HDF5 attributes, or from the zip's
+config.json read in memory with size caps) and refuse anything outside an allowlist of Keras
+built-in and quantizeml classes (Lambda, functions, arbitrary modules, keras.config calls) before
+Keras ever deserializes it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+from .errors import ModelFileError
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 2 * 1024 ** 3
+KERAS_MEMBERS = {"config.json", "metadata.json", "model.weights.h5", "assets/"}
+
+_UNSAFE_CLASSES = {"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
+                   "TFOpLambda", "SlicingOpLambda", "function", "__lambda__", "__function__"}
+_MODEL_CLASSES = {"Sequential", "Functional", "Model"}
+_SPECIAL = {"__keras_tensor__", "__tensor__", "__numpy__", "__tuple__", "__bytes__", "__slice__",
+            "__ellipsis__", "DTypePolicy", "FloatDTypePolicy"}
+_OBJECT_MODULES = ("keras.initializers", "keras.regularizers", "keras.constraints")
+
+
+class UnsafeModelError(ModelFileError):
+    """A model file asks to run code or to load classes outside the allowlist."""
+
+
+def _allowed_layers():
+    import keras
+    import quantizeml.layers as qlayers
+    names = {n for n in dir(keras.layers) if n[:1].isupper()} - _UNSAFE_CLASSES
+    return names | {n for n in dir(qlayers) if n.startswith(("Quantized", "InputQuantizer",
+                                                               "Dequantizer"))}
+
+
+def check_config(config, source: str) -> None:
+    """Raises UnsafeModelError listing every class or module outside the allowlist.
+
+    Args:
+        config: the parsed model configuration (dict).
+        source: the file name, for messages.
+    """
+    allowed, bad = _allowed_layers(), []
+
+    def walk(node):
+        if isinstance(node, dict):
+            cls, module = node.get("class_name"), node.get("module")
+            if isinstance(cls, str):
+                inner = node.get("config")
+                name = inner.get("name") if isinstance(inner, dict) else None
+                where = f"{cls} '{name}'" if isinstance(name, str) else cls
+                if cls in _UNSAFE_CLASSES:
+                    bad.append(f"{where} (code execution)")
+                elif module is not None and not _module_ok(module, cls):
+                    bad.append(f"{where} from module '{module}'")
+                elif module is None and cls not in allowed | _MODEL_CLASSES | _SPECIAL \
+                        and not _is_object(cls):
+                    bad.append(f"{where} (unknown class)")
+                elif module is not None and module.startswith("keras.layers") and \
+                        cls not in allowed:
+                    bad.append(f"{where} (unknown class)")
+            for key, value in node.items():
+                if isinstance(value, str) and "unsafe_deserialization" in value:
+                    bad.append(f"{key}: '{value}'")
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    if bad:
+        raise UnsafeModelError(f"{source}: refused to load {len(bad)} object(s) outside the "
+                               f"allowlist of Keras built-in and quantizeml classes: "
+                               f"{'; '.join(bad[:10])}{' ...' if len(bad) > 10 else ''}. "
+                               "Hint: rebuild the model with built-in layers only (no Lambda "
+                               "or custom code), or register the class with quantizeml.")
+
+
+def _is_object(cls):
+    import keras
+    return any(hasattr(mod, cls) for mod in (keras.initializers, keras.regularizers,
+                                             keras.constraints))
+
+
+def _module_ok(module: str, cls: str) -> bool:
+    if module.startswith("quantizeml.layers"):
+        return True
+    if module == "keras":
+        return cls in _MODEL_CLASSES | _SPECIAL
+    if module in ("keras.layers", "keras.models", "keras.src.models.functional",
+                  "keras.src.models.sequential", "keras.src.models.model"):
+        return True
+    return module in _OBJECT_MODULES and _is_object(cls)
+
+
+def _check_path(path: str) -> bytes:
+    if not os.path.exists(path):
+        raise ModelFileError(f"{path}: no such file. Hint: check the path.")
+    if os.path.isdir(path):
+        hint = ("a TensorFlow SavedModel is not a Keras model file; re-save it as .keras or .h5"
+                if os.path.exists(os.path.join(path, "saved_model.pb")) else "pass a file")
+        raise ModelFileError(f"{path}: is a directory, not a model file. Hint: {hint}.")
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: is not a regular file (FIFO, device...). Hint: pass a "
+                             ".h5 or .keras file.")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as err:
+        raise ModelFileError(f"{path}: cannot be read ({err.strerror}).") from err
+    if not head:
+        raise ModelFileError(f"{path}: the file is empty (0 bytes).")
+    return head
+
+
+def load_model_file(path):
+    """Loads a Keras model from a legacy `.h5` or a `.keras` file, refusing unsafe content.
+
+    Args:
+        path: the file path.
+
+    Returns:
+        The Keras 3 model.
+
+    Raises:
+        ModelFileError: missing, empty, truncated, mislabelled or corrupt file, weights-only HDF5.
+        UnsafeModelError: Lambda layers, functions, modules or classes outside the allowlist.
+    """
+    path = os.fspath(path)
+    head = _check_path(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".h5", ".hdf5", ".keras"):
+        raise ModelFileError(f"{path}: extension '{ext}' is not a Keras model file; allowed: "
+                             ".h5 (legacy Keras 2), .keras.")
+    expected = ZIP_MAGIC if ext == ".keras" else HDF5_MAGIC
+    if head[:len(expected)] != expected:
+        raise ModelFileError(f"{path}: the content is not {'a zip' if ext == '.keras' else 'HDF5'}"
+                             f" file despite its '{ext}' extension (corrupt or renamed).")
+    import quantizeml.layers  # noqa: F401  (registers the quantized classes)
+    return _load_keras(path) if ext == ".keras" else _load_h5(path)
+
+
+def _load_keras(path):
+    import keras
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            names = {i.filename for i in infos}
+            for info in infos:
+                if info.filename.startswith(("/", "\\")) or ".." in info.filename.split("/"):
+                    raise UnsafeModelError(f"{path}: member '{info.filename}' has an unsafe path.")
+            if "config.json" not in names or "model.weights.h5" not in names:
+                raise ModelFileError(f"{path}: the .keras archive lacks "
+                                     f"{sorted({'config.json', 'model.weights.h5'} - names)}.")
+            if sum(i.file_size for i in infos) > MAX_UNCOMPRESSED_BYTES:
+                raise ModelFileError(f"{path}: uncompressed size exceeds "
+                                     f"{MAX_UNCOMPRESSED_BYTES} bytes (zip bomb?).")
+            if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+                raise ModelFileError(f"{path}: config.json exceeds {MAX_CONFIG_BYTES} bytes.")
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as err:
+        raise ModelFileError(f"{path}: corrupt .keras archive ({err}).") from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(f"{path}: config.json is not valid JSON ({err}).") from err
+    _check_model_config(config, path)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types on bad content; report, never crash.
+        raise ModelFileError(f"{path}: Keras could not rebuild the model "
+                             f"({type(err).__name__}: {str(err)[:300]}).") from err
+
+
+def _check_model_config(config, path):
+    if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
+        raise ModelFileError(f"{path}: the model configuration has no 'class_name'/'config'.")
+    check_config(config, path)
+
+
+def _load_h5(path):
+    import h5py
+    try:
+        with h5py.File(path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+            if raw is None:
+                raise ModelFileError(f"{path}: this HDF5 file holds weights only (no "
+                                     "model_config). Hint: save the whole model "
+                                     "(model.save), or build the architecture and load the "
+                                     "weights into it.")
+            config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (OSError, ValueError) as err:
+        if isinstance(err, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: unreadable HDF5 file ({err}).") from err
+    _check_model_config(config, path)
+    from keras.src.legacy.saving import legacy_h5_format
+    try:
+        return legacy_h5_format.load_model_from_hdf5(path, compile=False)
+    except Exception as err:  # Keras raises many types on bad content; report, never crash.
+        raise ModelFileError(f"{path}: Keras could not rebuild the legacy model "
+                             f"({type(err).__name__}: {str(err)[:300]}).") from err

@@ -1,0 +1,37 @@
+"""Formatting check results for people (text) and programs (JSON); used by the CLI."""
+from __future__ import annotations
+
+import json
+
+from .errors import summarize
+
+
+def text_report(issues, target_name: str, source: str, skipped=()) -> str:
+    """Returns the human-readable report: issues grouped by layer, then the summary line.
+
+    Args:
+        issues: list of Issue.
+        target_name: e.g. "AKD1000".
+        source: the model file or name.
+        skipped: (layer name, reason) pairs of layers producing no Akida layer.
+    """
+    lines = [f"{source}: checked for {target_name}"]
+    groups = {}
+    for issue in issues:
+        groups.setdefault(issue.layer, []).append(issue)
+    for layer, layer_issues in groups.items():
+        lines.append(f"{layer}:")
+        lines += [f"  [{issue.rule}] {issue}" for issue in layer_issues]
+    for name, reason in skipped:
+        lines.append(f"skipped {name}: {reason}")
+    lines.append(summarize(issues, target_name))
+    return "\n".join(lines)
+
+
+def json_report(issues, target_name: str, source: str, skipped=()) -> str:
+    """Returns the report as a JSON document (sorted keys, stable for snapshots)."""
+    return json.dumps({"model": source, "target": target_name, "compatible": not issues,
+                       "summary": summarize(issues, target_name),
+                       "issues": [issue.to_dict() for issue in issues],
+                       "skipped": [{"layer": n, "reason": r} for n, r in skipped]},
+                      indent=2, sort_keys=True)

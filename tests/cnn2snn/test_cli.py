@@ -1,0 +1,157 @@
+"""cnn2snn-check and cnn2snn convert: exit codes, text/json reports, golden snapshots, bad files."""
+import json
+import os
+import zipfile
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from keras import layers as L
+
+from cnn2snn.cli import check_main, main
+from cnn2snn.patterns import registered_patterns
+
+from .models import conv, relu, seq
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "..", "golden")
+
+
+def _multi_problem_model():
+    return keras.Sequential([keras.Input((32, 32, 3)), L.Conv2D(8, 9, padding="same", name="conv_9x9"),
+                             L.ReLU(name="relu_unbounded"),
+                             L.Conv2D(8, 3, strides=3, padding="same", name="conv_stride3"),
+                             L.ReLU(6.0, name="relu_ok"), L.Reshape((-1, 8), name="to_sequence"),
+                             L.LSTM(4, name="lstm"), L.Dense(3, name="logits"),
+                             L.Softmax(name="softmax")], name="multi_problem")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    paths = {}
+    paths["bad.keras"] = str(root / "bad.keras")
+    _multi_problem_model().save(paths["bad.keras"])
+    import tf_keras
+    legacy = tf_keras.Sequential([tf_keras.Input((8, 8, 3)),
+                                  tf_keras.layers.Conv2D(4, 3, padding="same"),
+                                  tf_keras.layers.ReLU(6.0), tf_keras.layers.Flatten(),
+                                  tf_keras.layers.Dense(3)])
+    paths["legacy.h5"] = str(root / "legacy.h5")
+    legacy.save(paths["legacy.h5"])
+    lam = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Lambda(lambda x: x * 2)])
+    paths["lambda.h5"] = str(root / "lambda.h5")
+    lam.save(paths["lambda.h5"])
+    paths["weights.h5"] = str(root / "weights.weights.h5")
+    with h5py.File(paths["weights.h5"], "w") as handle:
+        handle.create_dataset("w", data=np.zeros(3))
+    os.replace(paths["weights.h5"], str(root / "weights.h5"))
+    paths["weights.h5"] = str(root / "weights.h5")
+    paths["empty.h5"] = str(root / "empty.h5")
+    open(paths["empty.h5"], "wb").close()
+    paths["png.h5"] = str(root / "png.h5")
+    with open(paths["png.h5"], "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    data = open(paths["legacy.h5"], "rb").read()
+    paths["truncated.h5"] = str(root / "truncated.h5")
+    with open(paths["truncated.h5"], "wb") as handle:
+        handle.write(data[:len(data) // 2])
+    paths["os_system.keras"] = str(root / "os_system.keras")
+    with zipfile.ZipFile(paths["bad.keras"]) as src, \
+            zipfile.ZipFile(paths["os_system.keras"], "w") as dst:
+        config = json.loads(src.read("config.json"))
+        config["config"]["layers"][1] = {"module": "os", "class_name": "system",
+                                         "config": {"name": "evil"}}
+        dst.writestr("config.json", json.dumps(config))
+        dst.writestr("model.weights.h5", src.read("model.weights.h5"))
+    paths["no_config.keras"] = str(root / "no_config.keras")
+    with zipfile.ZipFile(paths["no_config.keras"], "w") as dst:
+        dst.writestr("model.weights.h5", b"")
+    paths["model.txt"] = str(root / "model.txt")
+    open(paths["model.txt"], "w").write("hello")
+    paths["dir"] = str(root)
+    return paths
+
+
+def _snapshot(name, text):
+    path = os.path.join(GOLDEN, name)
+    if os.environ.get("UPDATE_GOLDEN"):
+        with open(path, "w") as handle:
+            handle.write(text)
+    with open(path) as handle:
+        assert text == handle.read(), f"report differs from {path} (UPDATE_GOLDEN=1 to refresh)"
+
+
+def test_list_patterns(capsys):
+    assert check_main(["--list-patterns"]) == 0
+    out = capsys.readouterr().out
+    assert all(p.name in out for p in registered_patterns())
+
+
+def test_legacy_h5_compatible(files, capsys):
+    assert check_main([files["legacy.h5"], "--weight-bits", "4", "--activation-bits", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("compatible with AKD1000")
+
+
+def test_legacy_h5_bits_issue(files, capsys):
+    assert check_main([files["legacy.h5"], "--weight-bits", "8"]) == 1
+    assert "1 issue in 1 layer" in capsys.readouterr().out
+
+
+def test_text_report_golden(files, capsys):
+    assert check_main([files["bad.keras"]]) == 1
+    out = capsys.readouterr().out
+    assert out.strip().endswith("5 issues in 5 layers")
+    _snapshot("cnn2snn_check_multi_problem.txt", out)
+
+
+def test_json_report_golden(files, capsys):
+    assert check_main([files["bad.keras"], "--format", "json", "--target", "akd1000"]) == 1
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert not report["compatible"] and len(report["issues"]) == 5
+    assert {i["rule"] for i in report["issues"]} == {"kernel_size", "relu_unbounded", "stride",
+                                                     "no_pattern", "unsupported_layer"}
+    _snapshot("cnn2snn_check_multi_problem.json", out)
+
+
+@pytest.mark.parametrize("name,text", [
+    ("lambda.h5", "Lambda"), ("weights.h5", "weights only"), ("empty.h5", "empty"),
+    ("png.h5", "not HDF5"), ("truncated.h5", "unreadable HDF5"), ("os_system.keras", "module 'os'"),
+    ("no_config.keras", "lacks ['config.json']"), ("model.txt", "extension '.txt'"),
+    ("dir", "is a directory"), ("missing.h5", "no such file"),
+])
+def test_bad_files_exit_3_without_traceback(files, capsys, name, text):
+    path = files.get(name, os.path.join(files["dir"], name))
+    assert check_main([path]) == 3
+    err = capsys.readouterr().err
+    assert text in err and "Traceback" not in err and err.startswith("error: ")
+
+
+@pytest.mark.parametrize("argv", [[], ["m.h5", "--weight-bits", "3"], ["m.h5", "--target", "X"],
+                                  ["m.h5", "--format", "xml"]])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        check_main(argv)
+    assert exc.value.code == 2
+
+
+def test_convert_float_model_exits_1(files, capsys, tmp_path):
+    out = str(tmp_path / "out.fbz")
+    assert main(["convert", "-m", files["legacy.h5"], "-o", out]) == 1
+    err = capsys.readouterr().err
+    assert "not quantized" in err and "quantizeml.models.quantize" in err
+    assert not os.path.exists(out)
+
+
+def test_convert_refuses_to_overwrite(files, tmp_path):
+    out = tmp_path / "exists.fbz"
+    out.write_bytes(b"x")
+    with pytest.raises(SystemExit) as exc:
+        main(["convert", "-m", files["legacy.h5"], "-o", str(out)])
+    assert exc.value.code == 2 and out.read_bytes() == b"x"
+
+
+def test_convert_bad_file_exit_3(files, capsys):
+    assert main(["convert", "-m", files["lambda.h5"], "-o", files["dir"] + "/x.fbz"]) == 3
