@@ -5,6 +5,7 @@ rule itself is in `learning_rule.py` (pure integer functions); this module check
 moves data between the layer's variables and the rule, and registers the .fbz state and the
 "Learning Summary". See docs/learning.md.
 """
+import contextlib
 import dataclasses
 import warnings
 
@@ -100,20 +101,23 @@ def compile_model(model, optimizer):
     """Compile the last layer for edge learning (re-compiling starts learning afresh).
 
     Each neuron gets exactly `num_weights` weights set to 1 (deterministic from the seed), threshold
-    0, plasticity `initial_plasticity`, and no learning step yet.
+    0, plasticity `initial_plasticity`, and no learning step yet. A mapped model is mapped again on
+    its device, so that the learning layer stays on one NP.
 
     Raises:
         ModelStructureError: the last layer cannot learn.
         LearningParameterError: bad optimizer, units not a multiple of num_classes, num_weights too large.
+        MappingError: the mapped model cannot keep the learning layer on one NP (nothing is changed).
     """
     layer = learning_layer(model)
     _check_options(layer, optimizer)
     units = layer.params.units
     weights = initial_weights(optimizer.rule, layer.input_size, np.arange(units))
-    _install(layer, optimizer, weights, np.zeros(units, np.int32),
-             np.full(units, optimizer.rule.initial, np.int32), np.zeros(units, np.int32),
-             np.zeros(units, np.int32))
-    model._learning = LearningState(optimizer)
+    with _transaction(model, layer):
+        _install(layer, optimizer, weights, np.zeros(units, np.int32),
+                 np.full(units, optimizer.rule.initial, np.int32), np.zeros(units, np.int32),
+                 np.zeros(units, np.int32))
+        model._learning = LearningState(optimizer)
 
 
 def _install(layer, options, weights, threshold, plasticity, thswap, threshold_learning):
@@ -127,12 +131,33 @@ def _install(layer, options, weights, threshold, plasticity, thswap, threshold_l
         layer.add_variable(name, spec, values[name])
 
 
+@contextlib.contextmanager
+def _transaction(model, layer):
+    """Undo every change to the layer, the learning state and the mapping if the block raises; on
+    success, map again on the previous device (mapping reads `model._learning` for the one-NP rule)."""
+    params, values, specs = layer.params, dict(layer._values), dict(layer._extra_specs)
+    learning, mapping = model._learning, model._mapping
+    try:
+        yield
+        if mapping is not None:
+            model.map(mapping.device, hw_only=mapping.hw_only, mode=mapping.mode)
+    except BaseException:
+        model._learning = None
+        if layer.params != params:
+            model._reparameterize(layer, params)
+        layer._values, layer._extra_specs = values, specs
+        layer._cache.clear()
+        model._learning, model._mapping = learning, mapping
+        raise
+
+
 def add_classes(model, num_add_classes):
     """Append `num_add_classes` × neurons-per-class fresh neurons; learned neurons are kept.
 
     Raises:
         LearningError: the model is not compiled.
         LearningParameterError: num_add_classes is not a positive integer.
+        MappingError: the mapped model cannot keep the grown layer on one NP (nothing is changed).
     """
     layer = _require_compiled(model, "add classes")
     if isinstance(num_add_classes, (bool, np.bool_)) or not isinstance(num_add_classes, (int, np.integer)) \
@@ -149,20 +174,15 @@ def add_classes(model, num_add_classes):
                               initial_weights(options.rule, layer.input_size, fresh)], axis=1)
     grow = lambda name, value: np.concatenate(  # noqa: E731
         [old[name], np.full(len(fresh), value, old[name].dtype)])
-    model._learning = None  # Model refuses structural changes while compiled; we re-install below.
-    try:
+    with _transaction(model, layer):
+        model._learning = None  # Model refuses structural changes while compiled; re-installed below.
         for name in LEARNING_VARIABLES:
             layer.remove_variable(name)
         model._reparameterize(layer, dataclasses.replace(layer.params, units=new_units))
         layer.set_variable("act_step", grow("act_step", 1.0))
         _install(layer, new_options, weights, grow("threshold", 0), grow("plasticity", options.rule.initial),
                  grow("thswap", 0), grow("threshold_learning", 0))
-    except Exception:
-        for name in LEARNING_VARIABLES:
-            layer.add_variable(name, _specs(options, old_units)[name], old[name])
-        model._learning = state
-        raise
-    model._learning = LearningState(new_options, state.learned_samples, state.skipped_samples)
+        model._learning = LearningState(new_options, state.learned_samples, state.skipped_samples)
 
 
 # --- fit and scores ------------------------------------------------------------------------------

@@ -229,3 +229,38 @@ def test_learning_after_a_binary_feature_extractor():
         out = model.fit(x, np.arange(9) % 3)
     assert out.shape == (9, 1, 1, 3)
     assert model.layers[-1].variables["thswap"].tolist() == [3, 3, 3]
+
+
+# --- mapping and failure atomicity -------------------------------------------------------------------
+
+def test_compile_and_add_classes_keep_a_mapped_model_mapped_with_the_learning_layer_on_one_np():
+    model = binary_model(units=4)
+    model.map(ak.AKD1000())
+    model.compile(ak.AkidaUnsupervised(5, num_classes=2))
+    assert model._mapping is not None and model._mapping.single_np_layers == ("fc",)
+    model.add_classes(1)
+    assert model._mapping is not None and model._mapping.single_np_layers == ("fc",)
+    nps = [mapping for seq in model.sequences for mapping in seq.nps.get("fc", ())]
+    assert len(nps) == 1 and nps[0].stop - nps[0].start == 6
+
+
+def test_a_failed_add_classes_changes_nothing(monkeypatch):
+    import akida_core.learning as learning
+    model = binary_model(units=4)
+    model.compile(ak.AkidaUnsupervised(5, num_classes=2))
+    model.fit(samples(3, seed=9), [0, 1, 0])
+    before = {name: model.layers[-1].variables[name] for name in model.layers[-1].get_variable_names()}
+    options = model.learning
+
+    def broken(*args):
+        raise ak.LayerParameterError("injected failure")
+    monkeypatch.setattr(learning, "_install", broken)
+    with pytest.raises(ak.LayerParameterError, match="injected"):
+        model.add_classes(2)
+    monkeypatch.undo()
+    layer = model.layers[-1]
+    assert layer.params.units == 4 and model.learning == options and model.output_shape == [1, 1, 4]
+    after = {name: layer.variables[name] for name in layer.get_variable_names()}
+    assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
+    model.add_classes(1)  # still usable
+    assert layer.params.units == 6
