@@ -11,7 +11,7 @@ Attributes are imported lazily so that `cnn2snn-check --help` does not load Tens
 import importlib
 
 _EXPORTS = {
-    "convert": ".convert", "check_model_compatibility": ".compatibility",
+    "convert": ".conversion", "check_model_compatibility": ".compatibility",
     "akida_inputs": ".quantized", "Cnn2snnError": ".errors", "ConversionError": ".errors",
     "Issue": ".errors", "ModelFileError": ".errors", "list_patterns": ".patterns",
     "registered_patterns": ".patterns", "AkidaVersion": ".versions",

@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         parser.error(f"{output} already exists; pass --force to overwrite it")
 
     def body():
-        from .convert import convert
+        from .conversion import convert
         from .errors import ConversionError
         from .files import load_model_file
         model = load_model_file(args.model)
