@@ -9,7 +9,6 @@ from the static bound max|w| * max|x| * fan_in, and refuses anything beyond floa
 The readable loop references these are tested against live in tests/akida_core/reference.py.
 """
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .enums import Padding
 

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from ..enums import Padding, PoolType
+from ..enums import PoolType
 from ..errors import LayerParameterError
 
 WEIGHT_RANGES = {1: (0, 1), 2: (-1, 1), 4: (-7, 7), 8: (-128, 127)}

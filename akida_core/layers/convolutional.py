@@ -51,7 +51,8 @@ class ConvolutionalParams:
     threshold: int = 0
 
     def __post_init__(self):
-        check_conv_fields(self, f"Convolutional '{self.name}'", PROCESSING_WEIGHT_BITS)
+        kind = type(self).__name__[:-len("Params")]
+        check_conv_fields(self, f"{kind} '{self.name}'", PROCESSING_WEIGHT_BITS)
 
 
 def conv_output_shape(params, input_shape):

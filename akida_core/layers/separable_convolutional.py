@@ -6,30 +6,16 @@ import numpy as np
 from .. import kernels
 from ..enums import LayerType, Padding, PoolType
 from .base import weight_range
-from .convolutional import (PROCESSING_WEIGHT_BITS, check_conv_fields, conv_output_shape, conv_positions,
-                            max_input, pooled_positions)
+from .convolutional import (ConvolutionalParams, conv_output_shape, conv_positions, max_input,
+                            pooled_positions)
 from .layer import Layer
 
 
 @dataclasses.dataclass(frozen=True)
-class SeparableConvolutionalParams:
+class SeparableConvolutionalParams(ConvolutionalParams):
     """Parameters of SeparableConvolutional (Akida 1.0); `filters` counts pointwise filters."""
 
-    kernel_size: tuple
-    filters: int
-    name: str = ""
-    padding: Padding = Padding.Same
-    kernel_stride: tuple = (1, 1)
     weights_bits: int = 2
-    pool_size: tuple = (-1, -1)
-    pool_type: PoolType = PoolType.NoPooling
-    pool_stride: tuple = (-1, -1)
-    activation: bool = True
-    act_bits: int = 1
-    threshold: int = 0
-
-    def __post_init__(self):
-        check_conv_fields(self, f"SeparableConvolutional '{self.name}'", PROCESSING_WEIGHT_BITS)
 
 
 class SeparableConvolutional(Layer):

@@ -1,7 +1,7 @@
 """Fast kernels equal the loop references (tests/akida_core/reference.py) on random cases."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from akida_core import kernels
