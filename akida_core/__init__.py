@@ -11,7 +11,7 @@ from .model import Model
 # --- devices and mapping (issue 6); importing mapping_state registers its summary/state/estimates hooks ---
 from . import mapping_state as _mapping_state  # noqa: F401
 from .devices import (AKD1000, AKD1500, AKD1500_v1, NP, FPGA_v2, Device, HwVersion, IpVersion, Mesh, NSoC_v1,
-                      NSoC_v2, TwoNodesIP_v1, TwoNodesIPv1, create_device, devices)
+                      NSoC_v2, TwoNodesIP, TwoNodesIP_v1, TwoNodesIPv1, create_device, devices)
 from .errors import MappingError
 from .mapping import BackendType, MapMode, Sequence
 from . import soc
@@ -25,5 +25,5 @@ __all__ = ["Model", "Layer", "InputData", "InputConvolutional", "Convolutional",
            "LayerParameterError", "ModelFormatError", "ModelStructureError", "VersionError", "__version__",
            "AkidaUnsupervised", "LearningError", "LearningParameterError"]
 __all__ += ["AKD1000", "AKD1500", "AKD1500_v1", "NP", "FPGA_v2", "Device", "HwVersion", "IpVersion", "Mesh",  # mapping
-            "NSoC_v1", "NSoC_v2", "TwoNodesIP_v1", "TwoNodesIPv1", "create_device", "devices", "MappingError",
-            "BackendType", "MapMode", "Sequence", "soc"]
+            "NSoC_v1", "NSoC_v2", "TwoNodesIP", "TwoNodesIP_v1", "TwoNodesIPv1", "create_device", "devices",
+            "MappingError", "BackendType", "MapMode", "Sequence", "soc"]

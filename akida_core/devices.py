@@ -277,6 +277,10 @@ def TwoNodesIPv1():  # noqa: N802
     return _device_from_table(_TWO_NODES_TABLE, TwoNodesIP_v1)
 
 
+TwoNodesIP = TwoNodesIPv1
+"""The user guide's name for TwoNodesIPv1()."""
+
+
 def create_device(num_cnp_tnp, num_fnp, num_skip_dma_channel=0, include_hrc=True, sram_size=None,
                   hw_version=FPGA_v2):
     """Build a virtual device with the given NP counts, in nodes of 4 NPs (reference signature).
@@ -324,5 +328,5 @@ def devices():
 
 
 __all__ = ["AKD1000", "AKD1500", "AKD1500_v1", "Device", "FPGA_v2", "HwVersion", "IpVersion", "Mesh", "NP",
-           "NPType", "NSoC_v1", "NSoC_v2", "TwoNodesIPv1", "TwoNodesIP_v1", "create_device", "device_from_dict",
-           "devices"]
+           "NPType", "NSoC_v1", "NSoC_v2", "TwoNodesIP", "TwoNodesIPv1", "TwoNodesIP_v1", "create_device",
+           "device_from_dict", "devices"]

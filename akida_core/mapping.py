@@ -14,9 +14,9 @@ Example:
 import dataclasses
 import enum
 
-from .devices import Device, IpVersion, NPType, device_from_dict
-from .errors import MappingError, ModelFormatError
-from .mapping_rules import has_max_pool, layer_issue, layer_need, np_kind, allocate
+from .devices import Device, IpVersion, NPType
+from .errors import MappingError
+from .mapping_rules import allocate, has_max_pool, layer_issue, layer_need, np_kind
 from .program import encode_program
 
 
