@@ -199,6 +199,12 @@ class Model:
         return self._statistics
 
     @property
+    def ip_version(self):
+        """The Akida IP version of the model's layers: always IpVersion.v1 (Akida 1.0)."""
+        from .devices import IpVersion
+        return IpVersion.v1
+
+    @property
     def learning(self):
         """The compiled AkidaUnsupervised options, or None."""
         return None if self._learning is None else self._learning.optimizer
@@ -382,6 +388,23 @@ class Model:
                 raise ModelFormatError(f"layer '{layer.name}' has no variable {name!r}")
             layer.set_variable(name, value)
 
+    def to_json(self):
+        """The `to_dict()` description as a JSON string (arrays as {dtype, shape, data})."""
+        import json
+        return json.dumps(_arrays_to_lists(self.to_dict()))
+
+    @classmethod
+    def from_json(cls, text):
+        """Rebuild a model from `to_json()` output."""
+        import json
+        try:
+            description = _lists_to_arrays(json.loads(text))
+        except (ValueError, TypeError, KeyError) as err:
+            raise ModelFormatError(f"invalid model JSON: {err}") from err
+        model = cls()
+        model._restore_checked(lambda: description, "<json>")
+        return model
+
     def save(self, model_file):
         """Save the model (architecture, variables, mapping, learning state) to a .fbz file, atomically."""
         from . import fbz
@@ -416,6 +439,29 @@ class Model:
 
     def __repr__(self):
         return f"<akida_core.Model {len(self._layers)} layers {[lay.name for lay in self._layers]}>"
+
+
+def _arrays_to_lists(node):
+    if isinstance(node, np.ndarray):
+        return {"__ndarray__": {"dtype": node.dtype.name, "shape": list(node.shape), "data": node.ravel().tolist()}}
+    if isinstance(node, dict):
+        return {key: _arrays_to_lists(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_arrays_to_lists(value) for value in node]
+    return node
+
+
+def _lists_to_arrays(node):
+    if isinstance(node, dict):
+        if set(node) == {"__ndarray__"}:
+            spec = node["__ndarray__"]
+            if spec["dtype"] not in ("int8", "int32", "float32", "uint8", "int64", "float64"):
+                raise ValueError(f"unsupported array dtype {spec['dtype']!r}")
+            return np.array(spec["data"], dtype=spec["dtype"]).reshape([int(d) for d in spec["shape"]])
+        return {key: _lists_to_arrays(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_lists_to_arrays(value) for value in node]
+    return node
 
 
 def _working_bytes(layer):

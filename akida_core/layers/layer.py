@@ -62,6 +62,15 @@ class Layer:
         """The Model this layer belongs to, or None."""
         return self._model
 
+    @property
+    def inbounds(self):
+        """The layers feeding this one (the previous layer of the sequential model, or none)."""
+        if self._model is None:
+            return []
+        layers = self._model.layers
+        index = layers.index(self)
+        return [] if index == 0 else [layers[index - 1]]
+
     def set_parameter(self, name, value):
         """Change one parameter; the new value is validated and the model's shapes re-checked."""
         if name in ("name", "layer_type"):

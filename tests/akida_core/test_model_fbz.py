@@ -117,3 +117,13 @@ def test_fuzzed_descriptions_only_raise_model_format_error(data):
     # a mutation that still describes a valid model must give a usable model
     x = np.zeros((1, *model.input_shape), np.uint8)
     model.forward(x)
+
+
+def test_json_round_trip_and_metatf_properties():
+    model = small_cnn(seed=2)
+    again = ak.Model.from_json(model.to_json())
+    _assert_same_model(model, again)
+    assert again.layers[2].inbounds == [again.layers[1]] and again.layers[0].inbounds == []
+    assert model.ip_version == ak.IpVersion.v1
+    with pytest.raises(ModelFormatError):
+        ak.Model.from_json("{not json")
