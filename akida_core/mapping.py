@@ -88,15 +88,16 @@ class Sequence:
         program = self.program
         return 0 if program is None else len(program)
 
+    def layer_external_memory(self, name):
+        """Bytes of the layer's weights held in external memory (its FNP2 blocks)."""
+        layer = next(lay for lay in self.layers if lay.name == name)
+        return sum(-(-layer.input_size * (stop - start) * layer.params.weights_bits // 8)
+                   for _, np_type, start, stop in self._allocation.get(name, ()) if np_type is NPType.FNP2)
+
     @property
     def external_memory(self):
-        """Bytes of weights held in external memory (FNP2 blocks)."""
-        total = 0
-        for layer in self.layers:
-            for _, np_type, start, stop in self._allocation.get(layer.name, ()):
-                if np_type is NPType.FNP2:
-                    total += -(-layer.input_size * (stop - start) * layer.params.weights_bits // 8)
-        return total
+        """Bytes of weights held in external memory (FNP2 blocks) by the whole sequence."""
+        return sum(self.layer_external_memory(layer.name) for layer in self.layers)
 
     def __repr__(self):
         size = f", program {self.program_size} bytes" if self.backend is BackendType.Hardware else ""

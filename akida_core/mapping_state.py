@@ -63,12 +63,15 @@ def summary_section(model):
         if sequence.backend is BackendType.Hardware:
             lines.append(f"Sequence {sequence.name} (Hardware) - passes: {len(sequence.passes)} - "
                          f"size: {sizes[sequence.name]:,} bytes")
-            rows = [(f"{layer.name} ({layer.layer_type.name})", str(len(nps) if nps and nps[0].type.name != "HRC"
-                                                                    else 0), _components(nps))
-                    for layer, nps in ((lay, sequence.nps[lay.name]) for lay in sequence.layers)]
-            lines += format_table(("Layer (type)", "NPs", "Components"), rows)
-            if sequence.external_memory:
-                lines.append(f"External Memory (Bytes): {sequence.external_memory:,}")
+            external = sequence.external_memory
+            header = ("Layer (type)", "NPs", "Components") + (("External Memory (Bytes)",) if external else ())
+            rows = []
+            for layer in sequence.layers:
+                nps = sequence.nps[layer.name]
+                row = (f"{layer.name} ({layer.layer_type.name})",
+                       str(len(nps) if nps and nps[0].type.name != "HRC" else 0), _components(nps))
+                rows.append(row + ((f"{sequence.layer_external_memory(layer.name):,}",) if external else ()))
+            lines += format_table(header, rows)
         else:
             lines.append(f"Sequence {sequence.name} (Software) - runs on the host")
             for layer in sequence.layers:

@@ -178,3 +178,26 @@ def test_estimates_count_events():
     assert sparse < dense
     model.map(ak.AKD1000())   # more NPs share the work: lower latency, same operations
     assert model.statistics.estimates.at()[0].operations == sparse
+
+
+def test_seed_user_guide_code_runs_end_to_end():
+    """The user guide's "Model Hardware Mapping" and "Performances measurement" snippets, on a virtual device."""
+    import akida_core as akida
+    from akida_core import AKD1000, Device, NSoC_v2, TwoNodesIP, devices
+
+    assert devices() == []                                    # no hardware: use virtual devices
+    mesh = AKD1000().mesh
+    device = Device(NSoC_v2, mesh)
+    assert device == AKD1000() and str(TwoNodesIP()) == "VirtualDevice/BC.A1.003.006"
+    model = BENCHMARK_MODELS["mnist_cnn"]()
+    model.map(device, hw_only=True)
+    sequence = model.sequences[0]
+    program = sequence.program
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert f"size: {len(program):,} bytes" in "\n".join(lines)
+    device.soc.power_measurement_enabled = True
+    device.soc.clock_mode = akida.soc.ClockMode.Performance
+    model.forward(random_inputs(model, 2))
+    text = str(model.statistics)
+    assert "Inference statistics (2 samples)" in text and "ESTIMATES" in text and model.statistics.fps is None

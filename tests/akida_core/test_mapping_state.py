@@ -3,6 +3,7 @@ import copy
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import akida_core as ak
 
@@ -78,3 +79,41 @@ def test_corrupted_mapping_state_is_rejected(name, corrupt, message):
     description["mapping"] = replaced if isinstance(replaced, str) else state
     with pytest.raises(ak.ModelFormatError, match=message):
         ak.Model.from_dict(description)
+
+
+def _leaves(tree, path=()):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, path + (key,))
+    elif isinstance(tree, list):
+        for index, value in enumerate(tree):
+            yield from _leaves(value, path + (index,))
+    yield path
+
+
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 300), st.text(max_size=4),
+                        st.lists(st.integers(0, 3), max_size=4), st.dictionaries(st.text(max_size=3), st.none(),
+                                                                                  max_size=2))
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_fuzzed_mapping_state_loads_or_raises_model_format_error(data):
+    model = nine_by_nine_in_the_middle()
+    model.map(ak.AKD1500(), mode=ak.MapMode.Minimal)
+    description = model.to_dict()
+    paths = list(_leaves(description["mapping"]))
+    path = data.draw(st.sampled_from(paths))
+    value = data.draw(JSON_VALUES)
+    if not path:
+        description["mapping"] = value
+    else:
+        parent = description["mapping"]
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = value
+    try:
+        loaded = ak.Model.from_dict(description)
+    except ak.ModelFormatError:
+        return
+    assert fingerprint(loaded) == fingerprint(model)   # a harmless change (e.g. the same value)
