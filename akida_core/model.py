@@ -8,17 +8,12 @@ import numpy as np
 from .errors import AkidaError, InputDataError, ModelFormatError, ModelStructureError
 from .inputs import validate_batch_size, validate_inputs
 from .layers import LAYER_KINDS, InputData, Layer
-from .model_state import layer_from_dict, state_hooks
+from .inference import batch_chunk, forward_in_slices
+from .model_state import arrays_to_lists, layer_from_dict, lists_to_arrays, state_hooks
 from .statistics import Statistics
 from .summary import summary_text
 
 MODEL_DICT_VERSION = 1
-BATCH_MEMORY_BYTES = 512 * 2 ** 20
-"""Inference holds at most about this many bytes of layer outputs for one chunk of the batch."""
-LAYER_MEMORY_BYTES = 32 * 2 ** 20
-"""Each layer runs on sub-chunks whose intermediates (im2col columns, potentials) stay near this size."""
-
-
 class Model:
     """A sequential Akida model.
 
@@ -221,10 +216,7 @@ class Model:
         return validate_inputs(inputs, first.input_dims, first.input_bits, first.input_signed)
 
     def _chunk_size(self, batch_size):
-        if batch_size:
-            return batch_size
-        per_sample = max(int(np.prod(layer.output_dims)) for layer in self._layers)
-        return max(1, BATCH_MEMORY_BYTES // per_sample)
+        return batch_size or batch_chunk(self._layers)
 
     def _run(self, inputs, batch_size, layers=None):
         """Forward validated inputs through `layers` (default: all), chunk by chunk, recording statistics."""
@@ -235,7 +227,7 @@ class Model:
         for start in range(0, inputs.shape[0], chunk):
             x = inputs[start:start + chunk]
             for layer in layers:
-                x = _forward_in_slices(layer, x)
+                x = forward_in_slices(layer, x)
                 stats.record(layer, x)
             outputs.append(x)
         self._statistics = stats
@@ -391,14 +383,14 @@ class Model:
     def to_json(self):
         """The `to_dict()` description as a JSON string (arrays as {dtype, shape, data})."""
         import json
-        return json.dumps(_arrays_to_lists(self.to_dict()))
+        return json.dumps(arrays_to_lists(self.to_dict()))
 
     @classmethod
     def from_json(cls, text):
         """Rebuild a model from `to_json()` output."""
         import json
         try:
-            description = _lists_to_arrays(json.loads(text))
+            description = lists_to_arrays(json.loads(text))
         except (ValueError, TypeError, KeyError) as err:
             raise ModelFormatError(f"invalid model JSON: {err}") from err
         model = cls()
@@ -439,55 +431,6 @@ class Model:
 
     def __repr__(self):
         return f"<akida_core.Model {len(self._layers)} layers {[lay.name for lay in self._layers]}>"
-
-
-def _arrays_to_lists(node):
-    if isinstance(node, np.ndarray):
-        return {"__ndarray__": {"dtype": node.dtype.name, "shape": list(node.shape), "data": node.ravel().tolist()}}
-    if isinstance(node, dict):
-        return {key: _arrays_to_lists(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_arrays_to_lists(value) for value in node]
-    return node
-
-
-def _lists_to_arrays(node):
-    if isinstance(node, dict):
-        if set(node) == {"__ndarray__"}:
-            spec = node["__ndarray__"]
-            if spec["dtype"] not in ("int8", "int32", "float32", "uint8", "int64", "float64"):
-                raise ValueError(f"unsupported array dtype {spec['dtype']!r}")
-            return np.array(spec["data"], dtype=spec["dtype"]).reshape([int(d) for d in spec["shape"]])
-        return {key: _lists_to_arrays(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_lists_to_arrays(value) for value in node]
-    return node
-
-
-def _working_bytes(layer):
-    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or potentials)."""
-    out = int(np.prod(layer.output_dims)) * 8
-    params = layer.params
-    kernel = getattr(params, "kernel_size", None)
-    if kernel is None:
-        return max(out, int(np.prod(layer.input_dims)) * 8)
-    stride = params.kernel_stride
-    h, w, c = layer.input_dims
-    positions = (-(-h // stride[0])) * (-(-w // stride[1]))
-    return max(out, positions * (kernel[0] * kernel[1] * c + params.filters) * 8)
-
-
-def _forward_in_slices(layer, x):
-    """Run one layer over `x` in sub-batches sized to LAYER_MEMORY_BYTES (cache-friendly, bounded memory)."""
-    step = max(1, LAYER_MEMORY_BYTES // _working_bytes(layer))
-    if x.shape[0] <= step:
-        return layer._forward(x)
-    first = layer._forward(x[:step])
-    out = np.empty((x.shape[0],) + first.shape[1:], first.dtype)
-    out[:step] = first
-    for start in range(step, x.shape[0], step):
-        out[start:start + step] = layer._forward(x[start:start + step])
-    return out
 
 
 __all__ = ["Model", "LAYER_KINDS"]

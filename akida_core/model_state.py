@@ -56,3 +56,28 @@ def layer_from_dict(entry):
                                                 np.dtype(str(spec["dtype"])).type,
                                                 spec.get("low"), spec.get("high"))
     return layer
+
+
+def arrays_to_lists(node):
+    """Replace numpy arrays in a description by JSON-able {"__ndarray__": {dtype, shape, data}}."""
+    if isinstance(node, np.ndarray):
+        return {"__ndarray__": {"dtype": node.dtype.name, "shape": list(node.shape), "data": node.ravel().tolist()}}
+    if isinstance(node, dict):
+        return {key: arrays_to_lists(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [arrays_to_lists(value) for value in node]
+    return node
+
+
+def lists_to_arrays(node):
+    """Inverse of `arrays_to_lists` (only integer and float dtypes are accepted)."""
+    if isinstance(node, dict):
+        if set(node) == {"__ndarray__"}:
+            spec = node["__ndarray__"]
+            if spec["dtype"] not in ("int8", "int32", "float32", "uint8", "int64", "float64"):
+                raise ValueError(f"unsupported array dtype {spec['dtype']!r}")
+            return np.array(spec["data"], dtype=spec["dtype"]).reshape([int(d) for d in spec["shape"]])
+        return {key: lists_to_arrays(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [lists_to_arrays(value) for value in node]
+    return node

@@ -187,12 +187,12 @@ def test_wide_layer_bound_is_exact():
 
 
 def test_layer_slicing_and_batch_chunks_give_identical_results(monkeypatch):
-    import akida_core.model as model_module
+    import akida_core.inference as inference
     model = small_cnn(seed=8)
     x = np.random.default_rng(9).integers(0, 256, (9, 9, 8, 1)).astype(np.uint8)
     expected = model.forward(x)
-    monkeypatch.setattr(model_module, "LAYER_MEMORY_BYTES", 1)
-    monkeypatch.setattr(model_module, "BATCH_MEMORY_BYTES", 1000)
+    monkeypatch.setattr(inference, "LAYER_MEMORY_BYTES", 1)
+    monkeypatch.setattr(inference, "BATCH_MEMORY_BYTES", 1000)
     assert model._chunk_size(0) < len(x)
     np.testing.assert_array_equal(model.forward(x), expected)
     assert model.statistics.samples == 9
