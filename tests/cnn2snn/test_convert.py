@@ -1,0 +1,77 @@
+"""convert(): refuses float models, reports every issue of a quantized model, saves .fbz files."""
+import numpy as np
+import pytest
+
+import akida_core
+import cnn2snn
+from cnn2snn import ConversionError
+
+from ..e2e.qbuild import build, conv, dense, flatten, gap, maxpool, relu
+from .models import PATTERN_FIXTURES
+
+
+def test_float_model_asks_to_quantize_first():
+    with pytest.raises(ConversionError) as exc:
+        cnn2snn.convert(PATTERN_FIXTURES["conv-pool-relu"]())
+    (issue,) = exc.value.issues
+    assert issue.rule == "not_quantized" and "quantizeml.models.quantize(" in issue.hint
+
+
+def test_input_scaling_is_rejected_for_quantizeml_models():
+    qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
+    with pytest.raises(ConversionError, match="input_scaling"):
+        cnn2snn.convert(qmodel, input_scaling=(1.0, 0))
+
+
+def test_all_issues_of_a_quantized_model_at_once():
+    qmodel = build((9, 9, 3), [conv(4, 3, weight_bits=8), relu(), conv(4, 3, weight_bits=8),
+                               relu(), conv(4, 3, strides=3), relu(), flatten(), dense(3)])
+    with pytest.raises(ConversionError) as exc:
+        cnn2snn.convert(qmodel)
+    rules = [(i.layer, i.rule) for i in exc.value.issues]
+    names = [la.name for la in qmodel.layers]
+    assert rules == [(names[3], "weights_bits"), (names[5], "stride")]
+    assert "2 issues in 2 layers" in str(exc.value)
+    assert cnn2snn.check_model_compatibility(qmodel) == exc.value.issues
+
+
+def test_threshold_beyond_register_is_an_issue():
+    qmodel = build((8, 8, 16), [conv(16, 3), relu(), conv(4, 3), gap(), relu(), dense(3)],
+                   input_bits=4)
+    inner = qmodel.layers[3]
+    inner.bias.assign(np.full(inner.bias.shape, 1e9, np.float32))
+    issues = cnn2snn.check_model_compatibility(qmodel)
+    assert [(i.layer, i.rule) for i in issues] == [(inner.name, "threshold_range")]
+    assert issues[0].allowed == [-2 ** 19, 2 ** 19 - 1] and issues[0].found < -2 ** 19
+    with pytest.raises(ConversionError, match="threshold"):
+        cnn2snn.convert(qmodel)
+
+
+def test_act_step_beyond_register_is_an_issue():
+    qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), conv(4, 3), maxpool(),
+                               relu(), flatten(), dense(3)])
+    act = qmodel.layers[5]
+    act.act_step.assign(np.full(act.act_step.shape, 2.0 ** 16, np.float32))
+    issues = cnn2snn.check_model_compatibility(qmodel)
+    assert [i.rule for i in issues] == ["act_step_range"]
+    act.act_step.assign(np.full(act.act_step.shape, 2.0 ** 16 - 1, np.float32))
+    assert cnn2snn.check_model_compatibility(qmodel) == []
+
+
+def test_save_to_file_path(tmp_path):
+    qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
+    akida_model = cnn2snn.convert(qmodel, tmp_path / "sub" / "model")
+    path = tmp_path / "sub" / "model.fbz"
+    assert path.exists()
+    x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(akida_core.Model(str(path)).forward(x), akida_model.forward(x))
+
+
+def test_versions():
+    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v1
+    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v2):
+        assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v2
+    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v1
+    with pytest.raises(TypeError):
+        with cnn2snn.set_akida_version("v2"):
+            pass

@@ -1,0 +1,71 @@
+"""Float Keras model -> quantizeml.quantize -> cnn2snn.convert: bit-exact on random and digits
+inputs, for the float-only features (BatchNormalization before/after pooling, Rescaling input,
+Dropout, final Softmax) that quantize() folds away."""
+import numpy as np
+import pytest
+from keras import layers as L
+
+import cnn2snn
+
+from ..cnn2snn.models import seq
+from .test_parity import digits_like
+
+quantize_module = pytest.importorskip("quantizeml.models")
+if not hasattr(quantize_module, "quantize"):  # pragma: no cover - quantizeml not landed yet
+    pytest.skip("quantizeml.models.quantize is not available", allow_module_level=True)
+from quantizeml import QuantizationParams  # noqa: E402
+
+
+def _randomize(model, seed):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for w in layer.weights:
+            if "moving_variance" in w.path or "gamma" in w.path:
+                w.assign(rng.uniform(0.5, 1.5, w.shape))
+            else:
+                w.assign(rng.normal(0.0, 0.5, w.shape))
+    return model
+
+
+FLOAT_MODELS = {
+    "rescaling-bn-before-and-after-pool": (lambda: seq(
+        (8, 8, 1), L.Rescaling(1 / 255.0), L.Conv2D(4, 3, padding="same"), L.BatchNormalization(),
+        L.MaxPooling2D(), L.BatchNormalization(), L.ReLU(6.0), L.Dropout(0.2),
+        L.SeparableConv2D(6, 3, padding="same"), L.BatchNormalization(), L.ReLU(6.0),
+        L.Flatten(), L.Dense(3), L.Softmax()), QuantizationParams(), 8),
+    "gap-2bit": (lambda: seq(
+        (8, 8, 3), L.Conv2D(8, 3, strides=2, padding="same"), L.ReLU(6.0),
+        L.Conv2D(8, 3, padding="same"), L.BatchNormalization(), L.GlobalAveragePooling2D(),
+        L.ReLU(6.0), L.Dense(4)), QuantizationParams(weight_bits=2, activation_bits=2), 8),
+    "inputdata-dense": (lambda: seq(
+        (6, 6, 2), L.Flatten(), L.Dense(8), L.ReLU(6.0), L.Dense(3)),
+        QuantizationParams(output_bits=4), 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT_MODELS))
+def test_quantize_then_convert_is_exact(name):
+    build, qparams, bits = FLOAT_MODELS[name]
+    model = _randomize(build(), len(name))
+    shape = tuple(model.inputs[0].shape[1:])
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (32, *shape)).astype(np.float32)
+    qmodel = quantize_module.quantize(model, qparams=qparams, samples=x, verbose=0)
+    akida_model = cnn2snn.convert(qmodel)
+    for data in (x[:16], digits_like(shape, 8).astype(np.float32)):
+        x_int = cnn2snn.akida_inputs(qmodel, data)
+        assert x_int.dtype == np.uint8 and int(x_int.max()) < 2 ** bits
+        assert_parity_float(qmodel, akida_model, data, x_int)
+
+
+def assert_parity_float(qmodel, akida_model, x_float, x_int):
+    """Parity where the Keras model takes float inputs and Akida their quantized integers."""
+    from .qbuild import integer_model
+    keras_int = np.asarray(integer_model(qmodel)(x_float), np.float64)
+    forward = akida_model.forward(x_int).astype(np.float64).reshape(keras_int.shape)
+    last = akida_model.layers[-1]
+    if not last.params.activation:
+        keras_int = keras_int + last.variables["threshold"].astype(np.float64)
+        out = np.asarray(qmodel(x_float))
+        np.testing.assert_array_equal(akida_model.predict(x_int).reshape(out.shape), out)
+    assert int(np.sum(forward != keras_int)) == 0
