@@ -131,6 +131,13 @@ def _splitmix64(z):
     return z ^ (z >> np.uint64(31))
 
 
+def _splitmix64_int(z):
+    """The same finalizer on one Python int (cheaper than a one-element array)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
 def priorities(seed, neuron, step, salt, indices):
     """uint64 rank of each input index for one (seed, neuron, step, purpose); distinct per index.
 
@@ -139,7 +146,7 @@ def priorities(seed, neuron, step, salt, indices):
     """
     base = (seed * 0xD6E8FEB86659FD93 + neuron * 0xA0761D6478BD642F + step * 0xE7037ED1A0B428DB
             + salt) & _MASK64
-    base = int(_splitmix64(np.array([base], np.uint64))[0])
+    base = _splitmix64_int(base)
     keys = np.asarray(indices, np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(base)
     return _splitmix64(keys)
 

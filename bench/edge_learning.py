@@ -35,7 +35,7 @@ import akida_core as ak  # noqa: E402
 
 BASE, NEW = tuple(range(5)), tuple(range(5, 10))
 NEURONS_PER_CLASS = 10
-NUM_WEIGHTS = 80
+NUM_WEIGHTS = 120
 THRESHOLD_PERCENTILE = 75
 TARGET_ACCURACY, TARGET_GAP, TARGET_SHOTS = 0.80, 0.05, 10
 

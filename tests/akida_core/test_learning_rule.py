@@ -110,3 +110,10 @@ def test_ineligible_neurons_never_learn_even_when_every_potential_is_zero():
     state = fresh_state(3)
     assert choose_learner(rule(), np.zeros(3, np.int32), np.array([False, True, False]), state) == 1
     assert choose_learner(rule(), np.zeros(3, np.int32), np.array([False, False, True]), state) == 2
+
+
+def test_scalar_and_array_splitmix64_agree():
+    from akida_core.learning_rule import _splitmix64, _splitmix64_int
+    values = [0, 1, 2 ** 63, 2 ** 64 - 1, 0x123456789ABCDEF0]
+    assert [int(v) for v in _splitmix64(np.array(values, np.uint64))] == [_splitmix64_int(v) for v in values]
+    assert _splitmix64_int(0) == 0 and _splitmix64_int(1) == 0x5692161D100B05E5
