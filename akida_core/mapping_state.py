@@ -63,6 +63,9 @@ def summary_section(model):
         if sequence.backend is BackendType.Hardware:
             lines.append(f"Sequence {sequence.name} (Hardware) - passes: {len(sequence.passes)} - "
                          f"size: {sizes[sequence.name]:,} bytes")
+            cut = state.reasons.get(sequence.layers[0].name)
+            if cut:
+                lines.append(f"  new sequence at {sequence.layers[0].name}: {cut}")
             external = sequence.external_memory
             header = ("Layer (type)", "NPs", "Components") + (("External Memory (Bytes)",) if external else ())
             rows = []
