@@ -165,6 +165,9 @@ def spec_from_config(config: dict, weights: dict[str, list], source: str, where:
                                    [np.asarray(w) for w in weights.pop(name, [])]))
             continue
         kept = {key: layer_config[key] for key in LAYER_KEYS[class_name] if key in layer_config}
+        if class_name == "BatchNormalization" and isinstance(kept.get("axis"), (list, tuple)) \
+                and len(kept["axis"]) == 1:
+            kept["axis"] = kept["axis"][0]  # Keras 2 stores a list
         chain.append(LayerSpec(class_name, name, kept,
                                [np.asarray(w) for w in weights.pop(name, [])]))
     for key in ("output_layers", "input_layers"):
@@ -214,7 +217,13 @@ def build_float_model(spec: ModelSpec) -> keras.Model:
 
     Raises:
         ModelFormatError: a weight's shape differs from the one the layer config implies.
+        UnsupportedLayerError: layer classes quantizeml cannot rebuild (all listed).
     """
+    unknown = [f"Layer '{l.name}' ({l.class_name}) is not supported; supported: "
+               f"{', '.join(sorted(LAYER_KEYS))}." for l in spec.layers
+               if l.class_name not in LAYER_KEYS]
+    if unknown:
+        raise UnsupportedLayerError(unknown)
     inputs = keras.Input(spec.input_shape, name="input")
     x = inputs
     if spec.folded_rescaling is not None:
@@ -252,3 +261,31 @@ def output_shapes(spec: ModelSpec) -> list[tuple]:
         shape = tuple(layer.compute_output_shape(shape))
         shapes.append(shape[1:])
     return shapes
+
+
+def validate_weight_shapes(spec: ModelSpec) -> None:
+    """Check every layer's weights against the shapes its config implies (up to the first layer
+    class quantizeml does not know).
+
+    Raises:
+        ModelFormatError: a missing, extra or mis-shaped weight (bad file or tampered config).
+    """
+    shape = (None,) + tuple(spec.input_shape)
+    for layer_spec in spec.layers:
+        if layer_spec.class_name not in LAYER_KEYS:
+            return
+        try:
+            layer = getattr(keras.layers, layer_spec.class_name)(**layer_spec.config)
+            layer.build(shape)
+            new_shape = tuple(layer.compute_output_shape(shape))
+        except (ValueError, TypeError) as err:
+            raise ModelFormatError(f"Layer '{layer_spec.name}' ({layer_spec.class_name}) cannot "
+                                   f"be built on input shape {shape[1:]} with its config: "
+                                   f"{err}") from err
+        expected = [tuple(w.shape) for w in layer.weights]
+        found = [tuple(np.shape(w)) for w in layer_spec.weights]
+        if expected != found:
+            raise ModelFormatError(
+                f"Layer '{layer_spec.name}' ({layer_spec.class_name}): weight shapes {found} do "
+                f"not match the shapes its config implies {expected}.")
+        shape = new_shape

@@ -133,6 +133,15 @@ class NeuralQuantization:
         """Float kernel with the input scale folded in (what the weight scale is computed on)."""
         return self.kernel * self.input_scale[:, None]
 
+    # Keras' Conv/Dense store only kernel and bias; the frozen scales must be saved too.
+    def save_own_variables(self, store):
+        """Save every variable (trainable then non-trainable), scales included."""
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        """Load every variable saved by ``save_own_variables``."""
+        keras.layers.Layer.load_own_variables(self, store)
+
 
 @register
 class QuantizedConv2D(NeuralQuantization, keras.layers.Conv2D):

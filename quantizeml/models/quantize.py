@@ -7,7 +7,8 @@ import numpy as np
 from .. import layers as qlayers
 from ..calibrate import iterate_batches, observe, random_samples
 from ..errors import QuantizationConfigError, QuantizationError
-from ..ir import ModelSpec, build_float_model, spec_from_model, suggest
+from ..ir import (ModelSpec, build_float_model, spec_from_model, suggest,
+                  validate_weight_shapes)
 from ..layers.neural import NEURAL_LAYERS
 from ..params import QuantizationParams
 from ..transforms import sanitize
@@ -192,6 +193,7 @@ def quantize(model, q_config=None, qparams=QuantizationParams(), samples=None, n
         raise QuantizationConfigError(f"qparams is {type(qparams).__name__}; expected "
                                       "QuantizationParams.")
     spec = to_spec(model)
+    validate_weight_shapes(spec)
     names = {layer.name for layer in spec.layers}
     sanitized = sanitize(spec)
     names |= {layer.name for layer in sanitized.layers}
