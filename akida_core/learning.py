@@ -19,6 +19,7 @@ from .layers.base import VariableSpec
 from .learning_rule import (Q16_ONE, AkidaUnsupervised, LearningError, LearningParameterError,
                             LearningRule, initial_weights, learn)
 from .model_state import register_state
+from .statistics import Statistics
 from .summary import format_table, register_section
 
 LEARNING_VARIABLES = ("plasticity", "thswap", "threshold_learning")
@@ -246,7 +247,8 @@ def fit_model(model, inputs, input_labels=None, batch_size=0):
         warnings.warn(f"fit: skipped {skipped} of {x.shape[0]} samples whose label is outside "
                       f"[0, {options.num_classes}) (num_classes={options.num_classes})", stacklevel=3)
     outputs = layer._activate(potentials).reshape(x.shape[0], 1, 1, units)
-    model._statistics.layers.pop(layer.name, None)
+    model._statistics.layers.update(Statistics.for_layers([layer]).layers)
+    model._statistics.record(layer, outputs)
     return outputs
 
 

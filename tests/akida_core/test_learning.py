@@ -124,6 +124,8 @@ def test_fit_returns_uint8_activations_with_the_layer_threshold():
     model.compile(ak.AkidaUnsupervised(6))
     out = model.fit(samples(4, seed=2))
     assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1}
+    stats = model.statistics.layers["fc"]
+    assert stats.samples == 4 and stats.events == np.count_nonzero(out)
 
 
 def test_labelled_fit_only_changes_the_label_neurons():

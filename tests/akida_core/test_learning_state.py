@@ -140,7 +140,7 @@ options_strategy = st.fixed_dictionaries({
     "seed": st.integers(0, 3),
 })
 fit_calls = st.lists(st.tuples(st.integers(1, 6), st.integers(0, 2 ** 16),
-                               st.one_of(st.none(), st.integers(-1, 3), st.just("per-sample"))),
+                               st.one_of(st.none(), st.integers(-1, 3), st.sampled_from(["per-sample", "add"]))),
                      min_size=1, max_size=4)
 
 
@@ -149,10 +149,21 @@ fit_calls = st.lists(st.tuples(st.integers(1, 6), st.integers(0, 2 ** 16),
 def test_invariants_hold_after_any_fit_sequence(options, neurons_per_class, calls):
     model = compiled(units=options["num_classes"] * neurons_per_class, **options)
     layer, rule = model.layers[-1], model.learning.rule
+    num_classes = options["num_classes"]
     per_class = neurons_per_class
     floor = min(rule.initial, rule.minimum)
     previous = learning_variables(model)
     for n, seed, label in calls:
+        if label == "add":
+            model.add_classes(n % 2 + 1)
+            grown = learning_variables(model)
+            fresh = slice(previous["thswap"].size, None)
+            assert np.all(grown["thswap"][fresh] == 0) and np.all(grown["plasticity"][fresh] == rule.initial)
+            for name, old in previous.items():
+                assert np.array_equal(grown[name][..., :old.shape[-1]], old), name
+            num_classes = model.learning.num_classes
+            previous = grown
+            continue
         x = samples(n, seed)
         labels = np.random.default_rng(seed).integers(-1, 4, n) if label == "per-sample" else label
         with warnings.catch_warnings():
@@ -173,11 +184,10 @@ def test_invariants_hold_after_any_fit_sequence(options, neurons_per_class, call
         if rule.initial == 0:
             assert np.array_equal(w, previous["weights"].reshape(w.shape)) and not steps.any()
         else:
-            # every sample with no label or a valid label is learned by exactly one neuron
             # each sample with no label or a valid label is learned by at most one neuron, and by
             # exactly one while plasticity cannot decay to 0
             lab = np.full(n, -1) if labels is None else np.broadcast_to(np.asarray(labels), (n,))
-            valid = (labels is None) | ((lab >= 0) & (lab < options["num_classes"]))
+            valid = (labels is None) | ((lab >= 0) & (lab < num_classes))
             assert steps.sum() <= valid.sum()
             if floor > 0:
                 assert steps.sum() == valid.sum()
