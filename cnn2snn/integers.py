@@ -127,9 +127,9 @@ def value_issues(block, params, row, target) -> list:
                             f"Layer '{name}' ({kind}): threshold={bad} does not fit the "
                             f"{row.threshold_bits}-bit signed threshold register of the "
                             f"{row.np_type} on {target.name}; supported: {rng[0]} to {rng[1]}.",
-                            bad, list(rng), "reduce the bias magnitudes (e.g. regularize the "
-                            "biases) or the pooled area H*W, or use fewer weight bits in the "
-                            "previous layers, then quantize again."))
+                            bad, list(rng), "quantize this layer with fewer weight bits (a "
+                            "coarser weight scale divides the threshold), reduce the pooled area "
+                            "H*W or the bias magnitudes, then quantize again."))
     if params["activation"] or params.get("act_step") is not None:
         step = np.asarray(params["act_step"], np.float64)
         if row.max_act_step is not None and step.size and step.max() >= row.max_act_step:
@@ -137,8 +137,9 @@ def value_issues(block, params, row, target) -> list:
                                 f"Layer '{name}' ({kind}): act_step={float(step.max()):g} exceeds "
                                 f"the {row.np_type} register on {target.name}; supported: below "
                                 f"{row.max_act_step:g}.", float(step.max()),
-                                f"< {row.max_act_step:g}", "reduce the layer's output range (a "
-                                "lower ReLU max_value) or its input range, then quantize again."))
+                                f"< {row.max_act_step:g}", "quantize this layer with fewer weight bits "
+                                "(q_config={name: QuantizationParams(weight_bits=2)}: a coarser "
+                                "weight scale divides act_step) or reduce the pooled area H*W."))
         if step.size and step.min() < row.min_act_step:
             issues.append(Issue(name, "act_step_min",
                                 f"Layer '{name}' ({kind}): act_step={float(step.min()):g} is "
