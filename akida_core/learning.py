@@ -17,7 +17,7 @@ from .errors import InputDataError, ModelFormatError, ModelStructureError
 from .inputs import validate_batch_size
 from .layers.base import VariableSpec
 from .learning_rule import (Q16_ONE, AkidaUnsupervised, LearningError, LearningParameterError,
-                            LearningRule, initial_weights, learn)
+                            initial_weights, learn)
 from .model_state import register_state
 from .statistics import Statistics
 from .summary import format_table, register_section
@@ -31,7 +31,8 @@ HISTOGRAM_BINS = 101
 
 @dataclasses.dataclass
 class LearningState:
-    """What `model._learning` holds: the options, and counters of the samples fit has seen."""
+    """What `model._learning` holds: the options, and counters of the samples fit has seen
+    (`learned_samples`: presented unlabelled or with a valid label; `skipped_samples`: label out of range)."""
 
     optimizer: AkidaUnsupervised
     learned_samples: int = 0
@@ -75,7 +76,8 @@ def _check_options(layer, options):
     if units % options.num_classes:
         raise LearningParameterError(
             f"Layer '{layer.name}': units={units} is not a multiple of num_classes={options.num_classes}; "
-            f"neurons are split in equal groups per class. Hint: use units={options.num_classes * max(1, units // options.num_classes)}.")
+            "neurons are split in equal groups per class. "
+            f"Hint: use units={options.num_classes * max(1, units // options.num_classes)}.")
     if options.num_weights > inputs:
         raise LearningParameterError(
             f"Layer '{layer.name}': num_weights={options.num_weights} exceeds the {inputs} inputs of each "
@@ -212,9 +214,8 @@ def _labels(input_labels, n, num_classes):
                              "or a single int for all")
     if np.issubdtype(raw.dtype, np.floating) and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
         raise InputDataError(f"fit: input_labels must be whole numbers; got {raw[~(raw == np.round(raw))][:5]}")
-    labels = raw.astype(np.int64)
-    bad = (labels < 0) | (labels >= num_classes)
-    return np.where(bad, -2, labels), int(bad.sum())
+    bad = (raw < 0) | (raw >= num_classes)  # before the cast: huge labels must not wrap into range
+    return np.where(bad, -2, raw).astype(np.int64), int(bad.sum())
 
 
 def fit_model(model, inputs, input_labels=None, batch_size=0):
@@ -356,7 +357,7 @@ def learning_summary(model):
     return ["Learning Summary"] + format_table(header, rows) + [
         f"plasticity: initial {options.initial_plasticity:g}, min {options.min_plasticity:g}, decay "
         f"{options.plasticity_decay:g}; competition {options.learning_competition:g}; seed {options.seed}",
-        f"samples learned: {state.learned_samples:,}  skipped (label out of range): {state.skipped_samples:,}"]
+        f"samples fit: {state.learned_samples:,}  skipped (label out of range): {state.skipped_samples:,}"]
 
 
 register_state("learning", save_state, load_state)

@@ -147,7 +147,7 @@ def test_out_of_range_labels_are_skipped_counted_and_warned():
     assert int(model.layers[-1].variables["thswap"].sum()) == 2
     text = []
     model.summary(print_fn=text.append)
-    assert "samples learned: 2  skipped (label out of range): 2" in text[0]
+    assert "samples fit: 2  skipped (label out of range): 2" in text[0]
 
 
 def test_learning_is_deterministic_given_the_seed():
@@ -266,3 +266,11 @@ def test_a_failed_add_classes_changes_nothing(monkeypatch):
     assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
     model.add_classes(1)  # still usable
     assert layer.params.units == 6
+
+
+def test_huge_labels_are_skipped_not_wrapped():
+    model = binary_model(units=4)
+    model.compile(ak.AkidaUnsupervised(6, num_classes=2))
+    with pytest.warns(UserWarning, match="skipped 2 of 2"):
+        model.fit(samples(2, seed=10), np.array([2.0 ** 64, 2.0 ** 64 + 1.0]))
+    assert model.layers[-1].variables["thswap"].sum() == 0

@@ -79,7 +79,7 @@ def test_reloaded_counters_and_summary():
     reloaded = ak.Model.from_dict(model.to_dict())
     text = []
     reloaded.summary(print_fn=text.append)
-    assert "samples learned: 4  skipped (label out of range): 1" in text[0]
+    assert "samples fit: 4  skipped (label out of range): 1" in text[0]
 
 
 def _corrupt(edit):
