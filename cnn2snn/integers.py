@@ -121,7 +121,8 @@ def value_issues(block, params, row, target) -> list:
     name, kind, issues = block.name, block.produces.name, []
     threshold = np.asarray(params["threshold"], np.int64)
     rng = row.threshold_range
-    if rng is not None and threshold.size and (threshold.min() < rng[0] or threshold.max() > rng[1]):
+    if rng is not None and threshold.size and (threshold.min() < rng[0]
+                                               or threshold.max() > rng[1]):
         bad = int(threshold.max() if threshold.max() > rng[1] else threshold.min())
         issues.append(Issue(name, "threshold_range",
                             f"Layer '{name}' ({kind}): threshold={bad} does not fit the "
@@ -137,8 +138,9 @@ def value_issues(block, params, row, target) -> list:
                                 f"Layer '{name}' ({kind}): act_step={float(step.max()):g} exceeds "
                                 f"the {row.np_type} register on {target.name}; supported: below "
                                 f"{row.max_act_step:g}.", float(step.max()),
-                                f"< {row.max_act_step:g}", "quantize this layer with fewer weight bits "
-                                "(q_config={name: QuantizationParams(weight_bits=2)}: a coarser "
+                                f"< {row.max_act_step:g}",
+                                "quantize this layer with fewer weight bits (q_config="
+                                f"{{'{name}': QuantizationParams(weight_bits=2)}}: a coarser "
                                 "weight scale divides act_step) or reduce the pooled area H*W."))
         if step.size and step.min() < row.min_act_step:
             issues.append(Issue(name, "act_step_min",
