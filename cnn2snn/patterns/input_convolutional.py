@@ -3,7 +3,7 @@ import numpy as np
 
 from akida_core import InputConvolutional, LayerType
 
-from ..integers import block_integers, conv_arguments, set_neurons, value_issues
+from ..integers import block_integers, conv_arguments, value_issues
 from .base import Pattern, maybe, one, register
 
 

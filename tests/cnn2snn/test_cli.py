@@ -12,7 +12,6 @@ from keras import layers as L
 from cnn2snn.cli import check_main, main
 from cnn2snn.patterns import registered_patterns
 
-from .models import conv, relu, seq
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "golden")
 
