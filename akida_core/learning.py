@@ -203,7 +203,10 @@ def _labels(input_labels, n, num_classes):
     """Per-sample labels (int64; -1 = unlabelled) and how many are out of range."""
     if input_labels is None:
         return np.full(n, -1, np.int64), 0
-    raw = np.asarray(input_labels)
+    try:
+        raw = np.asarray(input_labels)
+    except (ValueError, TypeError) as err:  # ragged lists
+        raise InputDataError(f"fit: input_labels must be an int, a list or an array of integers: {err}") from err
     if raw.dtype == np.bool_ or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise InputDataError(f"fit: input_labels must be an int, a list or an array of integers; got {input_labels!r}")
     if raw.ndim == 0:

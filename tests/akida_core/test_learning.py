@@ -72,8 +72,10 @@ def test_bad_labels_and_add_classes_arguments():
         model.fit(samples(2), [0, 1, 2])
     with pytest.raises(ak.InputDataError, match="whole numbers"):
         model.fit(samples(2), [0.5, 1])
-    with pytest.raises(ak.InputDataError, match="input_labels"):
-        model.fit(samples(2), "a")
+    for bad in ("a", ["a", "b"], [[0, 1], [2]], np.array([0, None], dtype=object), [0, float("nan")],
+                [True, False], {"x": 1}):
+        with pytest.raises(ak.InputDataError, match="input_labels"):
+            model.fit(samples(2), bad)
     with pytest.raises(ak.InputDataError):
         model.fit(samples(2).astype(np.float32), 0)
     for bad in (0, -1, 1.0, True):
