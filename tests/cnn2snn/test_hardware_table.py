@@ -57,3 +57,14 @@ def test_mismatched_row_key_rejected():
         HardwareTarget(name="X", ip_version="v1", layers={LayerType.FullyConnected: row})
     with pytest.raises(ValueError, match="max_pool_stride_rule"):
         LayerLimits(layer_type=LayerType.Convolutional, np_type="CNP", max_pool_stride_rule="x")
+
+
+def test_doc_table_is_generated_from_the_table():
+    import os
+
+    from akida_core.hardware.markdown import constraints_markdown
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "hardware-constraints.md")
+    text = open(path).read()
+    begin = text.index("<!-- BEGIN GENERATED TABLE -->\n") + len("<!-- BEGIN GENERATED TABLE -->\n")
+    end = text.index("<!-- END GENERATED TABLE -->")
+    assert text[begin:end] == constraints_markdown(AKD1000)
