@@ -4,10 +4,17 @@ Never imports akida_core. See docs/quantization.md for the exactness and export 
 """
 import logging
 
-from . import layers, quantizers
-from .errors import (CalibrationError, ModelFormatError, QuantizationConfigError,
+import keras
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        f"quantizeml needs the TensorFlow Keras backend; KERAS_BACKEND is "
+        f"{keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow before importing keras.")
+
+from . import layers, quantizers  # noqa: E402
+from .errors import (  # noqa: E402CalibrationError, ModelFormatError, QuantizationConfigError,
                      QuantizationError, QuantizeMLError, UnsafeModelError, UnsupportedLayerError)
-from .params import PRESETS, QuantizationParams
+from .params import PRESETS, QuantizationParams  # noqa: E402
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

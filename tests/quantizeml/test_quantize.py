@@ -20,12 +20,13 @@ from .integer_reference import model_forward
 warnings.simplefilter("ignore", UserWarning)
 
 
-def _exact(qmodel, x):
+def _exact(qmodel, x, graph=False):
     spec = export_blocks(qmodel)
     x_int = qmodel.layers[1].numpy(x)
     ints, floats = model_forward(spec, x_int)
-    out = np.asarray(qmodel(x))
-    np.testing.assert_array_equal(out, floats)
+    np.testing.assert_array_equal(np.asarray(qmodel(x)), floats)  # eager
+    if graph:
+        np.testing.assert_array_equal(qmodel.predict(x, verbose=0, batch_size=7), floats)
     return spec, ints
 
 
@@ -43,7 +44,7 @@ def test_quantized_model_structure(images):
 
 def test_whole_model_equals_integer_reference(images):
     qmodel = quantize(small_cnn(), samples=images, verbose=0)
-    spec, _ = _exact(qmodel, images)
+    spec, _ = _exact(qmodel, images, graph=True)
     assert [b["pool_type"] for b in spec["blocks"]] == ["max", "none", "global_average", "none"]
     assert spec["blocks"][0]["is_input_layer"] and not spec["blocks"][1]["is_input_layer"]
 
@@ -81,7 +82,7 @@ def test_flatten_dense_with_offset_and_final_activation():
     qmodel = quantize(model, samples=x, verbose=0)
     conv = qmodel.get_layer("conv2d")
     assert conv.padding_value in (127, 128)  # Rescaling offset -1 folded into the padding value
-    _exact(qmodel, x)
+    _exact(qmodel, x, graph=True)
 
 
 def test_final_relu_and_per_channel_activations(images):
@@ -197,6 +198,14 @@ def test_float_inputs_get_an_input_quantizer():
     assert quantizer.bits == 4 and quantizer.quantizer.zero_point > 0
     assert qmodel.get_layer("dense").padding_value == quantizer.quantizer.zero_point
     _exact(qmodel, x)
+
+
+def test_dynamic_spatial_shape_is_refused():
+    from quantizeml.errors import ModelFormatError
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.ReLU()])
+    with pytest.raises(ModelFormatError, match="unknown dimension"):
+        quantize(model, num_samples=2, verbose=0)
 
 
 def test_progress_bar_printed(images, capsys):
