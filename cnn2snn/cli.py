@@ -92,12 +92,17 @@ def check_main(argv=None) -> int:
         from .files import load_model_file
         from .match import split_model
         from .report import json_report, text_report
-        model = load_model_file(args.model)
+        from .files import UnsupportedFileLayers
+        render = json_report if args.format == "json" else text_report
+        try:
+            model = load_model_file(args.model)
+        except UnsupportedFileLayers as err:  # readable, but not rebuildable: report the layers
+            _print(render(err.issues, args.target, os.path.basename(args.model)))
+            return EXIT_ISSUES
         issues = check_model_compatibility(model, args.target, weight_bits=args.weight_bits,
                                            activation_bits=args.activation_bits,
                                            input_weight_bits=args.input_weight_bits)
         skipped = [(info.name, reason) for info, reason in split_model(model).skipped]
-        render = json_report if args.format == "json" else text_report
         _print(render(issues, args.target, os.path.basename(args.model), skipped))
         return EXIT_ISSUES if issues else EXIT_OK
 

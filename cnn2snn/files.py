@@ -1,17 +1,19 @@
 """Reading model files safely: legacy Keras 2 `.h5` and Keras 3 `.keras`, never executing code.
 
-Both readers parse the model configuration first (from the HDF5 attributes, or from the zip's
-config.json read in memory with size caps) and refuse anything outside an allowlist of Keras
-built-in and quantizeml classes (Lambda, functions, arbitrary modules, keras.config calls) before
-Keras ever deserializes it.
+`load_model_file` uses quantizeml's safe loader (`quantizeml.models.load_model`: path and magic
+checks, in-memory zip with caps, config allowlist, dead-node check, own h5py reader). When that
+reader cannot express a legacy `.h5` model as a quantizable chain (e.g. it holds an LSTM), the
+file is read here instead — configuration parsed and allowlisted first, then Keras' legacy HDF5
+loader — so `cnn2snn-check` can still report every unsupported layer.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 
-from .errors import ModelFileError
+from .errors import Issue, ModelFileError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -29,6 +31,23 @@ _OBJECT_MODULES = ("keras.initializers", "keras.regularizers", "keras.constraint
 
 class UnsafeModelError(ModelFileError):
     """A model file asks to run code or to load classes outside the allowlist."""
+
+
+class UnsupportedFileLayers(ModelFileError):
+    """A model file holds layers Keras 3 cannot rebuild; `.issues` names them (for the report)."""
+
+    def __init__(self, messages, detail):
+        self.issues = [_issue_from_message(m) for m in messages]
+        super().__init__(f"{detail} Unsupported layers: {'; '.join(map(str, messages))}")
+
+
+def _issue_from_message(message) -> Issue:
+    found = re.search(r"Layer '([^']+)' \(([^)]+)\)", str(message))
+    layer, cls = (found.group(1), found.group(2)) if found else ("model", None)
+    return Issue(layer, "unsupported_layer", str(message), cls, "Keras built-in layers with an "
+                 "Akida 1.0 pattern", "remove the layer or replace it with Conv2D, "
+                 "SeparableConv2D, Dense, MaxPooling2D, GlobalAveragePooling2D or ReLU (the rest "
+                 "of the model is checked once it can be read).")
 
 
 def _allowed_layers():
@@ -120,6 +139,36 @@ def _check_path(path: str) -> bytes:
 
 
 def load_model_file(path):
+    """Loads a Keras model from a legacy `.h5` or a `.keras` file, refusing unsafe content.
+
+    Args:
+        path: the file path.
+
+    Returns:
+        The Keras 3 model.
+
+    Raises:
+        ModelFileError: missing, empty, truncated, mislabelled or corrupt file, weights-only HDF5.
+        UnsafeModelError: Lambda layers, functions, modules or classes outside the allowlist.
+    """
+    from quantizeml.errors import ModelFormatError, QuantizationError
+    from quantizeml.errors import UnsafeModelError as QuantizeUnsafe
+    from quantizeml.models import load_model
+    try:
+        return load_model(path)
+    except QuantizeUnsafe as err:
+        raise UnsafeModelError(str(err)) from err
+    except ModelFormatError as err:
+        raise ModelFileError(str(err)) from err
+    except QuantizationError as err:
+        # A readable .h5 whose layers are not a quantizable chain: read it for the report.
+        try:
+            return read_model_file(path)
+        except ModelFileError as inner:
+            raise UnsupportedFileLayers(err.issues, str(inner)) from err
+
+
+def read_model_file(path):
     """Loads a Keras model from a legacy `.h5` or a `.keras` file, refusing unsafe content.
 
     Args:

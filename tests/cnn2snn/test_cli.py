@@ -12,6 +12,8 @@ from keras import layers as L
 from cnn2snn.cli import check_main, main
 from cnn2snn.patterns import registered_patterns
 
+from .models import conv, relu, seq
+
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "golden")
 
@@ -66,6 +68,11 @@ def files(tmp_path_factory):
     paths["no_config.keras"] = str(root / "no_config.keras")
     with zipfile.ZipFile(paths["no_config.keras"], "w") as dst:
         dst.writestr("model.weights.h5", b"")
+    lstm = tf_keras.Sequential([tf_keras.Input((8, 8, 3)), tf_keras.layers.Conv2D(4, 9, padding="same"),
+                                tf_keras.layers.ReLU(), tf_keras.layers.Reshape((-1, 4)),
+                                tf_keras.layers.LSTM(4), tf_keras.layers.Dense(3)])
+    paths["lstm.h5"] = str(root / "lstm.h5")
+    lstm.save(paths["lstm.h5"])
     paths["model.txt"] = str(root / "model.txt")
     open(paths["model.txt"], "w").write("hello")
     paths["dir"] = str(root)
@@ -98,6 +105,13 @@ def test_legacy_h5_bits_issue(files, capsys):
     assert "1 issue in 1 layer" in capsys.readouterr().out
 
 
+def test_legacy_h5_with_unsupported_layers_is_reported(files, capsys):
+    assert check_main([files["lstm.h5"], "--format", "json"]) == 1
+    issues = json.loads(capsys.readouterr().out)["issues"]
+    assert [(i["layer"], i["rule"], i["found"]) for i in issues] == [
+        ("lstm", "unsupported_layer", "LSTM")]
+
+
 def test_text_report_golden(files, capsys):
     assert check_main([files["bad.keras"]]) == 1
     out = capsys.readouterr().out
@@ -117,9 +131,9 @@ def test_json_report_golden(files, capsys):
 
 @pytest.mark.parametrize("name,text", [
     ("lambda.h5", "Lambda"), ("weights.h5", "weights only"), ("empty.h5", "empty"),
-    ("png.h5", "not HDF5"), ("truncated.h5", "unreadable HDF5"), ("os_system.keras", "module 'os'"),
-    ("no_config.keras", "lacks ['config.json']"), ("model.txt", "extension '.txt'"),
-    ("dir", "is a directory"), ("missing.h5", "no such file"),
+    ("png.h5", "nor an HDF5 file"), ("truncated.h5", "not a readable HDF5"), ("os_system.keras", "module 'os'"),
+    ("no_config.keras", "lacks config.json"), ("model.txt", "extension '.txt'"),
+    ("dir", "is a directory"), ("missing.h5", "does not exist"),
 ])
 def test_bad_files_exit_3_without_traceback(files, capsys, name, text):
     path = files.get(name, os.path.join(files["dir"], name))
@@ -154,3 +168,21 @@ def test_convert_refuses_to_overwrite(files, tmp_path):
 
 def test_convert_bad_file_exit_3(files, capsys):
     assert main(["convert", "-m", files["lambda.h5"], "-o", files["dir"] + "/x.fbz"]) == 3
+
+
+def test_convert_quantized_keras_file(tmp_path, capsys):
+    from quantizeml.models import quantize, save_model
+
+    import akida_core
+    import cnn2snn
+    float_model = seq((8, 8, 1), conv(4, 3), relu(), L.Flatten(), L.Dense(3))
+    calib = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 1)).astype(np.float32)
+    qmodel = quantize(float_model, samples=calib, verbose=0)
+    path = save_model(qmodel, str(tmp_path / "q.keras"))
+    assert check_main([path]) == 0
+    assert main(["convert", "-m", path]) == 0
+    assert "successfully converted" in capsys.readouterr().out
+    akida_model = akida_core.Model(str(tmp_path / "q.fbz"))
+    x = cnn2snn.akida_inputs(qmodel, calib)
+    expected = np.asarray(qmodel(calib))
+    np.testing.assert_array_equal(akida_model.predict(x).reshape(expected.shape), expected)
