@@ -118,11 +118,17 @@ def describe(layer) -> LayerInfo:
                      output_shape=_shape(lambda: layer.output.shape), layer=layer)
 
 
-def _parents(layer):
+def _parents(layer, previous):
+    """Inbound layers of `layer`; a layer reused from another model has one node per model, so
+    the node fed by `previous` (when there is one) is the one of this model."""
     nodes = getattr(layer, "_inbound_nodes", [])
     if not nodes:
         return None
-    return [getattr(p, "operation", None) for p in nodes[0].parent_nodes]
+    candidates = [[getattr(p, "operation", None) for p in node.parent_nodes] for node in nodes]
+    for parents in candidates:
+        if len(parents) == 1 and parents[0] is previous:
+            return parents
+    return candidates[-1]
 
 
 def read_chain(model):
@@ -167,7 +173,7 @@ def read_chain(model):
                                 f"Layer {info.label} is a nested model; conversion needs a flat "
                                 "chain of layers.", info.class_name, "Keras layers",
                                 "flatten the nested model into the outer model's layers."))
-        parents = _parents(layer)
+        parents = _parents(layer, previous)
         if info.kind != "input" and previous is not None and parents is not None:
             if len(parents) != 1 or parents[0] is not previous:
                 names = [getattr(p, "name", "?") for p in parents]

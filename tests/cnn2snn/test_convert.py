@@ -75,3 +75,23 @@ def test_versions():
     with pytest.raises(TypeError):
         with cnn2snn.set_akida_version("v2"):
             pass
+
+
+def test_float_layer_inside_a_quantized_model_is_an_issue():
+    import keras
+    from keras import layers as L
+    qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
+    layers = list(qmodel.layers)
+    layers[2] = L.ReLU(6.0, name="float_relu")
+    mixed = keras.Sequential([keras.Input((8, 8, 3)), *layers])
+    issues = cnn2snn.check_model_compatibility(mixed)
+    assert [(i.layer, i.rule) for i in issues] == [("float_relu", "float_layer")]
+    with pytest.raises(ConversionError, match="float layer inside a quantized model"):
+        cnn2snn.convert(mixed)
+
+
+def test_tf_keras_model_in_memory_is_named():
+    import tf_keras
+    model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)])
+    (issue,) = cnn2snn.check_model_compatibility(model)
+    assert issue.rule == "model_type" and "tf_keras" in issue.message
