@@ -1,0 +1,443 @@
+"""`cnn2snn-demo`: the whole toolchain end to end on scikit-learn's bundled digits.
+
+Trains a small Keras CNN, quantizes it (4-bit weights and activations, 8-bit input layer by
+default), fine-tunes it with quantization-aware training, checks it against AKD1000, converts it,
+proves the akida_core model computes the same outputs as the quantized Keras model bit for bit,
+maps it on a virtual AKD1000, saves the `.fbz`, reloads it and evaluates it. Ends with a table.
+
+Exit codes: 0 success; 1 the model is not AKD1000-compatible (the issues are printed) or the
+akida_core outputs differ from the quantized Keras outputs (a bug: please report it); 2 usage
+error; 3 the output file cannot be written; 4 internal error (rerun with --debug).
+
+Example:
+    $ cnn2snn-demo --epochs 10 --qat-epochs 3 --seed 0 -o digits.fbz
+    >>> from cnn2snn.demo import run_demo
+    >>> result = run_demo(epochs=1, qat_epochs=1, train_samples=256, verbose=0)
+    >>> result.identical_fraction
+    1.0
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_FILE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+IMAGE_SIZE = 16  # digits are 8×8; upsampled ×2 so that two 2×2 max poolings leave a 4×4 map
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoResult:
+    """Every figure the demo measures (accuracies in [0, 1], sizes in bytes, times in seconds)."""
+
+    seed: int
+    train_samples: int
+    test_samples: int
+    weight_bits: int
+    activation_bits: int
+    input_weight_bits: int
+    qat_epochs: int
+    float_accuracy: float
+    quantized_accuracy: float
+    akida_accuracy: float
+    identical_samples: int
+    parameters: int
+    float_bytes: int
+    akida_weight_bytes: int
+    device: str
+    sequences: int
+    hardware_sequences: int
+    nps: int
+    device_nps: int
+    program_bytes: int
+    fbz_path: str
+    fbz_bytes: int
+    reloaded_identical: bool
+    seconds: float
+    issues: tuple = ()
+
+    @property
+    def identical_fraction(self) -> float:
+        """Share of test samples whose akida_core outputs equal the quantized Keras outputs."""
+        return self.identical_samples / self.test_samples
+
+
+def load_digits_images(seed=0, train_samples=None):
+    """Scikit-learn's bundled digits as 16×16×1 float32 images holding integers 0..255.
+
+    Args:
+        seed: seed of the stratified 75/25 train/test split.
+        train_samples: keep only the first N training images (None: all 1,347).
+
+    Returns:
+        (x_train, x_test, y_train, y_test).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.float32)
+    images = images.repeat(2, axis=1).repeat(2, axis=2)[..., None]
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target, test_size=0.25, random_state=seed, stratify=digits.target)
+    if train_samples is not None:
+        x_train, y_train = x_train[:train_samples], y_train[:train_samples]
+    return x_train, x_test, y_train, y_test
+
+
+def build_float_model():
+    """The demo CNN: three Conv > BN > ReLU blocks (two with max pooling), then Flatten > Dense.
+
+    Layers are named so that two runs in one process build identical Akida models (Keras would
+    otherwise number them conv2d_3, ...). The last convolution has no pooling on purpose: on AKD1000 a max-pooling layer cannot end a
+    hardware sequence before a FullyConnected layer, so this model maps as one sequence.
+    """
+    import keras
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="image"),
+        layers.Rescaling(1.0 / 255.0, name="rescaling"),
+        layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv_0"),
+        layers.BatchNormalization(name="conv_0_bn"), layers.ReLU(name="conv_0_relu"),
+        layers.MaxPooling2D(padding="same", name="conv_0_pool"),
+        layers.Conv2D(32, 3, padding="same", use_bias=False, name="conv_1"),
+        layers.BatchNormalization(name="conv_1_bn"), layers.ReLU(name="conv_1_relu"),
+        layers.MaxPooling2D(padding="same", name="conv_1_pool"),
+        layers.Conv2D(32, 3, padding="same", use_bias=False, name="conv_2"),
+        layers.BatchNormalization(name="conv_2_bn"), layers.ReLU(name="conv_2_relu"),
+        layers.Dropout(0.2, name="dropout"), layers.Flatten(name="flatten"),
+        layers.Dense(10, name="classifier"),
+    ], name="digits_cnn")
+
+
+def _compile(model, learning_rate):
+    import keras
+    model.compile(keras.optimizers.Adam(learning_rate),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+
+
+def _keras_accuracy(model, x, y):
+    # A direct call: no tf.function tracing for a few hundred 16×16 images.
+    return float(np.mean(np.argmax(np.asarray(model(x, training=False)), axis=-1) == y))
+
+
+def keras_integer_outputs(qmodel, x):
+    """The integers the Akida model's `forward` must return, computed by the quantized Keras model.
+
+    The output of the layer before the Dequantizer, minus `sum_size·bias_int` when the last block
+    has no activation (docs/quantization.md, export contract: Akida's potential excludes the bias).
+    """
+    import keras
+    from quantizeml.export import export_blocks
+    last = export_blocks(qmodel)["blocks"][-1]
+    values = np.asarray(keras.Model(qmodel.input, qmodel.layers[-2].output)(x, training=False))
+    values = values.astype(np.int64)
+    if last["act_bits"] is None:
+        values = values + last["threshold"].astype(np.int64)
+    return values
+
+
+def _identical_per_sample(*pairs):
+    same = None
+    for keras_values, akida_values in pairs:
+        keras_values = np.asarray(keras_values).reshape(len(keras_values), -1)
+        akida_values = np.asarray(akida_values).reshape(len(akida_values), -1)
+        equal = np.all(keras_values == akida_values, axis=1)
+        same = equal if same is None else same & equal
+    return same
+
+
+def _weight_bytes(akida_model):
+    bits = 0
+    for layer in akida_model.layers:
+        weights_bits = getattr(layer.parameters, "weights_bits", None)
+        if weights_bits is None:
+            continue
+        for name in ("weights", "weights_pw"):
+            if name in layer.variables.names:
+                bits += layer.variables[name].size * weights_bits
+    return -(-bits // 8)
+
+
+def _mapping_figures(akida_model, device):
+    from akida_core.devices import NPType
+    from akida_core.mapping import BackendType
+    sequences = akida_model.sequences
+    hardware = [s for s in sequences if s.backend is BackendType.Hardware]
+    nps = {(m.ident, s.name) for s in hardware for maps in s.nps.values() for m in maps
+           if m.type is not NPType.HRC}
+    device_nps = device.table.num_nps
+    return {"sequences": len(sequences), "hardware_sequences": len(hardware), "nps": len(nps),
+            "device_nps": device_nps, "program_bytes": sum(s.program_size for s in hardware)}
+
+
+class _Steps:
+    """Prints numbered step headers and how long each step took."""
+
+    def __init__(self, total, print_fn):
+        self.total, self.index, self.print_fn, self.started = total, 0, print_fn, None
+
+    def __call__(self, title):
+        self.done()
+        self.index += 1
+        self.started = time.perf_counter()
+        self.print_fn(f"[{self.index}/{self.total}] {title}")
+
+    def done(self):
+        if self.started is not None:
+            self.print_fn(f"      done in {time.perf_counter() - self.started:.1f} s")
+            self.started = None
+
+
+def run_demo(epochs=10, qat_epochs=3, weight_bits=4, activation_bits=4, input_weight_bits=8,
+             seed=0, output=None, train_samples=None, batch_size=32, verbose=1, print_fn=print):
+    """Runs the end-to-end demo and returns its figures.
+
+    Args:
+        epochs: float training epochs (0: keep the random initial weights).
+        qat_epochs: quantization-aware training epochs (0: post-training quantization only).
+        weight_bits: weight bits of every layer but the first (1, 2, 4; AKD1000 takes 8 only on
+            the input layer, so 8 makes the compatibility check fail on purpose).
+        activation_bits: activation bits (1, 2, 4).
+        input_weight_bits: weight bits of the input convolution (1, 2, 4, 8).
+        seed: seeds the split, the weights and the training: same seed, same figures.
+        output: where to save the `.fbz` (None: a new temporary directory).
+        train_samples: train on the first N training images only (None: all 1,347).
+        batch_size: training batch size.
+        verbose: 0 silent Keras, 1 progress bars, 2 one line per epoch.
+        print_fn: where step headers go.
+
+    Returns:
+        A DemoResult. When AKD1000 reports issues, `issues` lists them and the figures after the
+        check are zeros.
+
+    Raises:
+        ModelFormatError (akida_core) or OSError: the `.fbz` cannot be written or read back.
+    """
+    start = time.perf_counter()
+    import keras
+    import tensorflow as tf
+
+    import akida_core
+    from quantizeml import QuantizationParams
+    from quantizeml.models import quantize
+
+    from . import akida_inputs, check_model_compatibility, convert
+
+    steps = _Steps(8, print_fn)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+    steps("Loading scikit-learn's digits (8×8 upsampled to 16×16, uint8 values)")
+    x_train, x_test, y_train, y_test = load_digits_images(seed, train_samples)
+    print_fn(f"      {len(x_train)} training images, {len(x_test)} test images")
+
+    steps(f"Training the float Keras model ({epochs} epochs)")
+    model = build_float_model()
+    _compile(model, 3e-3)
+    if epochs:
+        model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    float_accuracy = _keras_accuracy(model, x_test, y_test)
+
+    steps(f"Quantizing: {weight_bits}-bit weights, {activation_bits}-bit activations, "
+          f"{input_weight_bits}-bit input layer; calibrating on the training images")
+    qparams = QuantizationParams(weight_bits=weight_bits, activation_bits=activation_bits,
+                                 input_weight_bits=input_weight_bits)
+    qmodel = quantize(model, qparams=qparams, samples=x_train, verbose=min(verbose, 1))
+    print_fn(f"      post-training accuracy {_keras_accuracy(qmodel, x_test, y_test):.2%}")
+
+    steps(f"Quantization-aware training ({qat_epochs} epochs)")
+    _compile(qmodel, 5e-4)
+    if qat_epochs:
+        qmodel.fit(x_train, y_train, epochs=qat_epochs, batch_size=batch_size, verbose=verbose)
+    quantized_accuracy = _keras_accuracy(qmodel, x_test, y_test)
+
+    steps("Checking compatibility with AKD1000")
+    issues = tuple(check_model_compatibility(qmodel, "AKD1000"))
+    figures = dict(seed=seed, train_samples=len(x_train), test_samples=len(x_test),
+                   weight_bits=weight_bits, activation_bits=activation_bits,
+                   input_weight_bits=input_weight_bits, qat_epochs=qat_epochs,
+                   float_accuracy=float_accuracy, quantized_accuracy=quantized_accuracy,
+                   parameters=int(model.count_params()),
+                   float_bytes=int(sum(np.asarray(w).nbytes for w in model.weights)))
+    if issues:
+        for issue in issues:
+            print_fn(f"      {issue}")
+        steps.done()
+        zeros = {f.name: 0 for f in dataclasses.fields(DemoResult) if f.name not in figures}
+        zeros.update(device="AKD1000", fbz_path="", reloaded_identical=False,
+                     seconds=time.perf_counter() - start, issues=issues)
+        return DemoResult(**{**zeros, **figures})
+    print_fn("      no issue: every layer fits AKD1000")
+
+    steps("Converting to akida_core and comparing with the quantized Keras model")
+    akida_model = convert(qmodel)
+    inputs = akida_inputs(qmodel, x_test)
+    same = _identical_per_sample(
+        (keras_integer_outputs(qmodel, x_test), akida_model.forward(inputs)),
+        (np.asarray(qmodel(x_test, training=False)), akida_model.predict(inputs)))
+    print_fn(f"      {int(same.sum())}/{len(same)} test samples bit-identical "
+             "(forward integers and predict floats)")
+
+    steps("Mapping on a virtual AKD1000 (hw_only=True)")
+    device = akida_core.AKD1000()
+    akida_model.map(device, hw_only=True)
+    mapping = _mapping_figures(akida_model, device)
+    print_fn(f"      {mapping['hardware_sequences']} hardware sequence(s), {mapping['nps']} NPs, "
+             f"program {mapping['program_bytes']:,} bytes")
+
+    steps("Saving the .fbz, reloading it and evaluating")
+    path = output or os.path.join(tempfile.mkdtemp(prefix="cnn2snn_demo_"), "digits_cnn.fbz")
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    akida_model.save(path)
+    reloaded = akida_core.Model(path)
+    reloaded_predictions = reloaded.predict(inputs)
+    reloaded_identical = bool(np.array_equal(reloaded_predictions, akida_model.predict(inputs))
+                              and len(reloaded.sequences) == mapping["sequences"])
+    akida_accuracy = float(np.mean(
+        np.argmax(reloaded_predictions.reshape(len(inputs), -1), axis=-1) == y_test))
+    steps.done()
+    return DemoResult(**figures, akida_accuracy=akida_accuracy, identical_samples=int(same.sum()),
+                      akida_weight_bytes=_weight_bytes(akida_model), device=device.desc, **mapping,
+                      fbz_path=os.path.abspath(path), fbz_bytes=os.path.getsize(path),
+                      reloaded_identical=reloaded_identical,
+                      seconds=time.perf_counter() - start)
+
+
+def format_table(result: DemoResult) -> str:
+    """The demo's final table as text."""
+    bits = (f"{result.weight_bits}-bit weights, {result.activation_bits}-bit activations, "
+            f"{result.input_weight_bits}-bit input layer, {result.qat_epochs} QAT epochs")
+    rows = [("float Keras accuracy", f"{result.float_accuracy:.2%}"),
+            ("quantized Keras accuracy", f"{result.quantized_accuracy:.2%}  ({bits})")]
+    if result.issues:
+        rows.append(("AKD1000 issues", f"{len(result.issues)} (see above): not converted"))
+    else:
+        rows += [
+            ("akida_core accuracy", f"{result.akida_accuracy:.2%}  (reloaded .fbz)"),
+            ("akida ≡ quantized Keras", f"{result.identical_fraction:.2%}  "
+             f"({result.identical_samples}/{result.test_samples} samples bit-identical)"),
+            ("parameters", f"{result.parameters:,}  (float32 {result.float_bytes:,} bytes; "
+             f"Akida weights {result.akida_weight_bytes:,} bytes)"),
+            ("AKD1000 mapping", f"{result.hardware_sequences} hardware / {result.sequences} "
+             f"sequence(s), {result.nps} of {result.device_nps} NPs"),
+            ("program size", f"{result.program_bytes:,} bytes"),
+            ("saved model", f"{result.fbz_path}  ({result.fbz_bytes:,} bytes, reloaded "
+             f"{'identical' if result.reloaded_identical else 'DIFFERENT'})"),
+        ]
+    rows.append(("total time", f"{result.seconds:.1f} s  (seed {result.seed}, "
+                 f"{result.train_samples} train / {result.test_samples} test images)"))
+    width = max(len(name) for name, _ in rows)
+    rule = "-" * (width + 2 + max(len(value) for _, value in rows))
+    lines = ["", "cnn2snn demo: digits CNN on AKD1000", rule]
+    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines + [rule])
+
+
+def _non_negative(value):
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return number
+
+
+def _positive(value):
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return number
+
+
+def build_parser():
+    """The argparse parser of `cnn2snn-demo`."""
+    parser = argparse.ArgumentParser(
+        prog="cnn2snn-demo", description="Train a small CNN on scikit-learn's digits, quantize it, "
+        "fine-tune it (QAT), check and convert it for AKD1000, prove the Akida model is bit-exact, "
+        "map it, save the .fbz, reload it and evaluate it. About a minute on 2 cores.",
+        epilog="Exit codes: 0 success, 1 AKD1000 issues or outputs differ, 2 usage error, "
+        "3 output file not writable, 4 internal error.")
+    parser.add_argument("--version", action="version", version=f"cnn2snn-demo {_version()}")
+    parser.add_argument("--epochs", type=_non_negative, default=10,
+                        help="float training epochs (default 10)")
+    parser.add_argument("--qat-epochs", type=_non_negative, default=3,
+                        help="quantization-aware training epochs (default 3)")
+    parser.add_argument("-w", "--weight-bits", type=int, choices=(1, 2, 4, 8), default=4,
+                        help="weight bits after the input layer (default 4; AKD1000 rejects 8)")
+    parser.add_argument("-a", "--activation-bits", type=int, choices=(1, 2, 4), default=4,
+                        help="activation bits (default 4)")
+    parser.add_argument("-i", "--input-weight-bits", type=int, choices=(1, 2, 4, 8), default=8,
+                        help="weight bits of the input convolution (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("-o", "--output", help="path of the saved .fbz (default: a temp dir)")
+    parser.add_argument("--train-samples", type=_positive,
+                        help="train on the first N training images only (default: all 1,347)")
+    parser.add_argument("--batch-size", type=_positive, default=32)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no Keras progress bars")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return parser
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("open-akida-toolchain")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "unknown"
+
+
+def _output_problem(path):
+    """Why `path` cannot receive the .fbz (checked before training, not after), or None."""
+    if path is None:
+        return None
+    if os.path.isdir(path):
+        return "is a directory; give a file path such as digits.fbz"
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"{parent} is a file, not a directory"
+    if not os.access(parent, os.W_OK):
+        return f"directory {parent} is not writable"
+    return None
+
+
+def main(argv=None) -> int:
+    """Entry point of `cnn2snn-demo`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    problem = _output_problem(args.output)
+    if problem:
+        print(f"cnn2snn-demo: error: --output {args.output}: {problem}", file=sys.stderr)
+        return EXIT_USAGE if os.path.isdir(args.output) else EXIT_FILE
+    try:
+        result = run_demo(epochs=args.epochs, qat_epochs=args.qat_epochs,
+                          weight_bits=args.weight_bits, activation_bits=args.activation_bits,
+                          input_weight_bits=args.input_weight_bits, seed=args.seed,
+                          output=args.output, train_samples=args.train_samples,
+                          batch_size=args.batch_size, verbose=0 if args.quiet else 1)
+    except OSError as err:
+        if args.debug:
+            raise
+        print(f"cnn2snn-demo: error: cannot write {args.output}: {err}", file=sys.stderr)
+        return EXIT_FILE
+    except Exception as err:  # a bug: one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"cnn2snn-demo: internal error: {type(err).__name__}: {err} (rerun with --debug)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    print(format_table(result))
+    if result.issues or result.identical_samples != result.test_samples or \
+            not result.reloaded_identical:
+        return EXIT_MISMATCH
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""cnn2snn-demo (README command 1): tiny in-process runs prove the table, exactness and determinism."""
+import dataclasses
+import os
+
+import pytest
+
+from cnn2snn import demo
+
+TINY = ["--epochs", "1", "--qat-epochs", "1", "--train-samples", "128", "-q"]
+
+
+def test_tiny_demo_prints_table_with_exact_outputs(tmp_path, capsys):
+    path = tmp_path / "out" / "digits.fbz"
+    assert demo.main(TINY + ["-o", str(path)]) == demo.EXIT_OK
+    out = capsys.readouterr().out
+    for step in range(1, 9):
+        assert f"[{step}/8]" in out
+    table = out[out.index("cnn2snn demo: digits CNN on AKD1000"):]
+    assert "akida ≡ quantized Keras   100.00%  (450/450 samples bit-identical)" in table
+    for label in ("float Keras accuracy", "quantized Keras accuracy", "akida_core accuracy",
+                  "parameters", "AKD1000 mapping", "program size", "saved model", "total time"):
+        assert label in table
+    assert "1 hardware / 1 sequence(s)" in table
+    assert f"{path}  (" in table and "reloaded identical" in table
+    assert path.stat().st_size > 0
+
+    import akida_core
+    reloaded = akida_core.Model(str(path))
+    assert [s.name for s in reloaded.sequences] == ["HW/conv_0-classifier"]
+    assert reloaded.device is not None and "BC.00.000.002" in reloaded.device.desc
+
+
+def _same_seed_twice(tmp_path, **settings):
+    runs = [demo.run_demo(seed=3, verbose=0, output=str(tmp_path / f"{i}.fbz"),
+                          print_fn=lambda *_: None, **settings) for i in range(2)]
+    first, second = (dataclasses.replace(r, seconds=0.0, fbz_path="") for r in runs)
+    assert first == second
+    assert first.identical_fraction == 1.0 and first.reloaded_identical
+    assert (tmp_path / "0.fbz").read_bytes() == (tmp_path / "1.fbz").read_bytes()
+    assert first.akida_accuracy == first.quantized_accuracy  # same outputs, same argmax
+    return first
+
+
+def test_same_seed_same_model_without_training(tmp_path):
+    result = _same_seed_twice(tmp_path, epochs=0, qat_epochs=0, train_samples=32)
+    assert result.train_samples == 32 and result.qat_epochs == 0
+
+
+@pytest.mark.slow
+def test_same_seed_same_model_and_figures_after_training(tmp_path):
+    result = _same_seed_twice(tmp_path, epochs=1, qat_epochs=1, train_samples=64)
+    assert result.float_accuracy > 0.2  # one epoch on 64 images already beats chance (10%)
+
+
+def test_eight_bit_weights_are_reported_as_akd1000_issues(tmp_path, capsys):
+    code = demo.main(["--epochs", "0", "--qat-epochs", "0", "--train-samples", "32", "-q",
+                      "--weight-bits", "8", "-o", str(tmp_path / "never.fbz")])
+    out = capsys.readouterr().out
+    assert code == demo.EXIT_MISMATCH
+    assert "AKD1000 issues" in out and "not converted" in out
+    assert "conv_1" in out  # the first non-input layer is named by its issue
+    assert not (tmp_path / "never.fbz").exists()
+
+
+def test_help_explains_bits_epochs_output_and_seed(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--epochs", "--qat-epochs", "--weight-bits", "--activation-bits",
+                   "--input-weight-bits", "--seed", "--output", "Exit codes"):
+        assert option in text
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "-1"], ["--weight-bits", "3"],
+                                  ["--activation-bits", "8"], ["--train-samples", "0"]])
+def test_bad_options_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(argv)
+    assert exit_info.value.code == demo.EXIT_USAGE
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_output_that_cannot_be_written_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    assert demo.main(TINY + ["-o", str(blocker / "digits.fbz")]) == demo.EXIT_FILE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a directory" in err
+    assert demo.main(TINY + ["-o", str(tmp_path)]) == demo.EXIT_USAGE
+    assert "is a directory" in capsys.readouterr().err
+
+
+def _result(**changes):
+    figures = dict(seed=0, train_samples=1347, test_samples=450, weight_bits=4, activation_bits=4,
+                   input_weight_bits=8, qat_epochs=3, float_accuracy=0.9644,
+                   quantized_accuracy=0.9911, akida_accuracy=0.9911, identical_samples=450,
+                   parameters=19418, float_bytes=77672, akida_weight_bytes=9616,
+                   device="VirtualDevice/BC.00.000.002", sequences=1, hardware_sequences=1,
+                   nps=65, device_nps=78, program_bytes=11624, fbz_path="/x/digits.fbz",
+                   fbz_bytes=26384, reloaded_identical=True, seconds=41.23)
+    figures.update(changes)
+    return demo.DemoResult(**figures)
+
+
+def test_table_shows_every_figure():
+    table = demo.format_table(_result())
+    assert "float Keras accuracy      96.44%" in table
+    assert "akida ≡ quantized Keras   100.00%  (450/450 samples bit-identical)" in table
+    assert "19,418  (float32 77,672 bytes; Akida weights 9,616 bytes)" in table
+    assert "65 of 78 NPs" in table and "11,624 bytes" in table
+    assert "/x/digits.fbz  (26,384 bytes, reloaded identical)" in table
+    assert "41.2 s" in table
+
+
+def test_table_shows_mismatches_and_issues():
+    assert "449/450" in demo.format_table(_result(identical_samples=449))
+    assert "reloaded DIFFERENT" in demo.format_table(_result(reloaded_identical=False))
+    table = demo.format_table(_result(issues=("a", "b")))
+    assert "AKD1000 issues" in table and "2 (see above)" in table
+    assert "saved model" not in table
+
+
+def test_output_problem_accepts_new_nested_directories(tmp_path):
+    assert demo._output_problem(os.fspath(tmp_path / "new" / "deeper" / "m.fbz")) is None
+    assert demo._output_problem(None) is None
