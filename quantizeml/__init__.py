@@ -12,8 +12,9 @@ if keras.backend.backend() != "tensorflow":
         f"{keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow before importing keras.")
 
 from . import layers, quantizers  # noqa: E402
-from .errors import (  # noqa: E402CalibrationError, ModelFormatError, QuantizationConfigError,
-                     QuantizationError, QuantizeMLError, UnsafeModelError, UnsupportedLayerError)
+from .errors import (  # noqa: E402
+    CalibrationError, ModelFormatError, QuantizationConfigError, QuantizationError, QuantizeMLError,
+    UnsafeModelError, UnsupportedLayerError)
 from .params import PRESETS, QuantizationParams  # noqa: E402
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

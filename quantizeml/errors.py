@@ -12,7 +12,7 @@ class QuantizeMLError(Exception):
 
 
 class QuantizationConfigError(QuantizeMLError, ValueError):
-    """A quantization setting (bits, per-layer override, argument) has a value that is not allowed."""
+    """A quantization setting (bits, per-layer override, argument) has a disallowed value."""
 
 
 class QuantizationError(QuantizeMLError, ValueError):

@@ -219,9 +219,9 @@ def build_float_model(spec: ModelSpec) -> keras.Model:
         ModelFormatError: a weight's shape differs from the one the layer config implies.
         UnsupportedLayerError: layer classes quantizeml cannot rebuild (all listed).
     """
-    unknown = [f"Layer '{l.name}' ({l.class_name}) is not supported; supported: "
-               f"{', '.join(sorted(LAYER_KEYS))}." for l in spec.layers
-               if l.class_name not in LAYER_KEYS]
+    unknown = [f"Layer '{lay.name}' ({lay.class_name}) is not supported; supported: "
+               f"{', '.join(sorted(LAYER_KEYS))}." for lay in spec.layers
+               if lay.class_name not in LAYER_KEYS]
     if unknown:
         raise UnsupportedLayerError(unknown)
     inputs = keras.Input(spec.input_shape, name="input")

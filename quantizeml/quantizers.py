@@ -72,7 +72,7 @@ def _ste_round(x):
 
 
 def ste_round_clip(x: tf.Tensor, low: float, high: float) -> tf.Tensor:
-    """Round half to even then clip to [low, high]; gradient: identity inside the range, 0 outside."""
+    """Round half to even, clip to [low, high]; gradient: identity inside the range, else 0."""
     return tf.clip_by_value(_ste_round(x), low, high)
 
 

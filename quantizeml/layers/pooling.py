@@ -49,7 +49,8 @@ class QuantizedGlobalAveragePooling2D(keras.layers.GlobalAveragePooling2D):
         if input_shape[1] is None or input_shape[2] is None:
             raise QuantizationConfigError(
                 f"Layer '{self.name}': input shape {tuple(input_shape)} has unknown height or "
-                "width; the global sum needs a static H·W. Hint: give the model a fixed input_shape.")
+                "width; the global sum needs a static H·W. Hint: give the model a fixed "
+                "input_shape.")
         self.sum_size = int(input_shape[1]) * int(input_shape[2])
         self.built = True
 

@@ -31,13 +31,16 @@ def _dataset(group, name: str, where: str) -> np.ndarray:
     try:
         node = group[name]
     except KeyError as err:
-        raise ModelFormatError(f"{where}: weight dataset '{group.name}/{name}' is missing.") from err
+        raise ModelFormatError(
+            f"{where}: weight dataset '{group.name}/{name}' is missing.") from err
     if not isinstance(node, h5py.Dataset):
         raise ModelFormatError(f"{where}: '{group.name}/{name}' is not a dataset.")
     if node.dtype.kind not in "fiub":
-        raise ModelFormatError(f"{where}: weight '{name}' has dtype {node.dtype}; expected numbers.")
+        raise ModelFormatError(
+            f"{where}: weight '{name}' has dtype {node.dtype}; expected numbers.")
     if node.size * node.dtype.itemsize > MAX_DATASET_BYTES:
-        raise ModelFormatError(f"{where}: weight '{name}' is larger than {MAX_DATASET_BYTES} bytes.")
+        raise ModelFormatError(
+            f"{where}: weight '{name}' is larger than {MAX_DATASET_BYTES} bytes.")
     return np.asarray(node[()], dtype=np.float32)
 
 
@@ -60,8 +63,9 @@ def read_h5_spec(data: bytes, where: str) -> ModelSpec:
         except (OSError, KeyError) as err:
             raise ModelFormatError(f"{where}: HDF5 attributes cannot be read: {err}.") from err
         if "model_config" not in attrs:
-            raise ModelFormatError(f"{where} holds weights only (written by save_weights); pass the "
-                                   "architecture: save the full model with model.save().")
+            raise ModelFormatError(f"{where} holds weights only (written by save_weights); "
+                                   "pass the architecture: save the full model with "
+                                   "model.save().")
         backend = _text(attrs.get("backend", "tensorflow"))
         if backend != "tensorflow":
             raise ModelFormatError(f"{where}: written with backend {backend!r}; allowed: "

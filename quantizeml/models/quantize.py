@@ -33,8 +33,8 @@ def to_spec(model) -> ModelSpec:
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         from .io import load_spec
         return load_spec(model)
-    if isinstance(model, keras.Model) and any(isinstance(l, QUANTIZED_CLASSES)
-                                              for l in model.layers):
+    if isinstance(model, keras.Model) and any(isinstance(lay, QUANTIZED_CLASSES)
+                                              for lay in model.layers):
         raise QuantizationConfigError(
             f"Model '{model.name}' is already quantized (it holds quantizeml layers); quantize "
             "the float model instead, or use calibrate() to refresh its ranges.")
@@ -61,9 +61,9 @@ def _check_q_config(q_config, names):
 def _plan(spec: ModelSpec, q_config: dict, qparams: QuantizationParams) -> dict:
     """Per-layer quantization arguments of the quantized twins."""
     plan, block_params = {}, qparams
-    neural = [l for l in spec.layers if l.class_name in TWINS and
-              TWINS[l.class_name] in NEURAL_LAYERS]
-    relus = [l.name for l in spec.layers if l.class_name == "ReLU"]
+    neural = [lay for lay in spec.layers if lay.class_name in TWINS and
+              TWINS[lay.class_name] in NEURAL_LAYERS]
+    relus = [lay.name for lay in spec.layers if lay.class_name == "ReLU"]
     first = neural[0]
     channels = spec.input_shape[-1] if len(spec.input_shape) == 3 else None
     input_conv = first.class_name == "Conv2D" and channels in (1, 3)
@@ -211,7 +211,7 @@ def quantize(model, q_config=None, qparams=QuantizationParams(), samples=None, n
 def _observe(float_model, spec, input_bits, samples, num_samples, batch_size, epochs, verbose):
     if samples is None:
         samples = random_samples(spec.input_shape, input_bits, min(num_samples, 64))
-    relus = [l.name for l in spec.layers if l.class_name == "ReLU"]
+    relus = [lay.name for lay in spec.layers if lay.class_name == "ReLU"]
     batches = iterate_batches(samples, spec.input_shape, num_samples, batch_size, epochs)
     total = None
     if isinstance(samples, np.ndarray) and len(samples) and samples.ndim:

@@ -109,7 +109,7 @@ def split_fused_activations(spec: ModelSpec, issues: list) -> ModelSpec:
 
 def drop_dropout(spec: ModelSpec, issues: list) -> ModelSpec:
     """Dropout-like layers are the identity at inference."""
-    return spec.replace(layers=[l for l in spec.layers if l.class_name not in DROPPED])
+    return spec.replace(layers=[lay for lay in spec.layers if lay.class_name not in DROPPED])
 
 
 def drop_final_activation(spec: ModelSpec, issues: list) -> ModelSpec:
@@ -170,7 +170,7 @@ def move_batchnorm_before_pooling(spec: ModelSpec, issues: list) -> ModelSpec:
 
 
 def fold_batchnorm(spec: ModelSpec, issues: list) -> ModelSpec:
-    """BN right after a neural layer is folded into its kernel and bias: W·s, beta + (b - mean)·s."""
+    """BN right after a neural layer is folded into its kernel and bias: W·s, β + (b − μ)·s."""
     layers = []
     for layer in spec.layers:
         if layer.class_name != "BatchNormalization":
@@ -180,7 +180,8 @@ def fold_batchnorm(spec: ModelSpec, issues: list) -> ModelSpec:
         if previous is None or previous.class_name not in NEURAL:
             found = previous.class_name if previous else "the model input"
             issues.append(f"Layer '{layer.name}' (BatchNormalization) follows {found}; it can only "
-                          "be folded into a preceding Conv2D/SeparableConv2D/DepthwiseConv2D/Dense. "
+                          "be folded into a preceding Conv2D/SeparableConv2D/DepthwiseConv2D/"
+                          "Dense. "
                           "Hint: put BatchNormalization before the ReLU.")
             continue
         factor, beta, mean = _bn_factors(layer)
@@ -264,9 +265,9 @@ def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
                 hint = (" Hint: Akida 1.0 blocks are Conv > GlobalAveragePooling2D > ReLU; move "
                         "the pooling before the activation and retrain." if state == "relu"
                         else "")
+                after = "the input" if block_start is None else repr(block_start)
                 issues.append(f"Layer '{name}' ({kind}) must directly follow a convolution "
-                              f"(found after {'the input' if block_start is None else repr(block_start)}"
-                              f" in state '{state}').{hint}")
+                              f"(found after {after} in state '{state}').{hint}")
             state = "pool"
         elif kind == "ReLU":
             if state not in ("neural", "pool"):

@@ -1,4 +1,7 @@
-"""Integer-only numpy evaluation of exported Akida 1.0 blocks (test reference; no TF, no akida_core)."""
+"""Integer-only numpy evaluation of exported Akida 1.0 blocks (test reference).
+
+No TensorFlow and no akida_core: only numpy int64 arithmetic on the exported integers.
+"""
 import numpy as np
 
 

@@ -32,7 +32,7 @@ def _exact(qmodel, x, graph=False):
 
 def test_quantized_model_structure(images):
     qmodel = quantize(small_cnn(), samples=images, verbose=0)
-    kinds = [type(l).__name__ for l in qmodel.layers[1:]]
+    kinds = [type(lay).__name__ for lay in qmodel.layers[1:]]
     assert kinds == ["InputQuantizer", "QuantizedRescaling", "QuantizedConv2D",
                      "QuantizedMaxPool2D", "QuantizedReLU", "QuantizedSeparableConv2D",
                      "QuantizedReLU", "QuantizedConv2D", "QuantizedGlobalAveragePooling2D",
@@ -59,8 +59,8 @@ def test_quantized_close_to_float(images):
 def test_sanitized_float_model_matches_original(images):
     model = small_cnn()
     sanitized = sanitize(spec_from_model(model))
-    assert [l.class_name for l in sanitized.layers].count("BatchNormalization") == 0
-    assert "Dropout" not in [l.class_name for l in sanitized.layers]
+    assert [lay.class_name for lay in sanitized.layers].count("BatchNormalization") == 0
+    assert "Dropout" not in [lay.class_name for lay in sanitized.layers]
     rebuilt = build_float_model(sanitized)
     np.testing.assert_allclose(rebuilt.predict(images, verbose=0),
                                model.predict(images, verbose=0), atol=1e-4)
@@ -70,7 +70,7 @@ def test_relu_before_maxpool_is_swapped(images):
     layers = keras.layers
     model = keras.Sequential([keras.Input((12, 12, 1)), layers.Conv2D(4, 3), layers.ReLU(),
                               layers.MaxPooling2D(), layers.Flatten(), layers.Dense(3)])
-    names = [l.class_name for l in sanitize(spec_from_model(model)).layers]
+    names = [lay.class_name for lay in sanitize(spec_from_model(model)).layers]
     assert names == ["Conv2D", "MaxPooling2D", "ReLU", "Flatten", "Dense"]
     qmodel = quantize(model, samples=images, verbose=0)
     _exact(qmodel, images)
@@ -94,7 +94,7 @@ def test_final_relu_and_per_channel_activations(images):
     params = QuantizationParams(per_tensor_activations=False, activation_bits=2,
                                 last_output_bits=1)
     qmodel = quantize(model, qparams=params, samples=images, verbose=0)
-    relus = [l for l in qmodel.layers if isinstance(l, QuantizedReLU)]
+    relus = [lay for lay in qmodel.layers if isinstance(lay, QuantizedReLU)]
     assert [r.activation_bits for r in relus] == [2, 1]
     assert len(set(np.round(relus[0].output_scale.numpy(), 6))) > 1
     spec, ints = _exact(qmodel, images)
