@@ -80,10 +80,21 @@ def build_layers(model, split, target):
     issues = _layer_issues(model, split)
     if issues:
         return [], issues
+    from quantizeml.errors import QuantizeMLError
+
+    from akida_core import AkidaError
     built, count = [], len(split.blocks)
     for i, block in enumerate(split.blocks):
-        layer, block_issues, extra = block.pattern.build(block, _context(model, split, target,
-                                                                         i == count - 1))
+        context = _context(model, split, target, i == count - 1)
+        try:
+            layer, block_issues, extra = block.pattern.build(block, context)
+        except (QuantizeMLError, AkidaError) as err:
+            # Values the export or the Akida layer refuse: report them like any other issue.
+            issues.append(Issue(block.name, "build", f"Layer '{block.name}' "
+                                f"({block.produces.name}) cannot be built: {err}",
+                                type(err).__name__, None, "fix the value named above in the "
+                                "quantized model (or quantize it again)."))
+            continue
         issues += block_issues
         built.append((layer, extra))
     return built, issues
@@ -95,7 +106,12 @@ def value_issues(model, split, target) -> list:
 
 
 def assemble(built) -> Model:
-    """Adds the built layers to a new akida_core Model and assigns their variables."""
+    """Adds the built layers to a new akida_core Model and assigns their variables.
+
+    Raises:
+        akida_core.AkidaError: if akida_core refuses a layer or a variable (a cnn2snn bug: the
+            checks run before should have reported it).
+    """
     akida_model = Model()
     for layer, extra in built:
         akida_model.add(layer)

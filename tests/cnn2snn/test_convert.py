@@ -95,3 +95,19 @@ def test_tf_keras_model_in_memory_is_named():
     model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)])
     (issue,) = cnn2snn.check_model_compatibility(model)
     assert issue.rule == "model_type" and "tf_keras" in issue.message
+
+
+def test_build_errors_become_issues():
+    qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
+    dense_layer = qmodel.layers[4]
+    dense_layer.bias.assign(np.full(dense_layer.bias.shape, 1e30, np.float32))
+    conv_layer = qmodel.layers[1]
+    conv_layer.bias.assign(np.full(conv_layer.bias.shape, np.nan, np.float32))
+    issues = cnn2snn.check_model_compatibility(qmodel)  # never raises
+    assert issues and all(i.hint for i in issues)
+
+
+@pytest.mark.parametrize("channels,rules", [(3, []), (4, ["input_channels"])])
+def test_input_convolution_channels(channels, rules):
+    qmodel = build((8, 8, channels), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
+    assert [i.rule for i in cnn2snn.check_model_compatibility(qmodel)] == rules
