@@ -67,9 +67,11 @@ def _check_conv(c, bits):
         c.add(neural, "kernel_square", "kernel_size", kernel, "square kernels",
               "use a square kernel (e.g. 3x3).")
     for k in sorted(set(kernel) - set(row.kernel_sizes)):
-        c.add(neural, "kernel_size", "kernel_size", k, row.kernel_sizes,
-              f"use a kernel size in {_fmt(row.kernel_sizes)}"
-              + (" (a 1x1 Conv2D becomes a Convolutional layer)." if k == 1 else "."))
+        hint = f"use a kernel size in {_fmt(row.kernel_sizes)}."
+        if k == 1 and c.block.produces == LayerType.InputConvolutional:
+            hint = (f"use a kernel size in {_fmt(row.kernel_sizes)}, or feed <= 4-bit inputs so "
+                    "the model starts with InputData and this 1x1 Conv2D becomes Convolutional.")
+        c.add(neural, "kernel_size", "kernel_size", k, row.kernel_sizes, hint)
     if not row.independent_strides and strides[0] != strides[1]:
         c.add(neural, "stride_square", "strides", strides, "equal strides on both axes",
               "use the same stride on both axes.")

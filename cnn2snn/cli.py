@@ -140,12 +140,15 @@ def main(argv=None) -> int:
         from .conversion import convert
         from .errors import ConversionError
         from .files import load_model_file
+        from .match import split_model
         model = load_model_file(args.model)
         try:
             convert(model, output, target=args.target)
         except ConversionError as err:
             print(str(err), file=sys.stderr)
             return EXIT_ISSUES
+        for info, reason in split_model(model).skipped:
+            print(f"skipped {info.name}: {reason}")
         print(f"Model successfully converted and saved as {output}.")
         return EXIT_OK
 
