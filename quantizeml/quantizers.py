@@ -34,11 +34,30 @@ def weight_range(bits: int) -> tuple[int, int]:
     return -high, high
 
 
+#: Fractions of ``max|w| / high`` tried by the weight scale search (1.0 = plain max scaling).
+SCALE_SEARCH = np.linspace(0.25, 1.0, 31)
+
+
+def _search_scale(flat: np.ndarray, magnitude: np.ndarray, bits: int) -> np.ndarray:
+    """Per column, the candidate scale with the least squared rounding+clipping error."""
+    low, high = weight_range(bits)
+    best_scale, best_error = magnitude / high, np.full(flat.shape[1], np.inf)
+    for fraction in SCALE_SEARCH:
+        scale = np.where(magnitude > 0, fraction * magnitude / high, 1.0)
+        error = ((flat - np.clip(np.round(flat / scale), low, high) * scale) ** 2).sum(axis=0)
+        better = error < best_error
+        best_scale, best_error = np.where(better, scale, best_scale), np.minimum(error,
+                                                                               best_error)
+    return best_scale
+
+
 def compute_weight_scale(kernel: np.ndarray, bits: int, per_tensor: bool = False) -> np.ndarray:
     """Return the float32 scale per output channel (last axis) mapping ``kernel`` onto its ints.
 
-    ``scale = max|w| / high`` (1 bit: ``max(w)``), over all axes but the last (per-axis) or over the
-    whole tensor (per-tensor, repeated per channel). An all-zero channel would give scale 0 (a
+    The scale minimises the squared quantization error ``||w − scale·q(w/scale)||²`` among
+    ``fraction · max|w| / high`` (1 bit: ``max(w)``), fractions in ``SCALE_SEARCH``: at low bit
+    widths clipping a few large weights beats rounding most weights to 0. Per axis (over all axes
+    but the last) or per tensor (repeated per channel). An all-zero channel would give scale 0 (a
     division by zero): it gets the mean scale of the other channels (1.0 if all are zero), so its
     ints are 0 and its bias stays representable.
 
@@ -55,8 +74,12 @@ def compute_weight_scale(kernel: np.ndarray, bits: int, per_tensor: bool = False
     magnitude = np.max(flat, axis=0) if bits == 1 else np.max(np.abs(flat), axis=0)
     magnitude = np.maximum(magnitude, 0.0)
     if per_tensor:
-        magnitude = np.full_like(magnitude, magnitude.max() if magnitude.size else 0.0)
-    scale = magnitude / high
+        whole = flat.reshape(-1, 1)
+        top = np.array([magnitude.max() if magnitude.size else 0.0])
+        scale = np.full_like(magnitude, _search_scale(whole, top, bits)[0] if top[0] > 0 else 0)
+    else:
+        scale = _search_scale(flat, magnitude, bits)
+    scale = np.where(magnitude > 0 if not per_tensor else scale > 0, scale, 0.0)
     positive = scale > 0
     fill = scale[positive].mean() if positive.any() else 1.0
     scale = np.where(positive, scale, fill)
