@@ -93,8 +93,9 @@ def build_float_model():
     """The demo CNN: three Conv > BN > ReLU blocks (two with max pooling), then Flatten > Dense.
 
     Layers are named so that two runs in one process build identical Akida models (Keras would
-    otherwise number them conv2d_3, ...). The last convolution has no pooling on purpose: on AKD1000 a max-pooling layer cannot end a
-    hardware sequence before a FullyConnected layer, so this model maps as one sequence.
+    otherwise number them conv2d_3, ...). The last convolution has no pooling on purpose: on
+    AKD1000 a max-pooling layer cannot end a hardware sequence before a FullyConnected layer, so
+    this model maps as one sequence.
     """
     import keras
     layers = keras.layers

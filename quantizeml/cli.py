@@ -236,7 +236,8 @@ def _positive(value):
 def build_parser():
     """The argparse parser of `quantizeml`."""
     parser = argparse.ArgumentParser(
-        prog="quantizeml", formatter_class=argparse.RawDescriptionHelpFormatter,  # one-line --version
+        # Raw: argparse would wrap the --version line.
+        prog="quantizeml", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Quantize Keras models for Akida 1.0 (exact integer "
         "semantics).", epilog="Exit codes: 0 success, 1 model cannot be quantized, 2 usage "
         "error, 3 unreadable/invalid/unsafe file, 4 internal error.")

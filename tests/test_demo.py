@@ -1,4 +1,4 @@
-"""cnn2snn-demo (README command 1): tiny in-process runs prove the table, exactness and determinism."""
+"""cnn2snn-demo (README command 1): tiny in-process runs prove the table, exactness, determinism."""
 import dataclasses
 import os
 
