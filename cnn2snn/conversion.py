@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from akida_core import AkidaError
 from akida_core.hardware import AKD1000, get_target
 
 from . import quantized
@@ -59,7 +60,13 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000):
     built, issues = quantized.build_layers(model, split, target)
     if issues:
         raise ConversionError(order_issues(model, issues), target.name)
-    akida_model = quantized.assemble(built)
+    try:
+        akida_model = quantized.assemble(built)
+    except AkidaError as err:  # a check is missing upstream: still one typed error, with cause
+        raise ConversionError([Issue("model", "akida_core", f"akida_core refused the converted "
+                                     f"model: {err}", type(err).__name__, None,
+                                     "report this as a cnn2snn bug with the model.")],
+                              target.name) from err
     if file_path is not None:
         path = os.fspath(file_path)
         if not os.path.splitext(path)[1]:

@@ -30,7 +30,7 @@ def bits_of(block) -> dict:
     return bits
 
 
-def _layer_issues(model, split):
+def _layer_issues(model, split, target):
     """Issues of quantized-model structure: float layers left among quantized ones, missing I/O."""
     from quantizeml.layers import (NEURAL_LAYERS, Dequantizer, InputQuantizer,
                                    QuantizedGlobalAveragePooling2D, QuantizedMaxPool2D,
@@ -55,6 +55,18 @@ def _layer_issues(model, split):
                             "with an InputQuantizer, so its integer input is undefined.",
                             type(layers[0]).__name__ if layers else None, "InputQuantizer",
                             "quantize the float model with quantizeml.models.quantize."))
+    first = split.blocks[0] if split.blocks else None
+    if first is not None and first.produces == LayerType.InputData and layers \
+            and isinstance(layers[0], InputQuantizer):
+        allowed = target.limits(LayerType.InputData).input_bits
+        if layers[0].bits not in allowed:
+            issues.append(Issue(layers[0].name, "input_bits", f"Layer '{layers[0].name}' "
+                                f"(InputData): input_bits={layers[0].bits} is not supported on "
+                                f"{target.name} when the first layer is not an input "
+                                f"convolution; supported: {', '.join(map(str, allowed))}.",
+                                layers[0].bits, list(allowed), "quantize with "
+                                "QuantizationParams(output_bits=4) (or start the model with a "
+                                "Conv2D on a 1- or 3-channel uint8 input)."))
     last = [b for b in split.blocks if b.produces != LayerType.InputData]
     if last and last[-1].get("act") is None and not (layers and isinstance(layers[-1],
                                                                             Dequantizer)):
@@ -77,7 +89,7 @@ def _context(model, split, target, is_last):
 
 def build_layers(model, split, target):
     """Runs every block's build; returns ([(layer, variables, params)], issues)."""
-    issues = _layer_issues(model, split)
+    issues = _layer_issues(model, split, target)
     if issues:
         return [], issues
     from quantizeml.errors import QuantizeMLError

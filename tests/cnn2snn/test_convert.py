@@ -111,3 +111,13 @@ def test_build_errors_become_issues():
 def test_input_convolution_channels(channels, rules):
     qmodel = build((8, 8, channels), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
     assert [i.rule for i in cnn2snn.check_model_compatibility(qmodel)] == rules
+
+
+def test_8bit_input_data_is_an_issue():
+    qmodel = build((8, 8, 2), [conv(4, 3), relu(), flatten(), dense(3)], input_bits=4)
+    quantizer = qmodel.layers[0]
+    assert [i.rule for i in cnn2snn.check_model_compatibility(qmodel)] == []
+    from quantizeml.quantizers import InputDataQuantizer
+    quantizer.quantizer = InputDataQuantizer(8)
+    issues = cnn2snn.check_model_compatibility(qmodel)
+    assert [(i.layer, i.rule) for i in issues] == [(quantizer.name, "input_bits")]
