@@ -174,6 +174,24 @@ _UNSUPPORTED_HINTS = {
 }
 
 
+# Specific fixes for common Keras layers that have no Akida 1.0 pattern.
+_CLASS_HINTS = {
+    "ZeroPadding2D": "remove it and use padding='same' on the next convolution.",
+    "AveragePooling2D": "use MaxPooling2D, or GlobalAveragePooling2D at the end of a block.",
+    "GlobalMaxPooling2D": "use GlobalAveragePooling2D, or MaxPooling2D followed by Flatten.",
+    "LeakyReLU": "use ReLU(max_value=6): Akida 1.0 activations are bounded ReLUs.",
+    "PReLU": "use ReLU(max_value=6): Akida 1.0 activations are bounded ReLUs.",
+    "ELU": "use ReLU(max_value=6): Akida 1.0 activations are bounded ReLUs.",
+    "Add": "remove the skip connection (Akida 1.0 models are single chains) or target Akida 2.0.",
+    "Concatenate": "remove the merge (Akida 1.0 models are single chains) or target Akida 2.0.",
+    "LSTM": "recurrent layers do not run on Akida 1.0; use convolutions over time instead.",
+    "GRU": "recurrent layers do not run on Akida 1.0; use convolutions over time instead.",
+    "SimpleRNN": "recurrent layers do not run on Akida 1.0; use convolutions over time instead.",
+    "Conv2DTranspose": "transposed convolutions are Akida 2.0 layers; use UpSampling outside "
+                       "the Akida model.",
+}
+
+
 def _patterns_using(kind):
     return [p for p in registered_patterns() if p.uses(kind)]
 
@@ -184,7 +202,10 @@ def near_miss(body, pos, previous: Optional[Block]) -> Issue:
     users = _patterns_using(info.kind)
     chain = (previous.chain + " > " if previous is not None and previous.infos else "") + info.name
     if not users:
-        hint = _UNSUPPORTED_HINTS.get(info.kind, _UNSUPPORTED_HINTS["unknown"])
+        base = info.class_name[len("Quantized"):] if info.class_name.startswith("Quantized") \
+            else info.class_name
+        hint = _CLASS_HINTS.get(base) or _UNSUPPORTED_HINTS.get(info.kind,
+                                                                _UNSUPPORTED_HINTS["unknown"])
         return Issue(info.name, "unsupported_layer",
                      f"Layer {info.label} is not supported on Akida 1.0: no conversion pattern "
                      f"uses {info.class_name}.",
