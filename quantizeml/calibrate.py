@@ -119,6 +119,75 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
             "layers": dict(zip(layer_names, result[3:]))}
 
 
+#: Histogram bins per channel used by the activation range search.
+HISTOGRAM_BINS = 256
+#: Fractions of the observed maximum tried as activation range.
+RANGE_SEARCH = np.linspace(0.05, 1.0, 96)
+
+
+def observe_histograms(float_model: keras.Model, upper: dict, batches) -> dict:
+    """Per-channel histograms of the positive outputs of layers ``upper`` (name -> per-channel
+    upper bound, > 0) over ``[0, upper]``; counts are summed across replicas (exact)."""
+    names = list(upper)
+    observer = keras.Model(float_model.inputs,
+                           [float_model.get_layer(name).output for name in names])
+    bounds = [tf.constant(np.asarray(upper[name], np.float32)) for name in names]
+    strategy = tf.distribute.get_strategy()
+
+    @tf.function
+    def step(x):
+        values = observer(x, training=False)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        counts = []
+        for value, bound in zip(values, bounds):
+            channels = bound.shape[0]
+            flat = tf.reshape(value, [-1, channels])
+            index = tf.cast(tf.floor(flat / bound * HISTOGRAM_BINS), tf.int32)
+            index = tf.minimum(index, HISTOGRAM_BINS - 1) + tf.range(channels) * HISTOGRAM_BINS
+            index = tf.boolean_mask(index, flat > 0)  # zeros quantize exactly: no error
+            count = tf.math.bincount(index, minlength=channels * HISTOGRAM_BINS,
+                                     maxlength=channels * HISTOGRAM_BINS, dtype=tf.float64)
+            counts.append(tf.reshape(count, [1, channels, HISTOGRAM_BINS]))
+        return counts
+
+    totals = None
+    for batch in batches:
+        dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch))
+        for x in strategy.experimental_distribute_dataset(dataset):
+            per_replica = strategy.run(step, args=(x,))
+            counts = [np.sum(np.asarray(strategy.gather(value, axis=0)), axis=0)
+                      for value in per_replica]
+        totals = counts if totals is None else [a + b for a, b in zip(totals, counts)]
+    return dict(zip(names, totals))
+
+
+def search_range(counts: np.ndarray, upper: np.ndarray, levels: int, per_tensor: bool):
+    """Return the activation range (per channel) with the least squared quantization error.
+
+    Args:
+        counts: (channels, bins) histogram of positive values over ``[0, upper]``.
+        upper: (channels,) observed maxima (> 0).
+        levels: ``2**bits - 1``.
+        per_tensor: one range shared by all channels.
+    """
+    upper = np.asarray(upper, np.float64)
+    centers = (np.arange(HISTOGRAM_BINS) + 0.5) / HISTOGRAM_BINS * upper[:, None]
+    top = upper.max() if per_tensor else upper[:, None]
+    best, best_error = np.broadcast_to(upper.max() if per_tensor else upper, upper.shape).copy(), \
+        None
+    for fraction in RANGE_SEARCH:
+        step = fraction * top / levels
+        quantized = np.clip(np.round(centers / step), 0, levels) * step
+        error = (counts * (centers - quantized) ** 2).sum(axis=1)
+        if per_tensor:
+            error = np.full_like(error, error.sum())
+        candidate = np.broadcast_to(fraction * (top if per_tensor else upper), upper.shape)
+        better = error < best_error if best_error is not None else np.ones_like(error, bool)
+        best = np.where(better, candidate, best)
+        best_error = error if best_error is None else np.minimum(error, best_error)
+    return best
+
+
 def random_samples(input_shape, bits: int, num_samples: int, seed: int = 0) -> np.ndarray:
     """Random integer inputs in [0, 2**bits - 1] (used when no samples are given)."""
     warnings.warn("No calibration samples: calibrating on random integer inputs; ranges will be "

@@ -23,7 +23,8 @@ class QuantizedReLU(keras.layers.ReLU):
 
     Non-trainable variables (per channel, set by ``set_activation_range``): ``act_step`` (float32),
     ``step_threshold`` (integers: round(step / 2) so the levels round to nearest), and
-    ``output_scale`` (float32, real value of one level).
+    ``output_scale`` (float32, real value of one level). The effective bound is
+    ``output_scale · (2**b − 1)``; ``max_value`` keeps the float model's bound (a calibration cap).
 
     Quantization args: ``activation_bits`` (1, 2, 4), ``per_tensor_activations`` (calibration of
     one range per layer or per channel).
@@ -73,7 +74,6 @@ class QuantizedReLU(keras.layers.ReLU):
         self.step_threshold.assign(np.round(step / 2.0).astype(np.float32))
         output_scale = (step * np.asarray(potential_scale, np.float64) / sum_size)
         self.output_scale.assign(output_scale.astype(np.float32))
-        self.max_value = float(np.max(output_scale) * levels)
         return self.output_scale.numpy()
 
     def call(self, inputs):

@@ -5,7 +5,8 @@ import keras
 import numpy as np
 
 from .. import layers as qlayers
-from ..calibrate import iterate_batches, observe, random_samples
+from ..calibrate import (iterate_batches, observe, observe_histograms, random_samples,
+                         search_range)
 from ..errors import QuantizationConfigError, QuantizationError
 from ..ir import (ModelSpec, build_float_model, spec_from_model, suggest,
                   validate_weight_shapes)
@@ -144,13 +145,8 @@ def _apply_ranges(qmodel: keras.Model, stats: dict) -> None:
         elif isinstance(layer, qlayers.QuantizedGlobalAveragePooling2D):
             sum_size = layer.sum_size
         elif isinstance(layer, qlayers.QuantizedReLU):
-            observed = np.maximum(np.asarray(stats["layers"][layer.name], np.float64), 0.0)
-            if layer.per_tensor_activations:
-                observed = np.full_like(observed, observed.max())
-            if layer.max_value is not None:
-                observed = np.minimum(observed, float(layer.max_value))
-            observed = np.where(observed > 0, observed, 1.0)  # dead channel: any range works
-            current = layer.set_activation_range(observed, potential, sum_size).astype(np.float64)
+            current = layer.set_activation_range(stats["ranges"][layer.name], potential,
+                                                 sum_size).astype(np.float64)
             sum_size, activated = 1, True
         elif isinstance(layer, qlayers.QuantizedFlatten):
             current = np.tile(current, int(np.prod(layer.input.shape[1:-1])))
@@ -200,24 +196,39 @@ def quantize(model, q_config=None, qparams=QuantizationParams(), samples=None, n
     q_config = _check_q_config(q_config, names)
     plan = _plan(sanitized, q_config, qparams)
     float_model = build_float_model(sanitized)
-    stats = _observe(float_model, sanitized, plan["input_bits"], samples, num_samples,
-                     batch_size, epochs, verbose)
+    stats, batches = _observe(float_model, sanitized, plan["input_bits"], samples, num_samples,
+                              batch_size, epochs, verbose)
     settings = _input_quantizer_settings(stats, plan["input_bits"])
     qmodel = _build_quantized(sanitized, plan, settings, f"{sanitized.name}_quantized")
+    stats["ranges"] = _search_ranges(qmodel, float_model, stats, batches)
     _apply_ranges(qmodel, stats)
     return qmodel
 
 
 def _observe(float_model, spec, input_bits, samples, num_samples, batch_size, epochs, verbose):
+    """Pass 1: input statistics and per-channel maxima; returns (stats, batches kept for pass 2)."""
     if samples is None:
         samples = random_samples(spec.input_shape, input_bits, min(num_samples, 64))
     relus = [lay.name for lay in spec.layers if lay.class_name == "ReLU"]
-    batches = iterate_batches(samples, spec.input_shape, num_samples, batch_size, epochs)
-    total = None
-    if isinstance(samples, np.ndarray) and len(samples) and samples.ndim:
-        size = batch_size or min(len(samples[:num_samples]), 128)
-        total = epochs * -(-len(samples[:num_samples]) // size)
-    return observe(float_model, relus, batches, verbose, total)
+    # Kept in memory (at most num_samples per epoch) so a generator can be read twice.
+    batches = list(iterate_batches(samples, spec.input_shape, num_samples, batch_size, epochs))
+    return observe(float_model, relus, batches, verbose, len(batches)), batches
+
+
+def _search_ranges(qmodel, float_model, stats, batches) -> dict:
+    """Pass 2: each QuantizedReLU's range, least squared error over a histogram of its float
+    output on ``[0, min(observed max, max_value)]``."""
+    relus = [lay for lay in qmodel.layers if isinstance(lay, qlayers.QuantizedReLU)]
+    upper = {}
+    for layer in relus:
+        observed = np.maximum(np.asarray(stats["layers"][layer.name], np.float64), 0.0)
+        if layer.max_value is not None:
+            observed = np.minimum(observed, float(layer.max_value))
+        upper[layer.name] = np.where(observed > 0, observed, 1.0)  # dead channel: any range
+    counts = observe_histograms(float_model, upper, batches) if relus else {}
+    return {layer.name: search_range(counts[layer.name], upper[layer.name],
+                                     2**layer.activation_bits - 1, layer.per_tensor_activations)
+            for layer in relus}
 
 
 def calibrate(model, qmodel, samples=None, num_samples=1024, batch_size=None, epochs=1,
@@ -232,8 +243,10 @@ def calibrate(model, qmodel, samples=None, num_samples=1024, batch_size=None, ep
     sanitized = sanitize(to_spec(model))
     input_bits = qmodel.layers[1].bits if isinstance(qmodel.layers[1], qlayers.InputQuantizer) \
         else 8
-    stats = _observe(build_float_model(sanitized), sanitized, input_bits, samples, num_samples,
-                     batch_size, epochs, verbose)
+    float_model = build_float_model(sanitized)
+    stats, batches = _observe(float_model, sanitized, input_bits, samples, num_samples,
+                              batch_size, epochs, verbose)
+    stats["ranges"] = _search_ranges(qmodel, float_model, stats, batches)
     _apply_ranges(qmodel, stats)
 
 
