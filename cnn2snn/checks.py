@@ -204,18 +204,48 @@ def _check_dense(c, bits):
               f"use at most {row.max_filters} units.")
 
 
+def _check_fused(c, is_last):
+    """Issues of an activation fused in the neural layer (`Conv2D(..., activation="relu6")`);
+    returns whether the block has an activation from it (quantize() splits a fused ReLU into
+    a ReLU layer)."""
+    neural, act, pool = c.block.get("neural"), c.block.get("act"), c.block.get("pool")
+    fused = neural.get("activation", "linear")
+    fused = fused if isinstance(fused, str) or fused is None else str(fused)
+    if fused in (None, "linear"):
+        return False
+    if fused not in ("relu", "relu6"):
+        if is_last and act is None:  # a final softmax/sigmoid is applied on the host
+            return False
+        c.fact(neural, "fused_activation", f"activation='{fused}' is not supported inside "
+               "the model; Akida 1.0 activations are bounded ReLUs.", fused,
+               ["linear", "relu6"], "use activation=None and a ReLU(max_value=6) layer, or "
+               "move this activation to the end of the model.")
+        return True  # reported here: no second "activation required" issue
+    if act is not None:
+        c.fact(neural, "double_activation", f"activation='{fused}' is followed by the ReLU "
+               f"'{act.name}': two activations in one block.", fused, ["linear"],
+               "remove one of the two activations.")
+    elif pool is not None and pool.kind == "gap":
+        c.fact(pool, "gap_after_activation", f"activation='{fused}' of '{neural.name}' is "
+               "applied before the GlobalAveragePooling2D; Akida sums the potentials before its "
+               "activation (different results).", "activation before pooling",
+               "pooling before the activation", "put pooling before the activation: use "
+               "activation=None and a ReLU(max_value=6) after the GlobalAveragePooling2D.")
+    elif fused == "relu":
+        c.fact(neural, "relu_unbounded", "activation='relu' is an unbounded ReLU, which cannot "
+               "be quantized for Akida 1.0.", "relu", ["relu6"],
+               "bound the ReLU with max_value: activation='relu6' or a ReLU(max_value=6) layer.")
+    return True
+
+
 def _check_common(c, bits, is_last):
     neural, row, act = c.block.get("neural"), c.row, c.block.get("act")
-    fused = neural.get("activation", "linear")
-    if fused not in (None, "linear"):
-        c.fact(neural, "fused_activation", f"activation='{fused}' inside the layer is not "
-               "supported (it cannot be bounded and quantized).", fused, ["linear"],
-               "use activation=None and add a ReLU(max_value=6) layer after it.")
-    if act is None and not is_last:
+    has_act = _check_fused(c, is_last) or act is not None
+    if not has_act and not is_last:
         c.fact(neural, "activation_required", "an activation (ReLU) is required between two "
                "neural layers: Akida layers only accept unsigned activations as input.",
                "no activation", ["ReLU"], f"add a ReLU(max_value=6) after '{neural.name}'.")
-    if act is None and row.activation_required and is_last:
+    if not has_act and row.activation_required and is_last:
         c.fact(neural, "activation_required", f"an activation is required to map this layer on "
                f"the {row.np_type}.", "no activation", ["ReLU"],
                f"add a ReLU(max_value=6) after '{neural.name}'.")
@@ -248,7 +278,7 @@ def _check_common(c, bits, is_last):
     for key, allowed in (("weights_bits", row.weights_bits), ("act_bits", row.act_bits),
                          ("input_bits", row.input_bits)):
         value = bits.get(key)
-        if key == "act_bits" and act is None:
+        if key == "act_bits" and not has_act:
             continue
         if value is not None and allowed and value not in allowed:
             c.add(neural, key, key, value, allowed, f"quantize this layer with {key.split('_')[0]}"

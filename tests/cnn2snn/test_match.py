@@ -106,3 +106,23 @@ def test_branches_and_unknown_layers_reported():
     out = L.Add()([x, y])
     issues = check_model_compatibility(keras.Model(inp, out))
     assert {"branch", "unsupported_layer"} <= {i.rule for i in issues}
+
+
+@pytest.mark.parametrize("activation,pool,rules", [
+    ("relu6", L.MaxPooling2D(padding="same"), []),
+    ("relu", None, ["relu_unbounded"]),
+    ("relu6", L.GlobalAveragePooling2D(), ["gap_after_activation"]),
+    ("sigmoid", None, ["fused_activation"]),
+])
+def test_fused_activations(activation, pool, rules):
+    layers = [conv(activation=activation)] + ([pool] if pool is not None else [])
+    head_layers = [L.Dense(3)] if isinstance(pool, L.GlobalAveragePooling2D) else head()
+    model = seq((8, 8, 2), *layers, *head_layers)
+    assert [i.rule for i in check_model_compatibility(model)] == rules
+
+
+def test_fused_final_softmax_is_skipped_and_double_activation_reported():
+    assert check_model_compatibility(seq((8, 8, 3), conv(), relu(), L.Flatten(),
+                                         L.Dense(3, activation="softmax"))) == []
+    issues = check_model_compatibility(seq((8, 8, 2), conv(activation="relu6"), relu(), *head()))
+    assert [i.rule for i in issues] == ["double_activation"]

@@ -37,6 +37,10 @@ FLOAT_MODELS = {
         (8, 8, 3), L.Conv2D(8, 3, strides=2, padding="same"), L.ReLU(6.0),
         L.Conv2D(8, 3, padding="same"), L.BatchNormalization(), L.GlobalAveragePooling2D(),
         L.ReLU(6.0), L.Dense(4)), QuantizationParams(weight_bits=2, activation_bits=2), 8),
+    "fused-relu6-softmax": (lambda: seq(
+        (8, 8, 3), L.Conv2D(4, 3, padding="same", activation="relu6"), L.MaxPooling2D(),
+        L.SeparableConv2D(6, 3, padding="same", activation="relu6"), L.Flatten(),
+        L.Dense(3, activation="softmax")), QuantizationParams(), 8),
     "inputdata-dense": (lambda: seq(
         (6, 6, 2), L.Flatten(), L.Dense(8), L.ReLU(6.0), L.Dense(3)),
         QuantizationParams(output_bits=4), 4),
@@ -47,6 +51,8 @@ FLOAT_MODELS = {
 def test_quantize_then_convert_is_exact(name):
     build, qparams, bits = FLOAT_MODELS[name]
     model = _randomize(build(), len(name))
+    # What the checker accepts on the float model, quantize + convert must accept too.
+    assert cnn2snn.check_model_compatibility(model) == []
     shape = tuple(model.inputs[0].shape[1:])
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (32, *shape)).astype(np.float32)
