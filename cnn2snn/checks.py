@@ -184,7 +184,9 @@ def _check_dense(c, bits):
     neural, row = c.block.get("neural"), c.row
     flatten = c.block.get("flatten")
     shape = neural.input_shape
-    if flatten is None and shape is not None and len(shape) > 1:
+    # A Dense on a (1, 1, C) input sees every value: the same as after a Flatten.
+    if flatten is None and shape is not None and len(shape) > 1 and \
+            any(d != 1 for d in shape[:-1]):
         c.fact(neural, "dense_rank", f"Dense on a {tuple(shape)} input acts on the last axis "
                "only, while Akida's FullyConnected uses every input value.", tuple(shape),
                "a 1-D input", "add a Flatten layer before the Dense.")

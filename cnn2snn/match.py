@@ -101,6 +101,8 @@ def _strip(infos, issues):
             continue
         if info.kind in _ALWAYS_SKIPPED:
             skipped.append((info, _ALWAYS_SKIPPED[info.kind]))
+        elif info.kind == "reshape" and _only_unit_dims(info):
+            skipped.append((info, "only adds or removes size-1 dimensions"))
         elif info.kind == "rescaling" and not body and rescaling is None:
             rescaling = info
         elif info.kind == "rescaling":
@@ -116,6 +118,13 @@ def _strip(infos, issues):
         info = body.pop()
         tail.insert(0, (info, _TAIL_SKIPPED[info.kind]))
     return rescaling, skipped + tail, body
+
+
+def _only_unit_dims(info) -> bool:
+    """Whether a Reshape only adds or removes size-1 dimensions (an identity for Akida)."""
+    if info.input_shape is None or info.output_shape is None:
+        return False
+    return [d for d in info.input_shape if d != 1] == [d for d in info.output_shape if d != 1]
 
 
 def _first_is_input_conv(body, input_shape) -> bool:

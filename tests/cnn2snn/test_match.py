@@ -126,3 +126,13 @@ def test_fused_final_softmax_is_skipped_and_double_activation_reported():
                                          L.Dense(3, activation="softmax"))) == []
     issues = check_model_compatibility(seq((8, 8, 2), conv(activation="relu6"), relu(), *head()))
     assert [i.rule for i in issues] == ["double_activation"]
+
+
+def test_unit_reshapes_and_dense_on_1x1_inputs_are_accepted():
+    model = seq((8, 8, 2), conv(), L.GlobalAveragePooling2D(keepdims=True), relu(),
+                L.Reshape((1, 1, 4)), L.Dense(3))
+    assert check_model_compatibility(model) == []
+    split = split_model(model)
+    assert "reshape" in [info.kind for info, _ in split.skipped]
+    flat = seq((8, 8, 2), conv(), relu(), L.Reshape((8, 8, 4, 1)), *head())
+    assert [i.rule for i in check_model_compatibility(flat)] == []
