@@ -138,3 +138,35 @@ def test_all_zero_kernel_channel_gets_a_finite_scale():
     assert np.all(compute_weight_scale(np.zeros((2, 2)), 4) == 1.0)
     with pytest.raises(QuantizationConfigError, match="NaN"):
         compute_weight_scale(np.full((2, 2), np.nan), 4)
+
+
+def test_weight_scale_search_never_worse_than_max_scaling():
+    from quantizeml.quantizers import compute_weight_scale, weight_range
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_t(3, (3, 3, 4, 6))
+    for bits in (2, 4, 8):
+        low, high = weight_range(bits)
+        searched = compute_weight_scale(kernel, bits).astype(np.float64)
+        plain = np.abs(kernel).reshape(-1, 6).max(axis=0) / high
+
+        def error(scale):
+            return ((kernel - np.clip(np.round(kernel / scale), low, high) * scale) ** 2).sum(
+                axis=(0, 1, 2))
+        assert np.all(error(searched) <= error(plain) * (1 + 1e-5))
+        assert np.all(searched <= plain * (1 + 1e-6))
+    # 2 bits on heavy tails: clipping the largest weights wins (scale below max/high).
+    assert np.any(compute_weight_scale(kernel, 2) < np.abs(kernel).reshape(-1, 6).max(axis=0))
+
+
+def test_activation_range_search_hand_example():
+    from quantizeml.calibrate import HISTOGRAM_BINS, search_range
+    # Channel 0: all mass near 1.0 with one outlier at 10 -> the range shrinks well below 10.
+    counts = np.zeros((2, HISTOGRAM_BINS))
+    counts[0, int(0.1 * HISTOGRAM_BINS)] = 1e6
+    counts[0, -1] = 1
+    counts[1, -1] = 50  # channel 1: everything at its max -> keep the max
+    upper = np.array([10.0, 2.0])
+    per_channel = search_range(counts, upper, levels=15, per_tensor=False)
+    assert per_channel[0] < 5.0 and abs(per_channel[1] - 2.0) < 0.05
+    per_tensor = search_range(counts, upper, levels=15, per_tensor=True)
+    assert per_tensor[0] == per_tensor[1] <= 10.0
