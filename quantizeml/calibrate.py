@@ -1,7 +1,8 @@
 """Calibration: observe a float model on samples and record input statistics and ReLU ranges.
 
-Maxima are reduced across replicas with a MAX (gather then max; never MEAN), so calibration under
-a ``tf.distribute`` strategy gives exactly the single-device ranges.
+Pass 1 records maxima, pass 2 per-channel histograms used by ``search_range``. Maxima are reduced
+across replicas with a MAX (gather then max; never MEAN) and counts with a SUM, so calibration
+under a ``tf.distribute`` strategy gives exactly the single-device ranges.
 """
 from __future__ import annotations
 
