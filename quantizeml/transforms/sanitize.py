@@ -242,14 +242,16 @@ def flatten_before_dense(spec: ModelSpec, issues: list) -> ModelSpec:
 
 def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
     """Check the chain reads as Akida 1.0 blocks: neural [> MaxPool | > GAP] > ReLU, the last
-    ReLU optional; Flatten/Reshape only right before a Dense."""
+    ReLU optional; Flatten only right before a Dense; Reshapes between blocks."""
     layers = spec.layers
     state, block_start = "start", None
     for index, layer in enumerate(layers):
         kind, name = layer.class_name, layer.name
         following = layers[index + 1] if index + 1 < len(layers) else None
         if kind in ("Flatten", "Reshape"):
-            if following is None or following.class_name not in ("Dense", "Flatten", "Reshape"):
+            # A Reshape only adds/removes size-1 dims (checked by flatten_before_dense).
+            if kind == "Flatten" and (following is None or following.class_name not in (
+                    "Dense", "Flatten", "Reshape")):
                 issues.append(f"Layer '{name}' ({kind}) is only supported right before a Dense.")
             if state in ("neural", "pool"):
                 issues.append(f"Layers '{block_start}' and '{name}': an activation (ReLU) is "

@@ -58,6 +58,8 @@ def block_potential(block, x):
     kind = block["layer_type"]
     if kind == "QuantizedDense":
         return x.reshape(x.shape[0], -1).astype(np.int64) @ block["weights"].astype(np.int64)
+    if x.ndim == 2:  # after a global pooling, Akida's layers see (1, 1, channels)
+        x = x[:, None, None, :]
     stride, padding = block["strides"], block["padding"]
     if kind == "QuantizedConv2D":
         pad_value = block["padding_value"] if block["is_input_layer"] else 0

@@ -155,3 +155,30 @@ def test_input_quantizer_numpy_twin():
     x = np.random.default_rng(0).normal(0, 2, (50, 3)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(layer(x)).astype(np.uint8), layer.numpy(x))
     assert layer.numpy(x).max() <= 15
+
+
+@settings(max_examples=80)
+@given(st.integers(1, 3).map(lambda i: [1, 2, 4][i - 1]),
+       st.floats(1.0 / 16, 2.0**20, allow_nan=False, width=32),
+       st.integers(-2**20, 2**20), st.integers(0, 2**16))
+def test_activation_tf_equals_numpy_twin_on_boundaries(bits, act_step, threshold, seed):
+    from quantizeml.quantizers import activation_boundaries_np, threshold_activation_np
+    bounds = activation_boundaries_np([threshold], [act_step], bits)[:, 0]
+    rng = np.random.default_rng(seed)
+    # Potentials on, just below and just above every boundary, plus random ones.
+    p = np.concatenate([bounds, bounds - 1, bounds + 1,
+                        rng.integers(bounds[0] - 50, bounds[-1] + 50, 20)]).astype(np.int64)
+    relu = QuantizedReLU(activation_bits=bits)
+    relu.build((None, 1))
+    relu.act_step.assign([act_step])
+    relu.step_threshold.assign([float(threshold)])
+    keras_levels = np.asarray(relu(p.astype(np.float64)[:, None]))[:, 0]
+    reference = threshold_activation_np(p[:, None], [threshold], [act_step], bits)[:, 0]
+    np.testing.assert_array_equal(keras_levels.astype(np.int64), reference)
+    # Monotone, saturating, and the ceil formula in exact rational arithmetic.
+    order = np.argsort(p)
+    assert np.all(np.diff(reference[order].astype(int)) >= 0)
+    assert reference.max() <= 2**bits - 1
+    step = np.float64(np.float32(act_step)) * 2.0 ** (4 - bits)
+    expected = np.clip(np.ceil((p - threshold) / step), 0, 2**bits - 1)
+    np.testing.assert_array_equal(reference, expected)

@@ -272,3 +272,25 @@ def test_nan_and_zero_size_models():
     spec = spec_from_config(config, {"c": [np.ones((1, 1, 1, 2)), np.zeros(2)]}, "test", "test")
     with pytest.raises(ModelFormatError, match="'d'.*units=0"):
         quantize(spec, num_samples=2, verbose=0)
+
+
+def test_depthwise_and_reshape_model_round_trip(tmp_path):
+    layers = keras.layers
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([
+        keras.Input((10, 10, 3)), layers.Conv2D(6, 3, padding="same", name="c0"),
+        layers.ReLU(name="r0"), layers.DepthwiseConv2D(3, padding="same", name="dw"),
+        layers.GlobalAveragePooling2D(name="gap"), layers.ReLU(name="r1"),
+        layers.Reshape((1, 1, 6), name="reshape"), layers.Conv2D(4, 1, name="c1"),
+        layers.ReLU(name="r2"), layers.Flatten(name="flatten"), layers.Dense(3, name="d")])
+    x = np.random.default_rng(2).integers(0, 256, (16, 10, 10, 3)).astype(np.float32)
+    qmodel = quantize(model, samples=x, verbose=0)
+    kinds = {type(layer).__name__ for layer in qmodel.layers}
+    assert {"QuantizedDepthwiseConv2D", "QuantizedReshape", "QuantizedFlatten"} <= kinds
+    from quantizeml.export import export_blocks
+
+    from .integer_reference import model_forward
+    _, floats = model_forward(export_blocks(qmodel), qmodel.layers[1].numpy(x))
+    np.testing.assert_array_equal(np.asarray(qmodel(x)), floats)
+    path = save_model(qmodel, tmp_path / "dw.keras")
+    np.testing.assert_array_equal(np.asarray(load_model(path)(x)), floats)
