@@ -1,6 +1,8 @@
 """quantize(), calibrate() and dump_config(): float Keras model -> quantized Keras model."""
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -89,6 +91,18 @@ def _plan(spec: ModelSpec, q_config: dict, qparams: QuantizationParams) -> dict:
                                 "per_tensor_activations": params.per_tensor_activations}
             previous_bits = bits
     return {"layers": plan, "input_bits": input_bits, "first": first.name}
+
+
+def _warn_if_samples_look_normalized(spec: ModelSpec, stats: dict) -> None:
+    """Samples in [0, 1] fed to a model that rescales by about 1/255 were probably normalized
+    twice (ecosystem.md §5.2 #34)."""
+    rescaling = spec.folded_rescaling
+    low, high = float(np.min(stats["input_min"])), float(np.max(stats["input_max"]))
+    if rescaling is not None and rescaling["scale"] < 0.02 and low >= 0 and high <= 1.0:
+        warnings.warn(
+            f"Calibration samples lie in [{low:.3g}, {high:.3g}] but the model's first layer "
+            f"'{rescaling['name']}' rescales by {rescaling['scale']:.4g}: the samples look already "
+            "normalized. Pass raw inputs (e.g. uint8 images 0..255).", UserWarning, stacklevel=3)
 
 
 def _input_quantizer_settings(stats: dict, bits: int) -> tuple[float, int]:
@@ -198,6 +212,7 @@ def quantize(model, q_config=None, qparams=QuantizationParams(), samples=None, n
     float_model = build_float_model(sanitized)
     stats, batches = _observe(float_model, sanitized, plan["input_bits"], samples, num_samples,
                               batch_size, epochs, verbose)
+    _warn_if_samples_look_normalized(sanitized, stats)
     settings = _input_quantizer_settings(stats, plan["input_bits"])
     qmodel = _build_quantized(sanitized, plan, settings, f"{sanitized.name}_quantized")
     stats["ranges"] = _search_ranges(qmodel, float_model, stats, batches)

@@ -181,6 +181,11 @@ def test_calibrate_refreshes_ranges(images):
     _exact(qmodel, images)
 
 
+def test_normalized_samples_for_a_rescaling_model_warn(images):
+    with pytest.warns(UserWarning, match="already normalized"):
+        quantize(small_cnn(), samples=images / 255.0, verbose=0)
+
+
 def test_no_samples_uses_random_integers_with_warning():
     with pytest.warns(UserWarning, match="random"):
         qmodel = quantize(small_cnn(), num_samples=8, verbose=0)
