@@ -1,6 +1,7 @@
 """quantize(), calibrate() and dump_config(): float Keras model -> quantized Keras model."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import keras
@@ -34,8 +35,10 @@ def to_spec(model) -> ModelSpec:
     if isinstance(model, ModelSpec):
         return model
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from .io import load_spec
-        return load_spec(model)
+        from .io import load_model, load_spec
+        if not os.fsdecode(os.fspath(model)).lower().endswith(".keras"):
+            return load_spec(model)
+        model = load_model(model)  # then checked like an in-memory model
     if isinstance(model, keras.Model) and any(isinstance(lay, QUANTIZED_CLASSES)
                                               for lay in model.layers):
         raise QuantizationConfigError(

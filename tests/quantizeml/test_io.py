@@ -50,6 +50,12 @@ def test_keras_reload_in_fresh_process(saved, images, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), np.asarray(qmodel(images)))
 
 
+def test_quantizing_a_quantized_file_is_refused(saved):
+    from quantizeml.errors import QuantizationConfigError
+    with pytest.raises(QuantizationConfigError, match="already quantized"):
+        quantize(saved[1], num_samples=2, verbose=0)
+
+
 def test_save_model_checks_path(saved, tmp_path):
     qmodel, path = saved
     with pytest.raises(ModelFormatError, match=".keras"):
