@@ -124,3 +124,16 @@ def test_table_shows_mismatches_and_issues():
 def test_output_problem_accepts_new_nested_directories(tmp_path):
     assert demo._output_problem(os.fspath(tmp_path / "new" / "deeper" / "m.fbz")) is None
     assert demo._output_problem(None) is None
+
+
+def test_readme_python_quickstart_runs(tmp_path, monkeypatch, capsys):
+    import pathlib
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Quickstart (Python)"):]
+    code = section[section.index("```python") + len("```python"):section.index("```\n", 10)]
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md quickstart", "exec"), {})
+    assert (tmp_path / "digits.fbz").stat().st_size > 0
+    accuracy = float(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.8 < accuracy <= 1.0
