@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 import zipfile
 
 import h5py
@@ -18,7 +17,7 @@ from quantizeml.models import load_model, quantize, save_model
 
 from .conftest import small_cnn
 
-warnings.simplefilter("ignore", UserWarning)
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

@@ -1,5 +1,4 @@
 """quantize(): structure, transforms, whole-model exactness, overrides and errors."""
-import warnings
 
 import keras
 import numpy as np
@@ -17,7 +16,7 @@ from quantizeml.transforms import sanitize
 from .conftest import flatten_cnn, small_cnn
 from .integer_reference import model_forward
 
-warnings.simplefilter("ignore", UserWarning)
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def _exact(qmodel, x, graph=False):

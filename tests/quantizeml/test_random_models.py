@@ -1,9 +1,9 @@
 """Hypothesis over whole random models: quantize (random bits per layer) -> export -> an
 integer-only numpy evaluation equals the Keras output bit for bit."""
-import warnings
 
 import keras
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +13,7 @@ from quantizeml.models import quantize
 
 from .integer_reference import model_forward
 
-warnings.simplefilter("ignore", UserWarning)
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 @st.composite

@@ -1,8 +1,8 @@
 """Quantization-aware training: fit works (STE) and the trained model stays exact."""
-import warnings
 
 import keras
 import numpy as np
+import pytest
 
 from quantizeml.export import export_blocks
 from quantizeml.models import quantize
@@ -10,7 +10,7 @@ from quantizeml.models import quantize
 from .conftest import small_cnn
 from .integer_reference import model_forward
 
-warnings.simplefilter("ignore", UserWarning)
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def test_qat_smoke_fit_changes_weights_and_stays_exact(images):
