@@ -152,7 +152,8 @@ def test_bad_model_files_exit_3_with_one_line(files, command, capsys):
 def test_bad_samples(files, capsys):
     folder = files["dir"]
     (folder / "garbage.npz").write_bytes(b"not numpy at all")
-    np.savez(folder / "two.npz", a=np.zeros((2, 8, 8, 1)), b=np.zeros((2, 8, 8, 1)))
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 2, 8, 8, 1)).astype(np.float32)
+    np.savez(folder / "two.npz", a=pixels[0], b=pixels[1])
     np.save(folder / "shape.npy", np.zeros((4, 5, 5, 1), np.float32))
     np.save(folder / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     cases = {"garbage.npz": cli.EXIT_FILE, "two.npz": cli.EXIT_FILE,
