@@ -359,10 +359,11 @@ def _positive(value):
 def build_parser():
     """The argparse parser of `cnn2snn-demo`."""
     parser = argparse.ArgumentParser(
-        prog="cnn2snn-demo", description="Train a small CNN on scikit-learn's digits, quantize it, "
-        "fine-tune it (QAT), check and convert it for AKD1000, prove the Akida model is bit-exact, "
-        "map it, save the .fbz, reload it and evaluate it. About a minute on 2 cores.",
-        epilog="Exit codes: 0 success, 1 AKD1000 issues or outputs differ, 2 usage error, "
+        prog="cnn2snn-demo", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a small CNN on scikit-learn's digits, quantize it, fine-tune it (QAT),\n"
+        "check and convert it for AKD1000, prove the Akida model is bit-exact, map it,\n"
+        "save the .fbz, reload it and evaluate it. About a minute on 2 cores.",
+        epilog="Exit codes: 0 success, 1 AKD1000 issues or outputs differ, 2 usage error,\n"
         "3 output file not writable, 4 internal error.")
     parser.add_argument("--version", action="version", version=f"cnn2snn-demo {_version()}")
     parser.add_argument("--epochs", type=_non_negative, default=10,
@@ -376,7 +377,8 @@ def build_parser():
     parser.add_argument("-i", "--input-weight-bits", type=int, choices=(1, 2, 4, 8), default=8,
                         help="weight bits of the input convolution (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("-o", "--output", help="path of the saved .fbz (default: a temp dir)")
+    parser.add_argument("-o", "--output", help="path of the saved .fbz, overwritten if it exists "
+                        "(default: a new temporary directory)")
     parser.add_argument("--train-samples", type=_positive,
                         help="train on the first N training images only (default: all 1,347)")
     parser.add_argument("--batch-size", type=_positive, default=32)
@@ -387,10 +389,13 @@ def build_parser():
 
 def _version():
     from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("open-akida-toolchain")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "unknown"
+    parts = []
+    for package in ("open-akida-toolchain", "tensorflow", "keras", "numpy"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:  # e.g. running from a source tree that was not installed
+            parts.append(f"{package} (not installed)")
+    return ", ".join(parts) + f", Python {sys.version.split()[0]}"
 
 
 def _output_problem(path):
