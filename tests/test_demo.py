@@ -137,3 +137,15 @@ def test_readme_python_quickstart_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "digits.fbz").stat().st_size > 0
     accuracy = float(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0.8 < accuracy <= 1.0
+
+
+@pytest.mark.slow
+def test_default_demo_meets_the_readme_promise(tmp_path):
+    """README command 1 with its defaults: under 3 minutes, accurate, exact, one AKD1000 sequence."""
+    result = demo.run_demo(output=str(tmp_path / "digits.fbz"), verbose=0, print_fn=lambda *_: None)
+    assert result.seconds < 180
+    assert result.float_accuracy > 0.95 and result.quantized_accuracy > 0.95
+    assert result.akida_accuracy == result.quantized_accuracy
+    assert result.identical_fraction == 1.0 and result.reloaded_identical
+    assert (result.sequences, result.hardware_sequences) == (1, 1)
+    assert 0 < result.nps <= result.device_nps == 78 and result.program_bytes > 0
