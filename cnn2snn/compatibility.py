@@ -7,12 +7,17 @@ from akida_core.hardware import AKD1000, get_target
 from .checks import check_blocks
 from .match import split_model
 
+#: quantizeml's QuantizationParams().input_weight_bits (tests keep the two equal).
+DEFAULT_INPUT_WEIGHT_BITS = 8
+
 
 def _bit_options(weight_bits, activation_bits, input_weight_bits):
     def bits_of(block):
         bits = {}
         if block.produces == LayerType.InputConvolutional:
-            w = input_weight_bits if input_weight_bits is not None else weight_bits
+            # as QuantizationParams: the input convolution keeps 8-bit weights unless told
+            w = input_weight_bits if input_weight_bits is not None else (
+                None if weight_bits is None else DEFAULT_INPUT_WEIGHT_BITS)
         else:
             w = weight_bits
         if w is not None:
@@ -35,7 +40,8 @@ def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activa
         target: a HardwareTarget or its name (default AKD1000).
         weight_bits: assumed weight bits of a float model (None: not checked).
         activation_bits: assumed activation bits of a float model (None: not checked).
-        input_weight_bits: assumed weight bits of the input convolution (default: weight_bits).
+        input_weight_bits: assumed weight bits of the input convolution (default: 8 when
+            weight_bits is given, as in QuantizationParams).
 
     Returns:
         A list of `Issue`s, empty when the model is compatible.

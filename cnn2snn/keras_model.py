@@ -89,7 +89,8 @@ def kind_of(layer) -> str:
             return kind
     if isinstance(layer, keras.layers.Activation):
         act = layer.get_config().get("activation")
-        return {"relu": "relu", "softmax": "softmax", "linear": "identity"}.get(act, "activation")
+        return {"relu": "relu", "relu6": "relu", "softmax": "softmax",
+                "linear": "identity"}.get(act, "activation")
     for cls, kind in _KIND_OF_CLASS:
         if isinstance(layer, cls):
             return kind
@@ -112,6 +113,8 @@ def describe(layer) -> LayerInfo:
         config = layer.get_config()
     except (NotImplementedError, TypeError):
         config = {}
+    if isinstance(layer, keras.layers.Activation) and config.get("activation") == "relu6":
+        config = {**config, "max_value": 6.0}  # read as quantize reads it: ReLU(max_value=6)
     return LayerInfo(name=layer.name, kind=kind_of(layer), class_name=type(layer).__name__,
                      config=config,
                      input_shape=_shape(lambda: layer.input.shape),

@@ -114,9 +114,10 @@ def _strip(infos, issues):
         else:
             body.append(info)
     tail = []
-    while body and body[-1].kind in _TAIL_SKIPPED:
+    while body and (body[-1].kind in _TAIL_SKIPPED or
+                    (body[-1].kind == "flatten" and _only_unit_dims(body[-1]))):
         info = body.pop()
-        tail.insert(0, (info, _TAIL_SKIPPED[info.kind]))
+        tail.insert(0, (info, _TAIL_SKIPPED.get(info.kind, "only removes size-1 dimensions")))
     return rescaling, skipped + tail, body
 
 

@@ -143,6 +143,18 @@ def input_quantizer(model):
 
 
 def akida_inputs(model, x) -> np.ndarray:
-    """The uint8 integers the converted Akida model takes for float-model inputs `x`."""
+    """The uint8 integers the converted Akida model takes for float-model inputs `x`.
+
+    Args:
+        model: the quantized Keras model.
+        x: a batch of inputs in the float model's domain, (n, h, w, c) or (n, features).
+
+    Returns:
+        uint8 array of shape (n, h, w, c); a flat (n, features) batch comes out as
+        (n, 1, 1, features), the shape Akida's InputData takes.
+    """
     quantizer = input_quantizer(model)
-    return quantizer.numpy(x) if quantizer is not None else np.asarray(x, np.uint8)
+    integers = quantizer.numpy(x) if quantizer is not None else np.asarray(x, np.uint8)
+    if integers.ndim == 2:
+        integers = integers.reshape(integers.shape[0], 1, 1, integers.shape[1])
+    return integers

@@ -167,7 +167,7 @@ def _apply_ranges(qmodel: keras.Model, stats: dict) -> None:
             sum_size, activated = 1, True
         elif isinstance(layer, qlayers.QuantizedFlatten):
             current = np.tile(current, int(np.prod(layer.input.shape[1:-1])))
-        elif isinstance(layer, qlayers.QuantizedReshape):
+        elif isinstance(layer, qlayers.QuantizedReshape) and activated:
             width = layer.output.shape[-1]
             if len(current) != width:
                 if not np.all(current == current[0]):

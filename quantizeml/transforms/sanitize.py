@@ -24,10 +24,26 @@ def _activation_name(value):
     return value if isinstance(value, str) else None
 
 
+def _input_ranks(spec: ModelSpec) -> list:
+    """Rank (without batch) of each layer's input; all None when shapes cannot be inferred (the
+    layer that prevents it is reported by the checks below)."""
+    if all(layer.class_name in LAYER_KEYS for layer in spec.layers):
+        try:
+            shapes = [tuple(spec.input_shape)] + output_shapes(spec)[:-1]
+            return [len(shape) for shape in shapes]
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+            pass
+    return [None] * len(spec.layers)
+
+
 def check_layers(spec: ModelSpec, issues: list) -> ModelSpec:
     """Check each layer's settings and weights (formats, dilation, NaN/Inf, BN statistics)."""
+    # the last layer that computes: final Reshapes/Flattens only lay the output out
     last = len(spec.layers) - 1
+    while last > 0 and spec.layers[last].class_name in ("Reshape", "Flatten"):
+        last -= 1
     supported = ", ".join(sorted(k for k in LAYER_KEYS if k != "InputLayer"))
+    ranks = _input_ranks(spec)
     for index, layer in enumerate(spec.layers):
         where, config = f"Layer '{layer.name}' ({layer.class_name})", layer.config
         if layer.class_name not in LAYER_KEYS:
@@ -71,8 +87,10 @@ def check_layers(spec: ModelSpec, issues: list) -> ModelSpec:
             elif layer.weights and np.any(np.asarray(layer.weights[-1]) + eps <= 0):
                 issues.append(f"{where}: moving_variance + epsilon <= 0; the statistics are "
                               "corrupted.")
-            if config.get("axis", -1) not in (-1, 3, [-1], [3]):
-                issues.append(f"{where}: axis={config.get('axis')}; allowed: -1 (channels).")
+            axis, rank = config.get("axis", -1), ranks[index]
+            channels = (-1, [-1]) + ((rank, [rank]) if rank is not None else (1, [1], 3, [3]))
+            if axis not in channels:
+                issues.append(f"{where}: axis={axis}; allowed: -1 (the channels, last axis).")
         if layer.class_name == "Rescaling" and index != 0:
             issues.append(f"{where}: a Rescaling is only supported as the first layer (it is "
                           "folded into the input).")
@@ -115,8 +133,14 @@ def drop_dropout(spec: ModelSpec, issues: list) -> ModelSpec:
 def drop_final_activation(spec: ModelSpec, issues: list) -> ModelSpec:
     """A final softmax/sigmoid keeps the argmax: drop it (with a warning) so logits come out."""
     layers = list(spec.layers)
-    while layers and layers[-1].class_name in ("Softmax", "Activation"):
-        dropped = layers.pop()
+    # Final Reshapes/Flattens stay (MetaTF heads end Conv 1x1 > Softmax > Reshape((classes,))):
+    # a softmax over the last axis commutes with them.
+    end = len(layers)
+    while end and layers[end - 1].class_name in ("Reshape", "Flatten"):
+        end -= 1
+    while end and layers[end - 1].class_name in ("Softmax", "Activation"):
+        dropped = layers.pop(end - 1)
+        end -= 1
         warnings.warn(f"Final layer '{dropped.name}' ({dropped.class_name}) dropped: the "
                       "quantized model outputs the values before it.", QuantizationWarning,
                       stacklevel=3)
@@ -220,13 +244,21 @@ def flatten_before_dense(spec: ModelSpec, issues: list) -> ModelSpec:
         issues.append(f"Model '{spec.name}': layer shapes cannot be inferred: {err}")
         return spec
     layers = []
+    last_neural = max((i for i, lay in enumerate(spec.layers) if lay.class_name in NEURAL),
+                      default=-1)
     for index, layer in enumerate(spec.layers):
         in_shape = shapes[index]
+        if index > last_neural and layer.class_name in ("Reshape", "Flatten") and \
+                _only_size_one_dims(in_shape, shapes[index + 1]):
+            # after the last block: the output's layout, nothing Akida computes
+            layers.append(LayerSpec("Reshape", layer.name,
+                                    {"target_shape": tuple(shapes[index + 1])}))
+            continue
         if layer.class_name == "Reshape":
             out_shape = shapes[index + 1]
             if len(out_shape) == 1:
                 layer = LayerSpec("Flatten", layer.name, {})
-            elif [d for d in in_shape if d != 1] != [d for d in out_shape if d != 1]:
+            elif not _only_size_one_dims(in_shape, out_shape):
                 issues.append(f"Layer '{layer.name}' (Reshape): {in_shape} -> {out_shape}; only "
                               "reshapes that add or remove size-1 dimensions are supported.")
         if layer.class_name == "Dense" and len(in_shape) != 1:
@@ -240,6 +272,10 @@ def flatten_before_dense(spec: ModelSpec, issues: list) -> ModelSpec:
     return spec.replace(layers=layers)
 
 
+def _only_size_one_dims(in_shape, out_shape) -> bool:
+    return [d for d in in_shape if d != 1] == [d for d in out_shape if d != 1]
+
+
 def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
     """Check the chain reads as Akida 1.0 blocks: neural [> MaxPool | > GAP] > ReLU, the last
     ReLU optional; Flatten only right before a Dense; Reshapes between blocks."""
@@ -250,6 +286,9 @@ def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
         following = layers[index + 1] if index + 1 < len(layers) else None
         if kind in ("Flatten", "Reshape"):
             # A Reshape only adds/removes size-1 dims (checked by flatten_before_dense).
+            if kind == "Reshape" and not any(lay.class_name in NEURAL
+                                             for lay in layers[index + 1:]):
+                continue  # the final output layout (flatten_before_dense made it a Reshape)
             if kind == "Flatten" and (following is None or following.class_name not in (
                     "Dense", "Flatten", "Reshape")):
                 issues.append(f"Layer '{name}' ({kind}) is only supported right before a Dense.")

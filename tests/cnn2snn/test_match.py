@@ -136,3 +136,19 @@ def test_unit_reshapes_and_dense_on_1x1_inputs_are_accepted():
     assert "reshape" in [info.kind for info, _ in split.skipped]
     flat = seq((8, 8, 2), conv(), relu(), L.Reshape((8, 8, 4, 1)), *head())
     assert [i.rule for i in check_model_compatibility(flat)] == []
+
+
+@pytest.mark.parametrize("activation,rules", [("relu6", []), ("relu", ["relu_unbounded"])])
+def test_activation_layers_read_as_relus(activation, rules):
+    model = seq((8, 8, 2), conv(), L.Activation(activation), *head())
+    assert [i.rule for i in check_model_compatibility(model)] == rules
+
+
+def test_float_check_bits_keep_8_bit_input_weights_by_default():
+    from quantizeml import QuantizationParams
+    from cnn2snn.compatibility import DEFAULT_INPUT_WEIGHT_BITS
+    assert DEFAULT_INPUT_WEIGHT_BITS == QuantizationParams().input_weight_bits
+    model = seq((8, 8, 3), conv(), relu(), conv(), relu(), *head())
+    assert check_model_compatibility(model, weight_bits=2, activation_bits=2) == []
+    issues = check_model_compatibility(model, weight_bits=2, input_weight_bits=2)
+    assert [i.rule for i in issues] == ["weights_bits"]

@@ -44,6 +44,26 @@ FLOAT_MODELS = {
     "inputdata-dense": (lambda: seq(
         (6, 6, 2), L.Flatten(), L.Dense(8), L.ReLU(6.0), L.Dense(3)),
         QuantizationParams(output_bits=4), 4),
+    # MetaTF's AkidaNet head: GAP > BN > ReLU > Reshape(1,1,C) > Dropout > Conv 1x1 > softmax >
+    # Reshape((classes,)): the trailing softmax and size-1 reshape only lay out the output.
+    "metatf-head-softmax-reshape": (lambda: seq(
+        (8, 8, 3), L.Rescaling(1 / 127.5, -1), L.Conv2D(8, 3, strides=2, padding="same"),
+        L.BatchNormalization(), L.ReLU(6.0), L.SeparableConv2D(8, 3, padding="same"),
+        L.GlobalAveragePooling2D(), L.BatchNormalization(), L.ReLU(6.0), L.Reshape((1, 1, 8)),
+        L.Dropout(0.1), L.Conv2D(5, 1), L.Activation("softmax"), L.Reshape((5,))),
+        QuantizationParams(), 8),
+    "final-flatten-of-1x1": (lambda: seq(
+        (8, 8, 3), L.Conv2D(8, 3, padding="same"), L.ReLU(6.0), L.Conv2D(6, 3, padding="same"),
+        L.GlobalAveragePooling2D(keepdims=True), L.ReLU(6.0), L.Conv2D(4, 1), L.Flatten(),
+        L.Softmax()), QuantizationParams(), 8),
+    # Activation("relu6") is ReLU(6); tf-keras writes BatchNormalization(axis=[1]) after a Dense.
+    "relu6-activation-bn-axis-1": (lambda: seq(
+        (8, 8, 1), L.Conv2D(4, 3, padding="same"), L.Activation("relu6"), L.Flatten(),
+        L.Dense(8), L.BatchNormalization(axis=1), L.ReLU(6.0), L.Dense(3)),
+        QuantizationParams(), 8),
+    "flat-input": (lambda: seq(
+        (20,), L.Dense(8), L.BatchNormalization(axis=1), L.ReLU(6.0), L.Dense(3)),
+        QuantizationParams(output_bits=4), 4),
 }
 
 
