@@ -117,3 +117,10 @@ PRESETS = {
     "Int8InputBinaryWeightUint1ActPerTensor": Int8InputBinaryWeightUint1ActPerTensor,
     "Int4InputInt4WeightUint4ActPerChannel": Int4InputInt4WeightUint4ActPerChannel,
 }
+
+#: Akida 1.0 neuron registers as (act_step bound, exclusive; signed threshold bits): the input
+#: convolution's (HRC) and every other layer's (CNP/FNP). These are akida_core's AKD1000 numbers
+#: (quantizeml never imports akida_core; tests/cnn2snn/test_hardware_table.py keeps them equal):
+#: quantize() fits every block into them, so a quantized model always converts exactly.
+INPUT_LAYER_REGISTERS = (2.0**20, 24)
+LAYER_REGISTERS = (2.0**16, 20)

@@ -142,12 +142,14 @@ class QuantizedSeparableConv2D(NeuralQuantization, keras.layers.SeparableConv2D)
         """Pointwise kernel with the depthwise scales folded in."""
         return self.pointwise_kernel * self.depthwise_scale[None, None, :, None]
 
-    def set_scales(self, input_scale, weight_scale=None) -> None:
-        """Freeze ``input_scale``, the per-channel depthwise scale and the pointwise scale."""
+    def set_scales(self, input_scale, weight_scale=None, depthwise_factor=1.0) -> None:
+        """Freeze ``input_scale``, the per-channel depthwise scale (made ``depthwise_factor``
+        times coarser, >= 1) and the pointwise scale."""
         self.input_scale.assign(np.broadcast_to(np.asarray(input_scale, np.float32),
                                                 self.input_scale.shape))
         depthwise = (self.depthwise_kernel * self.input_scale[None, None, :, None]).numpy()
-        self.depthwise_scale.assign(self.weight_quantizer.scale(depthwise[..., 0]))
+        self.depthwise_scale.assign(self.weight_quantizer.scale(depthwise[..., 0]) *
+                                    np.float32(depthwise_factor))
         super().set_scales(self.input_scale.numpy(), weight_scale)
 
     def integer_weights(self):

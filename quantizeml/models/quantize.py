@@ -15,6 +15,7 @@ from ..ir import (ModelSpec, build_float_model, spec_from_model, suggest,
                   validate_weight_shapes)
 from ..layers.neural import NEURAL_LAYERS
 from ..params import QuantizationParams
+from ..registers import set_block_ranges
 from ..transforms import sanitize
 
 TWINS = {"Conv2D": qlayers.QuantizedConv2D, "SeparableConv2D": qlayers.QuantizedSeparableConv2D,
@@ -148,7 +149,8 @@ def _build_quantized(spec: ModelSpec, plan: dict, input_settings, name: str) -> 
 
 def _apply_ranges(qmodel: keras.Model, stats: dict) -> None:
     """Freeze every scale of ``qmodel`` from the calibration statistics, in layer order."""
-    current, potential, sum_size, activated = None, None, 1, False
+    current, sum_size, activated = None, 1, False
+    neural = pool = block_input = None
     for layer in qmodel.layers:
         if isinstance(layer, qlayers.InputQuantizer):
             channels = layer.input.shape[-1]
@@ -157,13 +159,14 @@ def _apply_ranges(qmodel: keras.Model, stats: dict) -> None:
             current = current * float(layer.scale)
         elif isinstance(layer, NEURAL_LAYERS):
             layer.set_scales(current)
-            potential, sum_size, activated = layer.weight_scale.numpy().astype(np.float64), 1, \
-                False
-        elif isinstance(layer, qlayers.QuantizedGlobalAveragePooling2D):
-            sum_size = layer.sum_size
+            neural, pool, block_input, sum_size, activated = layer, None, current, 1, False
+        elif isinstance(layer, (qlayers.QuantizedGlobalAveragePooling2D,
+                                qlayers.QuantizedMaxPool2D)):
+            pool = layer
+            sum_size = getattr(layer, "sum_size", 1)
         elif isinstance(layer, qlayers.QuantizedReLU):
-            current = layer.set_activation_range(stats["ranges"][layer.name], potential,
-                                                 sum_size).astype(np.float64)
+            current = set_block_ranges(neural, pool, layer, None, block_input,
+                                       stats["ranges"][layer.name], sum_size).astype(np.float64)
             sum_size, activated = 1, True
         elif isinstance(layer, qlayers.QuantizedFlatten):
             current = np.tile(current, int(np.prod(layer.input.shape[1:-1])))
@@ -175,7 +178,10 @@ def _apply_ranges(qmodel: keras.Model, stats: dict) -> None:
                                             "channels with different scales.")
                 current = np.full(width, current[0])
         elif isinstance(layer, qlayers.Dequantizer):
-            layer.set_divisor(1.0 / current if activated else sum_size / potential)
+            if activated:
+                layer.set_divisor(1.0 / current)
+            else:
+                set_block_ranges(neural, pool, None, layer, block_input, None, sum_size)
 
 
 def quantize(model, q_config=None, qparams=QuantizationParams(), samples=None, num_samples=1024,

@@ -68,3 +68,16 @@ def test_doc_table_is_generated_from_the_table():
     begin = text.index("<!-- BEGIN GENERATED TABLE -->\n") + len("<!-- BEGIN GENERATED TABLE -->\n")
     end = text.index("<!-- END GENERATED TABLE -->")
     assert text[begin:end] == constraints_markdown(AKD1000)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_quantizeml_registers_are_the_table_numbers(target):
+    """quantize() fits blocks into the registers it knows (it cannot import akida_core)."""
+    from quantizeml.params import INPUT_LAYER_REGISTERS, LAYER_REGISTERS
+    table = get_target(target)
+    hrc = table.limits(LayerType.InputConvolutional)
+    assert (hrc.max_act_step, hrc.threshold_bits) == INPUT_LAYER_REGISTERS
+    for kind in (LayerType.Convolutional, LayerType.SeparableConvolutional,
+                 LayerType.FullyConnected):
+        row = table.limits(kind)
+        assert (row.max_act_step, row.threshold_bits) == LAYER_REGISTERS

@@ -95,3 +95,46 @@ def assert_parity_float(qmodel, akida_model, x_float, x_int):
         out = np.asarray(qmodel(x_float))
         np.testing.assert_array_equal(akida_model.predict(x_int).reshape(out.shape), out)
     assert int(np.sum(forward != keras_int)) == 0
+
+
+def _he_randomize(model, seed):
+    """Weights ~ N(0, 1/fan_in), BN statistics near 1 / 0 (typical of a trained float model)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for w in layer.weights:
+            if "moving_variance" in w.path or "gamma" in w.path:
+                w.assign(rng.uniform(0.5, 1.5, w.shape))
+            elif "moving_mean" in w.path or "beta" in w.path or "bias" in w.path:
+                w.assign(rng.normal(0.0, 0.1, w.shape))
+            else:
+                w.assign(rng.normal(0.0, 1.0 / np.sqrt(int(np.prod(w.shape[:-1])) or 1), w.shape))
+    return model
+
+
+def test_blocks_beyond_the_registers_are_fitted_exactly():
+    """A global average pooling over 256 positions sums potentials past the 20-bit CNP threshold
+    register: quantize() coarsens that layer's weight grid (with a warning) instead of leaving
+    a model that cannot convert, and conversion stays bit-exact."""
+    from quantizeml.registers import register_excess
+    from quantizeml.transforms import QuantizationWarning
+    model = _he_randomize(seq(
+        (16, 16, 1), L.Conv2D(32, 3, padding="same"), L.BatchNormalization(), L.ReLU(6.0),
+        L.SeparableConv2D(32, 3, padding="same"), L.BatchNormalization(),
+        L.GlobalAveragePooling2D(), L.ReLU(6.0), L.Dense(4)), 1)
+    x = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 1)).astype(np.float32)
+    with pytest.warns(QuantizationWarning, match="'separable_conv2d.*coarser.*registers"):
+        qmodel = quantize_module.quantize(model, samples=x, verbose=0)
+    from quantizeml.export import export_blocks
+    for params in export_blocks(qmodel)["blocks"]:
+        assert np.all(register_excess(params, params["is_input_layer"]) < 1.0)
+    akida_model = cnn2snn.convert(qmodel)
+    assert_parity_float(qmodel, akida_model, x, cnn2snn.akida_inputs(qmodel, x))
+
+
+def test_register_excess_matches_the_converter_limits():
+    from quantizeml.registers import register_excess
+    fits = {"threshold": np.array([2 ** 19 - 1, -2 ** 19 + 1]), "act_step": np.array([65535.9, 1.0])}
+    assert np.all(register_excess(fits, False) < 1.0)
+    over = {"threshold": np.array([0, 2 ** 20]), "act_step": np.array([2.0 ** 16, 1.0])}
+    assert np.all(register_excess(over, False) >= 1.0)
+    assert np.all(register_excess(over, True) < 1.0)  # the HRC's registers are wider
