@@ -16,7 +16,7 @@ from ..ir import (ModelSpec, build_float_model, spec_from_model, suggest,
 from ..layers.neural import NEURAL_LAYERS
 from ..params import QuantizationParams
 from ..registers import set_block_ranges
-from ..transforms import sanitize
+from ..transforms import QuantizationWarning, sanitize
 
 TWINS = {"Conv2D": qlayers.QuantizedConv2D, "SeparableConv2D": qlayers.QuantizedSeparableConv2D,
          "DepthwiseConv2D": qlayers.QuantizedDepthwiseConv2D, "Dense": qlayers.QuantizedDense,
@@ -250,9 +250,17 @@ def _search_ranges(qmodel, float_model, stats, batches) -> dict:
             observed = np.minimum(observed, float(layer.max_value))
         upper[layer.name] = np.where(observed > 0, observed, 1.0)  # dead channel: any range
     counts = observe_histograms(float_model, upper, batches) if relus else {}
-    return {layer.name: search_range(counts[layer.name], upper[layer.name],
-                                     2**layer.activation_bits - 1, layer.per_tensor_activations)
-            for layer in relus}
+    ranges = {layer.name: search_range(counts[layer.name], upper[layer.name],
+                                       2**layer.activation_bits - 1, layer.per_tensor_activations)
+              for layer in relus}
+    unbounded = [f"'{layer.name}' (at {float(np.max(ranges[layer.name])):.3g})" for layer in relus
+                 if layer.max_value is None]
+    if unbounded:
+        warnings.warn(f"ReLU layers without max_value bounded at their calibrated range: "
+                      f"{', '.join(unbounded)}. Akida 1.0 activations saturate there; MetaTF "
+                      "refuses unbounded ReLUs. Give the float model ReLU(max_value=6) to choose "
+                      "the bound yourself.", QuantizationWarning, stacklevel=3)
+    return ranges
 
 
 def calibrate(model, qmodel, samples=None, num_samples=1024, batch_size=None, epochs=1,

@@ -222,3 +222,10 @@ def test_layer_types():
     assert isinstance(qmodel.layers[2], QuantizedRescaling)
     assert isinstance(qmodel.get_layer("conv2d"), QuantizedConv2D)
     assert isinstance(qmodel.layers[-1], Dequantizer)
+
+
+def test_unbounded_relus_are_named_in_a_warning(images):
+    from quantizeml.transforms import QuantizationWarning
+    # small_cnn has two ReLU() layers without max_value (and a fused relu, also unbounded)
+    with pytest.warns(QuantizationWarning, match="without max_value.*'re_lu' \\(at [0-9.]+\\)"):
+        quantize(small_cnn(), samples=images, verbose=0)
