@@ -209,14 +209,38 @@ def activation_boundaries(threshold, act_step, act_bits):
     return threshold.astype(np.int64)[None, :] + np.floor(n * step).astype(np.int64)
 
 
+#: Significant bits of a step that make the float32 activation exact (see `float32_exact_steps`).
+FLOAT32_STEP_BITS = 20
+
+
+def float32_exact_steps(act_step, act_bits) -> bool:
+    """Whether every step s = act_step·2**(4−b) lets the float32 activation be exact.
+
+    Why: write s = m·2**e with m odd. For an integer q, a non-integer x = q / s lies at least
+    min(1/m, 1/s) away from every integer (q − n·s is a non-zero multiple of min(2**e, 1)). The
+    float32 quotient is within 2**-24·|x| <= 2**-20 of x for |x| <= 16, the only range that matters
+    (beyond it the level clips, and the sign is exact). So ceil is exact when m < 2**20 and
+    s < 2**19 (then also 16·s + 1 < 2**24, so a potential inexact in float32 still clips right):
+    a float32 mantissa whose last 4 of 24 bits are zero. quantizeml rounds act_step that way.
+    """
+    step = np.asarray(act_step, np.float32).astype(np.float64) * 2.0 ** (4 - act_bits)
+    if not step.size or not np.all(np.isfinite(step)) or np.any(step <= 0) or step.max() >= 2.0 ** 19:
+        return False
+    mantissa, _ = np.frexp(step)
+    integer = mantissa * 2.0 ** 24  # exact: a float32 mantissa has 24 bits
+    return bool(np.all(np.mod(integer, 2.0 ** (24 - FLOAT32_STEP_BITS)) == 0))
+
+
 def threshold_activation(potentials, threshold, act_step, act_bits):
     """Akida activation: clip(ceil((p − T) / (act_step·2**(4−b))), 0, 2**b − 1), exactly.
 
-    Why float64 division is exact here: q = p − T is an integer and s = act_step·2**(4−b) = m·2**e with
-    an odd integer m < 2**24. A non-integer quotient x = q / s is at least 1/m >= 2**-24 (e < 0) or 1/s
-    (e >= 0) away from every integer. Only x in (0, 16] matters (x <= 0 gives 0, larger x clip to
-    2**b − 1), where the correctly rounded float64 quotient is within 16·2**-53 = 2**-49 of x: so for
-    s < 2**49 ceil cannot cross an integer, and for larger s, x < 1 and ceil gives 1 either way.
+    Two exact evaluations. float32 when the potentials are float32 (exact integers < 2**24),
+    |T| < 2**24 and `float32_exact_steps` holds (proof there). Otherwise float64: q = p − T is an
+    exact integer and s = act_step·2**(4−b) = m·2**e with an odd m < 2**24; a non-integer q / s is
+    at least 1/m >= 2**-24 (e < 0) or 1/s (e >= 0) away from every integer. Only x in (0, 16]
+    matters (x <= 0 gives 0, larger x clip to 2**b − 1), where the correctly rounded float64
+    quotient is within 16·2**-53 = 2**-49 of x: so for s < 2**49 ceil cannot cross an integer, and
+    for larger s, x < 1 and ceil gives 1 either way.
 
     Args:
         potentials: (..., units) exact integer potentials (int or integer-valued float).
@@ -227,9 +251,15 @@ def threshold_activation(potentials, threshold, act_step, act_bits):
     Returns:
         (..., units) uint8 activation levels.
     """
-    step = act_step.astype(np.float64) * 2.0 ** (4 - act_bits)
-    q = potentials.astype(np.float64)
-    q -= threshold.astype(np.float64)
+    threshold = np.asarray(threshold)
+    if potentials.dtype == np.float32 and float32_exact_steps(act_step, act_bits) and \
+            (not threshold.size or int(np.abs(threshold.astype(np.int64)).max()) < FLOAT32_EXACT):
+        dtype = np.float32
+    else:
+        dtype = np.float64
+    step = (act_step.astype(np.float64) * 2.0 ** (4 - act_bits)).astype(dtype)
+    q = potentials.astype(dtype)  # a new array: the caller's potentials are not changed
+    q -= threshold.astype(dtype)
     q /= step
     np.ceil(q, out=q)
     np.clip(q, 0, 2 ** act_bits - 1, out=q)

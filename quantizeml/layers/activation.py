@@ -11,6 +11,15 @@ from .base import check_bits, force_float32, register
 
 #: Smallest act_step Akida 1.0 accepts.
 MIN_ACT_STEP = 1.0 / 16.0
+#: Significant bits kept in act_step: with at most 20 (of float32's 24) the runtime evaluates the
+#: activation exactly in float32 (akida_core.kernels.FLOAT32_STEP_BITS; a test keeps them equal).
+ACT_STEP_BITS = 20
+
+
+def round_significant(values, bits: int) -> np.ndarray:
+    """Round positive values to ``bits`` significant bits (float32, exact)."""
+    mantissa, exponent = np.frexp(np.asarray(values, np.float64))
+    return np.ldexp(np.round(mantissa * 2.0**bits) / 2.0**bits, exponent).astype(np.float32)
 
 
 @register
@@ -68,7 +77,7 @@ class QuantizedReLU(keras.layers.ReLU):
         max_value = np.broadcast_to(np.asarray(max_value, np.float64), self.act_step.shape)
         output_scale = max_value / levels
         step = output_scale * sum_size / np.asarray(potential_scale, np.float64)
-        act_step = np.maximum(step / shift, MIN_ACT_STEP).astype(np.float32)
+        act_step = round_significant(np.maximum(step / shift, MIN_ACT_STEP), ACT_STEP_BITS)
         step = act_step.astype(np.float64) * shift
         self.act_step.assign(act_step)
         self.step_threshold.assign(np.round(step / 2.0).astype(np.float32))

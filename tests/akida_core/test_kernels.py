@@ -140,3 +140,38 @@ def test_dequantize_is_float32_division():
     expected = np.array([[5, -2]], np.float32) / np.array([0.3, 1.5], np.float32)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
+
+
+def _round_to_bits(value, bits):
+    mantissa, exponent = np.frexp(np.float64(value))
+    return np.float32(np.ldexp(np.round(mantissa * 2.0 ** bits) / 2.0 ** bits, exponent))
+
+
+@given(st.sampled_from([1, 2, 4]), st.integers(0, 2 ** 32 - 1),
+       st.floats(0.0625, 2.0 ** 15, width=32), st.integers(0, 2 ** 23))
+def test_float32_activation_path_is_exact(act_bits, seed, raw_step, spread):
+    """Steps of <= 20 significant bits take the float32 path: equal to exact rationals, on and
+    next to every boundary, for potentials up to 2**24 and thresholds up to 2**23."""
+    rng = np.random.default_rng(seed)
+    act_step = np.array([_round_to_bits(raw_step, kernels.FLOAT32_STEP_BITS), 0.0625, 1.5],
+                        np.float32)
+    assert kernels.float32_exact_steps(act_step, act_bits)
+    threshold = rng.integers(-spread, spread + 1, 3).astype(np.int32)
+    step = act_step.astype(np.float64) * 2.0 ** (4 - act_bits)
+    n = rng.integers(-1, 18, (40, 3))
+    near = np.floor(threshold + n * step) + rng.integers(-1, 2, (40, 3))  # at/next to boundaries
+    far = rng.integers(-2 ** 24 + 1, 2 ** 24, (40, 3))
+    p = np.clip(np.concatenate([near, far]), -2 ** 24 + 1, 2 ** 24 - 1).astype(np.float32)
+    expected = ref.activation(p.astype(np.int64), threshold, act_step, act_bits)
+    np.testing.assert_array_equal(kernels.threshold_activation(p, threshold, act_step, act_bits),
+                                  expected)
+
+
+@pytest.mark.parametrize("act_step, exact", [
+    ([1.0, 0.0625, 4095 / 16], True),
+    ([3.3], False),                       # 24 significant bits: float64 path
+    ([2.0 ** 16 - 1.0 / 16], True),       # 20 significant bits, 1-bit step just below 2**19
+    ([2.0 ** 16], False),                 # its 1-bit step 2**19 is too large
+    ([0.0], False), ([np.inf], False), ([], False)])
+def test_float32_exact_steps(act_step, exact):
+    assert kernels.float32_exact_steps(np.array(act_step, np.float32), 1) is exact

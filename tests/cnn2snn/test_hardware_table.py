@@ -81,3 +81,14 @@ def test_quantizeml_registers_are_the_table_numbers(target):
                  LayerType.FullyConnected):
         row = table.limits(kind)
         assert (row.max_act_step, row.threshold_bits) == LAYER_REGISTERS
+
+
+def test_quantizeml_act_steps_take_the_float32_activation_path():
+    """quantize() rounds act_step so that akida_core runs the activation in float32 (exact)."""
+    import numpy as np
+    from akida_core import kernels
+    from quantizeml.layers.activation import ACT_STEP_BITS, round_significant
+    assert ACT_STEP_BITS == kernels.FLOAT32_STEP_BITS
+    steps = round_significant(np.random.default_rng(0).uniform(1 / 16, 2 ** 15, 1000), ACT_STEP_BITS)
+    for bits in (1, 2, 4):
+        assert kernels.float32_exact_steps(steps, bits)
