@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
+import math
 
 import keras
 import numpy as np
 
 from .errors import ModelFormatError, UnsafeModelError, UnsupportedLayerError
+from .schema import (MAX_SIZE, endpoint_names, inbound_names, short, validate_layer_config,
+                     validate_model_config)
 
 #: Canonical Keras class -> config keys we keep (everything else is irrelevant to quantization).
 LAYER_KEYS = {
@@ -42,6 +46,8 @@ ALIASES = {"MaxPool2D": "MaxPooling2D", "GlobalAvgPool2D": "GlobalAveragePooling
            "Convolution2D": "Conv2D", "SeparableConvolution2D": "SeparableConv2D"}
 #: Classes that can run arbitrary code: refused outright.
 UNSAFE_CLASSES = ("Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__")
+#: Most weights one layer's config may imply (1 GiB of float32), checked before Keras allocates.
+MAX_LAYER_WEIGHTS = 2**28
 
 
 @dataclasses.dataclass
@@ -75,27 +81,14 @@ class ModelSpec:
         return dataclasses.replace(self, **changes)
 
 
-def _inbound_names(layer_config: dict) -> list[str]:
-    names = []
-    for node in layer_config.get("inbound_nodes") or []:
-        if isinstance(node, dict):  # Keras 3: {"args": [keras tensor dicts], "kwargs": {}}
-            stack = list(node.get("args", [])) + list(node.get("kwargs", {}).values())
-            while stack:
-                item = stack.pop()
-                if isinstance(item, dict) and item.get("class_name") == "__keras_tensor__":
-                    names.append(item["config"]["keras_history"][0])
-                elif isinstance(item, (list, tuple)):
-                    stack.extend(item)
-        else:  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-            names.extend(entry[0] for entry in node)
-    return names
-
-
 def _input_shape(layers: list[dict], where: str) -> tuple:
     for entry in layers[:1]:
-        config = entry.get("config", {})
+        config = entry.get("config") or {}
         shape = config.get("batch_shape") or config.get("batch_input_shape")
         if shape is not None:
+            if not isinstance(shape, (list, tuple)) or len(shape) < 2:
+                raise ModelFormatError(f"{where}: the input layer has batch shape {short(shape)};"
+                                       " expected [null, height, width, channels].")
             return tuple(shape[1:])
     raise ModelFormatError(f"{where}: the model config gives no input shape (no InputLayer "
                            "with batch_shape). Hint: build the model with keras.Input(shape).")
@@ -107,10 +100,10 @@ def _check_dims(where: str, name: str, shape) -> None:
             raise ModelFormatError(
                 f"{where}: layer '{name}' has an unknown dimension in {tuple(shape)}; quantization "
                 "needs static height, width and channels. Hint: set a fixed input shape.")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 < dim <= MAX_SIZE:
             raise ModelFormatError(
-                f"{where}: layer '{name}' has dimension {dim!r} in {tuple(shape)}; dimensions "
-                "must be positive integers.")
+                f"{where}: layer '{name}' has dimension {short(dim)} in {short(tuple(shape))}; "
+                f"dimensions must be positive integers <= {MAX_SIZE}.")
 
 
 def spec_from_config(config: dict, weights: dict[str, list], source: str, where: str,
@@ -120,27 +113,23 @@ def spec_from_config(config: dict, weights: dict[str, list], source: str, where:
     Layer classes with no quantized twin are kept (``check_layers`` reports them all at once).
 
     Raises:
-        ModelFormatError: malformed config, non-chain graph, missing/extra weights.
-        UnsafeModelError: Lambda layers or function objects when ``refuse_code`` (files).
+        ModelFormatError: malformed config (types, structure, values), non-chain graph,
+            missing/extra weights.
+        UnsafeModelError: Lambda layers, function objects or non built-in activations when
+            ``refuse_code`` (files).
         UnsupportedLayerError: branches, several inputs/outputs.
     """
-    if not isinstance(config, dict):
-        raise ModelFormatError(f"{where}: model config is {type(config).__name__}, not a dict.")
-    if "class_name" in config and "config" in config and "layers" not in config:
-        config = config["config"]
-    layers = config.get("layers")
-    if not isinstance(layers, list) or not layers:
-        raise ModelFormatError(f"{where}: model config has no 'layers' list; is it a Sequential "
-                               "or Functional model?")
-    unsafe, entries = [], []
+    config = validate_model_config(config, where)
+    layers = config["layers"]
+    unsafe, entries, seen = [], [], set()
     for index, entry in enumerate(layers):
-        if not isinstance(entry, dict) or "class_name" not in entry:
-            raise ModelFormatError(f"{where}: layer #{index} has no 'class_name'.")
         class_name = ALIASES.get(entry["class_name"], entry["class_name"])
         layer_config = entry.get("config") or {}
-        if not isinstance(layer_config, dict):
-            raise ModelFormatError(f"{where}: layer #{index} config is not a dict.")
         name = layer_config.get("name") or entry.get("name") or f"layer_{index}"
+        if name in seen:
+            raise ModelFormatError(f"{where}: layer name '{name}' is used twice; layer names "
+                                   "must be unique.")
+        seen.add(name)
         if class_name in UNSAFE_CLASSES or "function" in layer_config or \
                 "__lambda__" in repr(layer_config):
             unsafe.append(f"'{name}' ({entry['class_name']})")
@@ -152,7 +141,7 @@ def spec_from_config(config: dict, weights: dict[str, list], source: str, where:
     input_shape = _input_shape(layers, where)
     chain, previous = [], None
     for class_name, name, layer_config, entry in entries:
-        inbound = _inbound_names(entry)
+        inbound = inbound_names(entry, where)
         if "inbound_nodes" in entry and previous is not None and inbound != [previous]:
             raise UnsupportedLayerError(
                 f"{where}: layer '{name}' takes inputs {inbound}, not the previous layer "
@@ -165,22 +154,26 @@ def spec_from_config(config: dict, weights: dict[str, list], source: str, where:
                                    [np.asarray(w) for w in weights.pop(name, [])]))
             continue
         kept = {key: layer_config[key] for key in LAYER_KEYS[class_name] if key in layer_config}
+        kept = validate_layer_config(class_name, kept, f"{where}: layer '{name}' ({class_name})",
+                                     refuse_code)
         if class_name == "BatchNormalization" and isinstance(kept.get("axis"), (list, tuple)) \
                 and len(kept["axis"]) == 1:
             kept["axis"] = kept["axis"][0]  # Keras 2 stores a list
         chain.append(LayerSpec(class_name, name, kept,
                                [np.asarray(w) for w in weights.pop(name, [])]))
     for key in ("output_layers", "input_layers"):
-        ends = config.get(key)
-        if ends is not None and len(ends) != 1 and not (len(ends) == 3 and isinstance(ends[0],
-                                                                                     str)):
+        if config.get(key) is None:
+            continue
+        ends = endpoint_names(config[key], where, key)
+        if len(ends) != 1:
             raise UnsupportedLayerError(f"{where}: the model has {len(ends)} {key[:-7]}s; "
                                         "Akida 1.0 models have exactly one input and one output.")
     extra = [name for name, arrays in weights.items() if len(arrays)]
     if extra:
         raise ModelFormatError(f"{where}: weights given for layers not in the config: {extra}.")
     _check_dims(where, "input", input_shape)
-    return ModelSpec(tuple(input_shape), chain, source=source, name=config.get("name", "model"))
+    return ModelSpec(tuple(input_shape), chain, source=source,
+                     name=config.get("name") or "model")
 
 
 def is_tf_keras_model(model) -> bool:
@@ -224,14 +217,17 @@ def build_float_model(spec: ModelSpec) -> keras.Model:
                if lay.class_name not in LAYER_KEYS]
     if unknown:
         raise UnsupportedLayerError(unknown)
-    inputs = keras.Input(spec.input_shape, name="input")
+    names = {layer_spec.name for layer_spec in spec.layers}
+    input_name = next(name for name in itertools.chain(["input"], (
+        f"input_{i}" for i in itertools.count(1))) if name not in names)
+    inputs = keras.Input(spec.input_shape, name=input_name)
     x = inputs
     if spec.folded_rescaling is not None:
         x = keras.layers.Rescaling(spec.input_scale, spec.input_offset,
                                    name=spec.folded_rescaling["name"])(x)
     for layer_spec in spec.layers:
-        layer = getattr(keras.layers, layer_spec.class_name)(name=layer_spec.name,
-                                                             **layer_spec.config)
+        _check_build(layer_spec, tuple(x.shape))
+        layer = _keras_layer(layer_spec, name=layer_spec.name)
         try:
             x = layer(x)
         except (ValueError, TypeError) as err:
@@ -244,7 +240,55 @@ def build_float_model(spec: ModelSpec) -> keras.Model:
                 f"Layer '{layer_spec.name}' ({layer_spec.class_name}): weight shapes {found} do "
                 f"not match the shapes its config implies {expected}.")
         layer.set_weights([np.asarray(w, np.float32) for w in layer_spec.weights])
-    return keras.Model(inputs, x, name=spec.name)
+    try:
+        return keras.Model(inputs, x, name=spec.name)
+    except ValueError as err:  # e.g. a '/' in the model name
+        raise ModelFormatError(f"Model {short(spec.name)} cannot be rebuilt: {err}") from err
+
+
+def _keras_layer(layer_spec: LayerSpec, **extra):
+    """The Keras layer of a LayerSpec; a config Keras refuses is a ModelFormatError."""
+    try:
+        return getattr(keras.layers, layer_spec.class_name)(**extra, **layer_spec.config)
+    except (ValueError, TypeError) as err:
+        raise ModelFormatError(f"Layer '{layer_spec.name}' ({layer_spec.class_name}): Keras "
+                               f"refuses its config {short(layer_spec.config, 200)}: "
+                               f"{err}") from err
+
+
+def _weight_count(class_name: str, config: dict, shape: tuple) -> int:
+    """Upper bound of the weights a layer creates on ``shape`` (batch first)."""
+    dims = shape[1:]
+    if not dims or any(dim is None for dim in dims):
+        return 0
+    channels = int(dims[0] if config.get("data_format") == "channels_first" else dims[-1])
+    kernel = config.get("kernel_size", 1)
+    area = math.prod(int(k) for k in (kernel if isinstance(kernel, (list, tuple)) else
+                                      (kernel, kernel)))
+    multiplier, out = int(config.get("depth_multiplier", 1)), int(
+        config.get("filters", config.get("units", 0)))
+    return {"Dense": channels * out + out, "Conv2D": area * channels * out + out,
+            "SeparableConv2D": (area + out) * channels * multiplier + out,
+            "DepthwiseConv2D": (area + 1) * channels * multiplier,
+            "BatchNormalization": 4 * max(int(dim) for dim in dims)}.get(class_name, 0)
+
+
+def _check_build(layer_spec: LayerSpec, shape: tuple) -> None:
+    """Refuse what Keras would fail on (a BatchNormalization axis out of range) or allocate
+    without bound when building ``layer_spec`` on ``shape`` (batch first)."""
+    config, rank = layer_spec.config, len(shape)
+    label = f"Layer '{layer_spec.name}' ({layer_spec.class_name})"
+    if layer_spec.class_name == "BatchNormalization":
+        axes = config.get("axis", -1)
+        if any(not -rank <= axis < rank or axis % rank == 0 for axis in (
+                axes if isinstance(axes, (list, tuple)) else [axes])):
+            raise ModelFormatError(f"{label}: axis={axes!r} is not a feature axis of input shape "
+                                   f"{shape[1:]}; allowed: 1 to {rank - 1} or -1 to "
+                                   f"-{rank - 1}.")
+    count = _weight_count(layer_spec.class_name, config, shape)
+    if count > MAX_LAYER_WEIGHTS:
+        raise ModelFormatError(f"{label}: on input shape {shape[1:]} its config implies {count} "
+                               f"weights; the limit is {MAX_LAYER_WEIGHTS} (1 GiB of float32).")
 
 
 def suggest(name: str, candidates) -> str:
@@ -257,8 +301,7 @@ def output_shapes(spec: ModelSpec) -> list[tuple]:
     """Return each layer's output shape (no batch), inferred from the configs alone."""
     shapes, shape = [], (None,) + tuple(spec.input_shape)
     for layer_spec in spec.layers:
-        layer = getattr(keras.layers, layer_spec.class_name)(**layer_spec.config)
-        shape = tuple(layer.compute_output_shape(shape))
+        shape = tuple(_keras_layer(layer_spec).compute_output_shape(shape))
         shapes.append(shape[1:])
     return shapes
 
@@ -274,8 +317,9 @@ def validate_weight_shapes(spec: ModelSpec) -> None:
     for layer_spec in spec.layers:
         if layer_spec.class_name not in LAYER_KEYS:
             return
+        _check_build(layer_spec, shape)
+        layer = _keras_layer(layer_spec)
         try:
-            layer = getattr(keras.layers, layer_spec.class_name)(**layer_spec.config)
             layer.build(shape)
             new_shape = tuple(layer.compute_output_shape(shape))
         except (ValueError, TypeError) as err:

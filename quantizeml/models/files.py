@@ -6,18 +6,33 @@ against an allowlist before Keras ever sees them.
 from __future__ import annotations
 
 import io
-import json
+import lzma
 import os
 import stat
+import struct
 import zipfile
+import zlib
 
 import keras
 
 from ..errors import ModelFormatError, UnsafeModelError
+from ..schema import (check_keras_version, endpoint_names, inbound_names, parse_json, short,
+                      validate_model_config)
 
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
 MAX_CONFIG_BYTES = 64 * 1024**2
+MAX_METADATA_BYTES = 1024**2
+#: A .keras archive holds a handful of members (config.json, metadata.json, model.weights.h5).
+MAX_ARCHIVE_MEMBERS = 64
+MAX_CENTRAL_DIRECTORY_BYTES = 1024**2
+#: The members handed to Keras: nothing else in an archive is ever extracted.
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
+               zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+#: What zipfile raises on a corrupted member (bad CRC, bad compressed stream, truncation).
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, OSError,
+              EOFError, ValueError, RuntimeError, NotImplementedError)
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -86,20 +101,27 @@ def read_model_file(path, where: str | None = None) -> tuple[str, bytes, str]:
     return name, data, kind
 
 
-def open_keras_zip(data: bytes, where: str) -> dict:
-    """Validate a ``.keras`` archive in memory and return its parsed ``config.json``.
+def _central_directory(data: bytes) -> tuple[int, int] | None:
+    """(members, central directory bytes) announced by the end record (zip64 too), or None."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 65535))
+    if end < 0 or end + 22 > len(data):
+        return None
+    count, size = struct.unpack_from("<HI", data, end + 10)
+    locator = end - 20
+    if (count == 0xFFFF or size == 0xFFFFFFFF) and locator >= 0 and \
+            data[locator:locator + 4] == b"PK\x06\x07":
+        (offset,) = struct.unpack_from("<Q", data, locator + 8)
+        if data[offset:offset + 4] == b"PK\x06\x06" and offset + 56 <= len(data):
+            count, size = struct.unpack_from("<QQ", data, offset + 32)
+    return count, size
 
-    Raises:
-        UnsafeModelError: member names with '..', absolute paths or symlinks.
-        ModelFormatError: bad zip/CRC, missing members, zip bomb, bad JSON.
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise ModelFormatError(f"{where} is not a valid .keras archive (truncated or corrupted "
-                               f"zip: {err}).") from err
-    total = 0
+
+def _check_members(members, where: str) -> None:
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise ModelFormatError(f"{where}: the archive has {len(members)} members; a .keras file "
+                               f"holds {', '.join(KERAS_MEMBERS)} (and maybe assets/), the limit "
+                               f"is {MAX_ARCHIVE_MEMBERS}.")
+    seen = set()
     for member in members:
         member_name = member.filename
         if member_name.startswith(("/", "\\")) or ".." in member_name.replace("\\", "/").split(
@@ -107,7 +129,41 @@ def open_keras_zip(data: bytes, where: str) -> dict:
             raise UnsafeModelError(f"{where}: archive member {member_name!r} escapes the archive.")
         if stat.S_ISLNK(member.external_attr >> 16):
             raise UnsafeModelError(f"{where}: archive member {member_name!r} is a symlink.")
-        total += member.file_size
+        if member_name in seen:
+            raise ModelFormatError(f"{where}: archive member {member_name!r} appears twice.")
+        seen.add(member_name)
+        if member.flag_bits & 0x1:
+            raise ModelFormatError(f"{where}: archive member {member_name!r} is encrypted; "
+                                   ".keras files are not.")
+        if member.compress_type not in ZIP_METHODS:
+            raise ModelFormatError(f"{where}: archive member {member_name!r} uses compression "
+                                   f"method {member.compress_type}; allowed: "
+                                   f"{', '.join(ZIP_METHODS.values())}.")
+
+
+def open_keras_zip(data: bytes, where: str) -> dict:
+    """Validate a ``.keras`` archive in memory and return its parsed ``config.json``.
+
+    Raises:
+        UnsafeModelError: member names with '..', absolute paths or symlinks.
+        ModelFormatError: bad zip/CRC, too many or duplicated members, encrypted members or
+            unknown compression, missing members, zip bomb, bad JSON or metadata.
+    """
+    directory = _central_directory(data)
+    if directory is not None and (directory[0] > MAX_ARCHIVE_MEMBERS or
+                                  directory[1] > MAX_CENTRAL_DIRECTORY_BYTES):
+        raise ModelFormatError(f"{where}: the archive announces {directory[0]} members in a "
+                               f"{directory[1]}-byte directory; a .keras file holds a handful "
+                               f"(limit {MAX_ARCHIVE_MEMBERS} members, "
+                               f"{MAX_CENTRAL_DIRECTORY_BYTES} bytes).")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except ZIP_ERRORS as err:
+        raise ModelFormatError(f"{where} is not a valid .keras archive (truncated or corrupted "
+                               f"zip: {err}).") from err
+    _check_members(members, where)
+    total = sum(member.file_size for member in members)
     if total > MAX_UNCOMPRESSED_BYTES:
         raise ModelFormatError(f"{where}: archive expands to {total} bytes (limit "
                                f"{MAX_UNCOMPRESSED_BYTES}); refusing a possible zip bomb.")
@@ -116,28 +172,35 @@ def open_keras_zip(data: bytes, where: str) -> dict:
     if missing:
         raise ModelFormatError(f"{where}: archive lacks {', '.join(missing)}; not a Keras 3 "
                                ".keras file.")
+    if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+        raise ModelFormatError(f"{where}: config.json is larger than {MAX_CONFIG_BYTES} bytes.")
+    if "metadata.json" in names and \
+            archive.getinfo("metadata.json").file_size > MAX_METADATA_BYTES:
+        raise ModelFormatError(f"{where}: metadata.json is larger than {MAX_METADATA_BYTES} "
+                               "bytes.")
     try:
         bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        metadata = archive.read("metadata.json") if "metadata.json" in names else b"{}"
+        config = archive.read("config.json")
+    except ZIP_ERRORS as err:
         raise ModelFormatError(f"{where}: corrupted archive: {err}.") from err
     if bad is not None:
         raise ModelFormatError(f"{where}: CRC check failed for member {bad!r}.")
-    if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
-        raise ModelFormatError(f"{where}: config.json is larger than {MAX_CONFIG_BYTES} bytes.")
-    metadata = _json(archive.read("metadata.json"), where, "metadata.json") \
-        if "metadata.json" in names else {}
-    version = str(metadata.get("keras_version", "3"))
-    if not version.split(".")[0].isdigit() or int(version.split(".")[0]) > 3:
-        raise ModelFormatError(f"{where}: written by Keras {version}; this build reads Keras <= 3 "
-                               "files.")
-    return _json(archive.read("config.json"), where, "config.json")
+    metadata = parse_json(metadata, where, "metadata.json")
+    if not isinstance(metadata, dict):
+        raise ModelFormatError(f"{where}: metadata.json is {type(metadata).__name__}; expected "
+                               "a dict such as {\"keras_version\": \"3.8.0\"}.")
+    check_keras_version(metadata.get("keras_version", "3"), where, "metadata.json keras_version")
+    return parse_json(config, where, "config.json")
 
 
-def _json(raw: bytes, where: str, member: str):
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFormatError(f"{where}: {member} is not valid JSON: {err}.") from err
+def write_keras_members(data: bytes, target: str) -> None:
+    """Write a new archive at ``target`` holding only the ``KERAS_MEMBERS`` of an archive already
+    checked by ``open_keras_zip`` (so Keras never extracts anything else)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(target, "w") as copy:
+        for name in KERAS_MEMBERS:
+            if name in source.namelist():
+                copy.writestr(name, source.read(name))
 
 
 def _class_allowed(entry: dict) -> str | None:
@@ -145,7 +208,11 @@ def _class_allowed(entry: dict) -> str | None:
     class_name, module = entry.get("class_name"), entry.get("module")
     registered = entry.get("registered_name")
     if not isinstance(class_name, str):
-        return f"class_name {class_name!r} is not a string"
+        return f"class_name {short(class_name)} is not a string"
+    if module is not None and not isinstance(module, str):
+        return f"module {short(module)} of '{class_name}' is not a string"
+    if registered is not None and not isinstance(registered, str):
+        return f"registered_name {short(registered)} of '{class_name}' is not a string"
     if class_name in DENIED_CLASSES:
         return f"'{class_name}' can run arbitrary code"
     if class_name in DATA_MARKERS:
@@ -175,6 +242,7 @@ def check_config_allowlist(config, where: str) -> None:
 
     Raises:
         UnsafeModelError: listing every refused object at once.
+        ModelFormatError: a config whose structure is malformed (see ``validate_model_config``).
     """
     refused, stack = [], [config]
     while stack:
@@ -189,29 +257,25 @@ def check_config_allowlist(config, where: str) -> None:
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
-    inner = config.get("config", {}) if isinstance(config, dict) else {}
-    refused.extend(_dead_nodes(inner))
+    if not refused:  # the structure is read only once nothing unsafe is named
+        refused = _dead_nodes(validate_model_config(config, where), where)
     if refused:
         raise UnsafeModelError(f"{where}: refused before loading: " + "; ".join(
             dict.fromkeys(refused)) + ". Only Keras built-in layers and quantizeml classes load.")
 
 
-def _dead_nodes(config: dict) -> list[str]:
-    from ..ir import _inbound_names
-    layers = config.get("layers") if isinstance(config, dict) else None
-    outputs = config.get("output_layers") if isinstance(config, dict) else None
-    if not isinstance(layers, list) or outputs is None:
+def _dead_nodes(config: dict, where: str) -> list[str]:
+    """Layers of a (structurally validated) functional config not connected to its outputs."""
+    if config.get("output_layers") is None:
         return []
-    if outputs and isinstance(outputs[0], str):
-        outputs = [outputs]
     by_name = {entry.get("name") or entry.get("config", {}).get("name"): entry
-               for entry in layers if isinstance(entry, dict)}
-    reached, stack = set(), [out[0] for out in outputs if isinstance(out, (list, tuple))]
+               for entry in config["layers"]}
+    reached, stack = set(), endpoint_names(config["output_layers"], where)
     while stack:
         name = stack.pop()
         if name in reached or name not in by_name:
             continue
         reached.add(name)
-        stack.extend(_inbound_names(by_name[name]))
+        stack.extend(inbound_names(by_name[name], where))
     return [f"layer {name!r} is not connected to the model outputs" for name in by_name
             if name not in reached]

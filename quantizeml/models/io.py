@@ -8,17 +8,17 @@ import keras
 
 from ..errors import ModelFormatError
 from ..ir import ModelSpec, build_float_model, spec_from_model
-from .files import check_config_allowlist, open_keras_zip, read_model_file
+from .files import check_config_allowlist, open_keras_zip, read_model_file, write_keras_members
 from .h5 import read_h5_spec
 
 
 def _load_keras_bytes(data: bytes, where: str) -> keras.Model:
     check_config_allowlist(open_keras_zip(data, where), where)
-    # Keras reads a path: load the very bytes that were checked, from a private copy.
+    # Keras reads a path: load the checked members (and only those: no assets are extracted)
+    # from a private copy.
     with tempfile.TemporaryDirectory() as folder:
         copy = os.path.join(folder, "model.keras")
-        with open(copy, "wb") as handle:
-            handle.write(data)
+        write_keras_members(data, copy)
         try:
             return keras.saving.load_model(copy, compile=False, safe_mode=True)
         except Exception as err:  # Keras raises many types for a bad archive
@@ -29,10 +29,12 @@ def _load_keras_bytes(data: bytes, where: str) -> keras.Model:
 def load_model(path) -> keras.Model:
     """Load a model file safely: ``.keras`` (quantized or float) or legacy ``.h5`` (float).
 
-    ``.keras``: zip checked in memory (sizes, member names, CRC), ``config.json`` checked
-    against an allowlist (Keras built-ins and quantizeml classes; no Lambda, functions or other
-    modules; no unconnected nodes), then loaded with ``safe_mode=True``. ``.h5``: read with h5py
-    only and rebuilt as a Keras 3 float model. Never compiles.
+    ``.keras``: zip checked in memory (member count, sizes, names, encryption, compression,
+    CRC), ``config.json`` parsed with depth/integer limits and checked against an allowlist
+    (Keras built-ins and quantizeml classes; no Lambda, functions or other modules; no
+    unconnected nodes), then its config, metadata and weights members alone are loaded with
+    ``safe_mode=True``. ``.h5``: read with h5py only, the config checked for types and values
+    (built-in activation names only) and rebuilt as a Keras 3 float model. Never compiles.
 
     Raises:
         ModelFormatError: missing/odd path, wrong magic, truncated or malformed file.

@@ -274,9 +274,8 @@ def test_nan_and_zero_size_models():
         spec_from_config(json.loads(json.dumps(config)), {}, "test", "test")
     config["layers"][0]["config"]["batch_shape"] = [None, 4, 4, 1]
     config["layers"][3]["config"]["units"] = 0
-    spec = spec_from_config(config, {"c": [np.ones((1, 1, 1, 2)), np.zeros(2)]}, "test", "test")
-    with pytest.raises(ModelFormatError, match="'d'.*units=0"):
-        quantize(spec, num_samples=2, verbose=0)
+    with pytest.raises(ModelFormatError, match="'d'.*units=0; allowed: a positive integer"):
+        spec_from_config(config, {"c": [np.ones((1, 1, 1, 2)), np.zeros(2)]}, "test", "test")
 
 
 def test_depthwise_and_reshape_model_round_trip(tmp_path):
