@@ -60,13 +60,15 @@ def _print(text):
 
 def _run(debug, body):
     """Runs `body()`; maps our error types to exit codes, printing one line on stderr."""
+    from quantizeml.errors import ModelFormatError
+
     from .errors import ModelFileError
     try:
         return body()
-    except ModelFileError as err:
+    except (ModelFileError, ModelFormatError) as err:
         if debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_FILE
     except Exception as err:  # a bug: say so, keep the traceback for --debug
         if debug:

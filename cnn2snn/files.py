@@ -8,18 +8,14 @@ loader — so `cnn2snn-check` can still report every unsupported layer.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import zipfile
+import tempfile
 
 from .errors import Issue, ModelFileError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
-MAX_CONFIG_BYTES = 16 * 1024 * 1024
-MAX_UNCOMPRESSED_BYTES = 2 * 1024 ** 3
-KERAS_MEMBERS = {"config.json", "metadata.json", "model.weights.h5", "assets/"}
 
 _UNSAFE_CLASSES = {"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
                    "TFOpLambda", "SlicingOpLambda", "function", "__lambda__", "__function__"}
@@ -107,7 +103,9 @@ def _is_object(cls):
                                              keras.constraints))
 
 
-def _module_ok(module: str, cls: str) -> bool:
+def _module_ok(module, cls: str) -> bool:
+    if not isinstance(module, str):
+        return False
     if module.startswith("quantizeml.layers"):
         return True
     if module == "keras":
@@ -151,7 +149,7 @@ def load_model_file(path):
         ModelFileError: missing, empty, truncated, mislabelled or corrupt file, weights-only HDF5.
         UnsafeModelError: Lambda layers, functions, modules or classes outside the allowlist.
     """
-    from quantizeml.errors import ModelFormatError, QuantizationError
+    from quantizeml.errors import ModelFormatError, QuantizationError, QuantizeMLError
     from quantizeml.errors import UnsafeModelError as QuantizeUnsafe
     from quantizeml.models import load_model
     try:
@@ -164,8 +162,12 @@ def load_model_file(path):
         # A readable .h5 whose layers are not a quantizable chain: read it for the report.
         try:
             return read_model_file(path)
+        except UnsafeModelError:
+            raise
         except ModelFileError as inner:
             raise UnsupportedFileLayers(err.issues, str(inner)) from err
+    except QuantizeMLError as err:
+        raise ModelFileError(str(err)) from err
 
 
 def read_model_file(path):
@@ -195,56 +197,54 @@ def read_model_file(path):
     return _load_keras(path) if ext == ".keras" else _load_h5(path)
 
 
+def _quantizeml_checked(read):
+    """Run a quantizeml file reader, turning its file errors into ours."""
+    from quantizeml.errors import ModelFormatError
+    from quantizeml.errors import UnsafeModelError as QuantizeUnsafe
+    try:
+        return read()
+    except QuantizeUnsafe as err:
+        raise UnsafeModelError(str(err)) from err
+    except ModelFormatError as err:
+        raise ModelFileError(str(err)) from err
+
+
 def _load_keras(path):
     import keras
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            names = {i.filename for i in infos}
-            for info in infos:
-                if info.filename.startswith(("/", "\\")) or ".." in info.filename.split("/"):
-                    raise UnsafeModelError(f"{path}: member '{info.filename}' has an unsafe path.")
-            if "config.json" not in names or "model.weights.h5" not in names:
-                raise ModelFileError(f"{path}: the .keras archive lacks "
-                                     f"{sorted({'config.json', 'model.weights.h5'} - names)}.")
-            if sum(i.file_size for i in infos) > MAX_UNCOMPRESSED_BYTES:
-                raise ModelFileError(f"{path}: uncompressed size exceeds "
-                                     f"{MAX_UNCOMPRESSED_BYTES} bytes (zip bomb?).")
-            if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
-                raise ModelFileError(f"{path}: config.json exceeds {MAX_CONFIG_BYTES} bytes.")
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as err:
-        raise ModelFileError(f"{path}: corrupt .keras archive ({err}).") from err
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFileError(f"{path}: config.json is not valid JSON ({err}).") from err
+    from quantizeml.models.files import open_keras_zip, read_model_file, write_keras_members
+    _, data, _ = _quantizeml_checked(lambda: read_model_file(path, where=path))
+    # Same in-memory archive checks (member count, sizes, CRC, JSON limits) as quantizeml.
+    config = _quantizeml_checked(lambda: open_keras_zip(data, path))
     _check_model_config(config, path)
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as err:  # Keras raises many types on bad content; report, never crash.
-        raise ModelFileError(f"{path}: Keras could not rebuild the model "
-                             f"({type(err).__name__}: {str(err)[:300]}).") from err
+    with tempfile.TemporaryDirectory() as folder:
+        copy = os.path.join(folder, "model.keras")
+        write_keras_members(data, copy)  # Keras sees the checked members only
+        try:
+            return keras.saving.load_model(copy, compile=False, safe_mode=True)
+        except Exception as err:  # Keras raises many types on bad content; report, never crash.
+            raise ModelFileError(f"{path}: Keras could not rebuild the model "
+                                 f"({type(err).__name__}: {str(err)[:300]}).") from err
 
 
 def _check_model_config(config, path):
+    from quantizeml.schema import validate_model_config
     if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
         raise ModelFileError(f"{path}: the model configuration has no 'class_name'/'config'.")
     check_config(config, path)
+    _quantizeml_checked(lambda: validate_model_config(config, path))
 
 
 def _load_h5(path):
     import h5py
+    from quantizeml.models.h5 import H5_ERRORS, read_h5_config, read_h5_weights
     try:
         with h5py.File(path, "r") as handle:
-            raw = handle.attrs.get("model_config")
-            if raw is None:
-                raise ModelFileError(f"{path}: this HDF5 file holds weights only (no "
-                                     "model_config). Hint: save the whole model "
-                                     "(model.save), or build the architecture and load the "
-                                     "weights into it.")
-            config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-    except (OSError, ValueError) as err:
-        if isinstance(err, ModelFileError):
-            raise
+            config = _quantizeml_checked(lambda: read_h5_config(handle, path))
+            # Same weight checks as quantizeml (no links to other files, size caps).
+            _quantizeml_checked(lambda: read_h5_weights(handle, path))
+    except ModelFileError:
+        raise
+    except H5_ERRORS as err:
         raise ModelFileError(f"{path}: unreadable HDF5 file ({err}).") from err
     _check_model_config(config, path)
     from keras.src.legacy.saving import legacy_h5_format

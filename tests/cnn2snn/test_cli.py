@@ -186,3 +186,60 @@ def test_convert_quantized_keras_file(tmp_path, capsys):
     x = cnn2snn.akida_inputs(qmodel, calib)
     expected = np.asarray(qmodel(calib))
     np.testing.assert_array_equal(akida_model.predict(x).reshape(expected.shape), expected)
+
+
+def _audit_files(files, folder):
+    """Malformed files of the fuzzing audit's kinds (each used to exit 4)."""
+    with h5py.File(files["legacy.h5"]) as handle:
+        config = json.loads(handle.attrs["model_config"])
+
+    def h5_variant(name, edit=None, text=None, attrs=None):
+        path = folder / name
+        path.write_bytes(open(files["legacy.h5"], "rb").read())
+        changed = json.loads(json.dumps(config))
+        if edit is not None:
+            edit(changed["config"]["layers"])
+        with h5py.File(path, "r+") as handle:
+            handle.attrs["model_config"] = text or json.dumps(changed)
+            for key, value in (attrs or {}).items():
+                handle.attrs[key] = value
+        return path
+
+    def fallback(layers):  # quantizeml cannot rebuild it, so cnn2snn's own reader runs
+        layers[2]["class_name"] = "LayerNormalization"
+        layers[1]["config"]["kernel_initializer"]["module"] = 7
+
+    many = folder / "many.keras"
+    with zipfile.ZipFile(files["bad.keras"]) as source, zipfile.ZipFile(many, "w") as archive:
+        for member in source.namelist():
+            archive.writestr(member, source.read(member))
+        for index in range(5000):
+            archive.writestr(f"assets/{index}", b"")
+    encrypted = folder / "encrypted.keras"
+    data = bytearray(open(files["bad.keras"], "rb").read())
+    data[data.find(b"PK\x01\x02") + 8] |= 1
+    encrypted.write_bytes(bytes(data))
+    return {
+        "padding": (h5_variant("padding.h5", lambda l: l[1]["config"].update(padding={})),
+                    "padding={}; allowed: 'same' or 'valid'"),
+        "activation": (h5_variant("act.h5", lambda l: l[4]["config"].update(activation={
+            "module": "keras.config", "class_name": "function", "config": "set_epsilon"})),
+            "activation="),
+        "deep": (h5_variant("deep.h5", text="[" * 5000), "nests too deeply"),
+        "backend": (h5_variant("backend.h5", attrs={"backend": np.bytes_(b"\xff")}),
+                    "not UTF-8"),
+        "fallback module": (h5_variant("fallback.h5", fallback), "from module '7'"),
+        "members": (many, "5003 members"),
+        "encrypted": (encrypted, "is encrypted"),
+    }
+
+
+def test_malformed_files_exit_3_not_4(files, tmp_path, capsys):
+    for label, (path, text) in _audit_files(files, tmp_path).items():
+        assert check_main([str(path)]) == 3, label
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, (label, err)
+        assert text in err and "Traceback" not in err, (label, err)
+        assert main(["convert", "-m", str(path), "-o", str(tmp_path / "x.fbz")]) == 3, label
+        capsys.readouterr()
+    assert not (tmp_path / "x.fbz").exists()
