@@ -30,6 +30,14 @@ class SamplesFileError(ValueError):
     """The calibration samples file cannot be read or holds no usable array."""
 
 
+#: Largest samples array read (bytes), checked from the .npy header before allocating.
+MAX_SAMPLES_BYTES = 2 * 1024**3
+MAX_NPZ_MEMBERS = 1024
+#: Integer samples must be exactly representable in float32 (calibration runs in float32).
+MAX_INTEGER_SAMPLE = 2**24
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
 def _versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
     parts = []
@@ -41,8 +49,82 @@ def _versions() -> str:
     return f"quantizeml ({', '.join(parts)}, Python {platform.python_version()})"
 
 
+def _read_npy(handle, size: int, what: str):
+    """The array of a .npy stream holding ``size`` bytes, its header checked before reading."""
+    import numpy as np
+    fmt = np.lib.format
+    start = handle.tell()
+    version = fmt.read_magic(handle)
+    if version not in ((1, 0), (2, 0)):
+        raise SamplesFileError(f"{what} cannot be read: .npy format version {version}; allowed: "
+                               "1.0, 2.0.")
+    reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = reader(handle)
+    if dtype.hasobject:
+        raise SamplesFileError(f"{what} cannot be read: it holds Python objects (dtype "
+                               f"{dtype}); pickles are never loaded.")
+    needed = dtype.itemsize
+    for dim in shape:
+        needed *= dim
+    available = size - handle.tell()
+    if needed > MAX_SAMPLES_BYTES:
+        raise SamplesFileError(f"{what}: its header declares shape {shape} of {dtype} "
+                               f"({needed} bytes); the limit is {MAX_SAMPLES_BYTES} bytes.")
+    if needed > available:
+        raise SamplesFileError(f"{what} is truncated or its header is wrong: shape {shape} of "
+                               f"{dtype} needs {needed} bytes, it holds {available}.")
+    handle.seek(start)
+    return fmt.read_array(handle, allow_pickle=False)
+
+
+def _read_npz(path, key, what: str):
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if len(members) > MAX_NPZ_MEMBERS:
+            raise SamplesFileError(f"{what} holds {len(members)} members; the limit is "
+                                   f"{MAX_NPZ_MEMBERS}.")
+        for member in members:
+            if member.flag_bits & 0x1 or member.compress_type not in (zipfile.ZIP_STORED,
+                                                                      zipfile.ZIP_DEFLATED):
+                raise SamplesFileError(f"{what} cannot be read: member {member.filename!r} is "
+                                       "encrypted or uses a compression numpy does not write.")
+        names = [m.filename[:-4] for m in members if m.filename.endswith(".npy")]
+        if key is None:
+            if len(names) == 1:
+                key = names[0]
+            else:
+                key = next((name for name in ("x", "samples") if name in names), None)
+        if key not in names:
+            raise SamplesFileError(f"{what} holds arrays {names}; choose one with --samples-key "
+                                   "(default: the only array, else 'x' or 'samples').")
+        member = archive.getinfo(key + ".npy")
+        with archive.open(member) as handle:
+            return _read_npy(handle, member.file_size, f"{what} array {key!r}")
+
+
+def _check_samples(array, what: str):
+    from .errors import CalibrationError
+    if array.ndim == 0:
+        raise CalibrationError(f"{what} holds a single value (shape ()); expected a batch of "
+                               "samples (N, height, width, channels).")
+    if array.dtype.kind not in "biuf":
+        raise CalibrationError(f"{what} holds {array.dtype} values; allowed: bool, integer or "
+                               "float samples.")
+    if array.dtype.kind in "iu" and array.size:
+        largest = max(abs(int(array.min())), abs(int(array.max())))
+        if largest > MAX_INTEGER_SAMPLE:
+            raise CalibrationError(f"{what} holds integers up to magnitude {largest}; allowed: "
+                                   f"<= {MAX_INTEGER_SAMPLE} (exact in float32, which "
+                                   "calibration uses).")
+    return array
+
+
 def read_samples(path, key=None):
     """Calibration samples from a `.npy` file or a `.npz` archive (never unpickles).
+
+    The `.npy` header (shape, dtype) is checked against the bytes present before anything is
+    allocated.
 
     Args:
         path: the file.
@@ -52,35 +134,43 @@ def read_samples(path, key=None):
         The numpy array.
 
     Raises:
-        SamplesFileError: missing/unreadable file, pickled objects, or no array to choose.
+        SamplesFileError: missing/unreadable/truncated/corrupted file, a header declaring more
+            data than present (or over ``MAX_SAMPLES_BYTES``), pickled objects, no array to
+            choose.
+        CalibrationError: a 0-d array, complex or non-numeric values, integers beyond float32's
+            exact range.
     """
-    import numpy as np
+    import stat
+    import zipfile
+    import zlib
+    what = f"samples file {str(path)!r}"
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise SamplesFileError(f"samples file {path!r} cannot be read as .npy/.npz: {err}") \
-            from err
-    if isinstance(loaded, np.ndarray):
-        if key is not None:
-            raise SamplesFileError(f"samples file {path!r} is a .npy (one array); --samples-key "
-                                   f"{key!r} only applies to .npz archives.")
-        return loaded
-    with loaded:
-        names = list(loaded.files)
-        if key is None:
-            if len(names) == 1:
-                key = names[0]
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise SamplesFileError(f"{what} cannot be read as .npy/.npz: not a regular file.")
+        with open(path, "rb") as handle:
+            magic = handle.read(len(NPY_MAGIC))
+            handle.seek(0)
+            if not magic:
+                raise SamplesFileError(f"{what} cannot be read as .npy/.npz: it is empty (0 "
+                                       "bytes).")
+            if magic.startswith(NPY_MAGIC):
+                if key is not None:
+                    raise SamplesFileError(f"{what} is a .npy (one array); --samples-key "
+                                           f"{key!r} only applies to .npz archives.")
+                array = _read_npy(handle, info.st_size, what)
+            elif magic.startswith(ZIP_MAGIC):
+                array = _read_npz(path, key, what)
             else:
-                key = next((name for name in ("x", "samples") if name in names), None)
-        if key not in names:
-            raise SamplesFileError(f"samples file {path!r} holds arrays {names}; choose one with "
-                                   "--samples-key (default: the only array, else 'x' or "
-                                   "'samples').")
-        try:
-            return loaded[key]
-        except (OSError, ValueError) as err:
-            raise SamplesFileError(f"samples file {path!r}: array {key!r} cannot be read: "
-                                   f"{err}") from err
+                raise SamplesFileError(f"{what} cannot be read as .npy/.npz: it starts with "
+                                       f"{magic!r}, neither the .npy nor the zip magic.")
+    except SamplesFileError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError,
+            RuntimeError, NotImplementedError, MemoryError) as err:
+        raise SamplesFileError(f"{what} cannot be read as .npy/.npz: {type(err).__name__}: "
+                               f"{err}") from err
+    return _check_samples(array, what)
 
 
 def default_output(model_path, args) -> str:

@@ -1,6 +1,8 @@
 """`quantizeml` CLI in-process: quantize, config, version; good files and bad ones (exit codes)."""
 import json
+import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -191,3 +193,108 @@ def test_samples_reader_never_unpickles(files, tmp_path):
     with pytest.raises(cli.SamplesFileError, match="only applies to .npz"):
         cli.read_samples(files["npy"], key="x")
     assert cli.read_samples(files["npz"]).shape == (16, 8, 8, 1)  # 'x' chosen among x, y
+
+
+def _malformed_model_files(folder):
+    """Files of the fuzzing audit's kinds: each must exit 3 (never the internal-error 4)."""
+    import tf_keras
+    legacy = folder / "legacy.h5"
+    tf_keras.Sequential([tf_keras.Input((8, 8, 1)), tf_keras.layers.Conv2D(4, 3, name="conv"),
+                         tf_keras.layers.Flatten(), tf_keras.layers.Dense(3, name="dense")]
+                        ).save(legacy)
+    with h5py.File(legacy) as handle:
+        config = json.loads(handle.attrs["model_config"])
+
+    def h5_variant(name, edit=None, text=None):
+        path = folder / name
+        path.write_bytes(legacy.read_bytes())
+        changed = json.loads(json.dumps(config))
+        if edit is not None:
+            edit(changed["config"]["layers"])
+        with h5py.File(path, "r+") as handle:
+            handle.attrs["model_config"] = text or json.dumps(changed)
+        return path
+
+    def keras_variant(name, patch=None, **members):
+        path = folder / name
+        with zipfile.ZipFile(folder / "float.keras") as source, \
+                zipfile.ZipFile(path, "w") as archive:
+            for member in source.namelist():
+                archive.writestr(member, members.pop(member, source.read(member)))
+            for member, data in members.items():
+                archive.writestr(member, data)
+        if patch is not None:
+            data = bytearray(path.read_bytes())
+            data[data.find(b"PK\x01\x02") + 8] |= patch  # flag bit 0: encrypted
+            path.write_bytes(bytes(data))
+        return path
+
+    return {
+        "padding {}": h5_variant("padding.h5", lambda layers: layers[1]["config"].update(
+            padding={})),
+        "activation function": h5_variant("act.h5", lambda layers: layers[3]["config"].update(
+            activation={"module": "keras.config", "class_name": "function",
+                        "config": "set_epsilon"})),
+        "deep JSON": h5_variant("deep.h5", text='{"class_name": "Sequential", "config": ' +
+                                "[" * 3000 + "]" * 3000 + "}"),
+        "encrypted member": keras_variant("encrypted.keras", patch=1),
+        "metadata list": keras_variant("metadata.keras", **{"metadata.json": b"[]"}),
+        "10000 members": keras_variant("many.keras", **{f"assets/{i}": b"" for i in range(10000)}),
+    }
+
+
+@pytest.mark.parametrize("command", ["quantize", "config"])
+def test_malformed_model_files_exit_3(files, command, capsys):
+    for label, path in _malformed_model_files(files["dir"]).items():
+        code, _, err = _run([command, "-m", path, "-o", files["dir"] / "never.keras"], capsys)
+        assert code == cli.EXIT_FILE, (label, err)
+        assert err.startswith("quantizeml: error: ") and err.count("\n") == 1, (label, err)
+        assert path.name in err, (label, err)
+
+
+def _bad_samples_files(folder):
+    good = np.random.default_rng(3).integers(0, 256, (4, 8, 8, 1)).astype(np.uint8)
+    np.save(folder / "good.npy", good)
+    header = (folder / "good.npy").read_bytes()
+    huge_header = header[:10] + b"{'descr': '|u1', 'fortran_order': False, 'shape': " \
+        b"(10000000000000, 8, 8, 1), }".ljust(118) + b"\n"
+    np.savez(folder / "good.npz", x=good)
+    archive = bytearray((folder / "good.npz").read_bytes())
+    crc = bytearray(archive)
+    crc[archive.find(good.tobytes()[:32]) + 5] ^= 0xFF
+    encrypted = bytearray(archive)
+    encrypted[encrypted.find(b"PK\x01\x02") + 8] |= 1
+    with zipfile.ZipFile(folder / "huge_member.npz", "w") as out:
+        out.writestr("x.npy", huge_header)
+    writes = {"empty.npy": b"", "truncated.npy": header[:len(header) // 2],
+              "huge_header.npy": huge_header, "truncated.npz": bytes(archive[:len(archive) // 2]),
+              "bad_crc.npz": bytes(crc), "encrypted.npz": bytes(encrypted)}
+    for name, data in writes.items():
+        (folder / name).write_bytes(data)
+    np.save(folder / "scalar.npy", np.array(1.0))
+    np.save(folder / "complex.npy", good.astype(np.complex64))
+    np.save(folder / "uint64.npy", np.full((4, 8, 8, 1), 2**64 - 1, np.uint64))
+    return {name: cli.EXIT_FILE for name in [*writes, "huge_member.npz"]} | {
+        "scalar.npy": cli.EXIT_USAGE, "complex.npy": cli.EXIT_USAGE, "uint64.npy": cli.EXIT_USAGE}
+
+
+def test_unreadable_samples_exit_3_and_unusable_samples_exit_2(files, capsys):
+    folder = files["dir"]
+    for name, expected in _bad_samples_files(folder).items():
+        code, _, err = _run(["quantize", "-m", files["model"], "--samples", folder / name,
+                             "-o", folder / "never.keras", "-q"], capsys)
+        assert code == expected, (name, err)
+        assert err.count("\n") == 1 and name in err, (name, err)
+    assert not (folder / "never.keras").exists()
+
+
+def test_samples_dtypes(tmp_path):
+    from quantizeml.errors import CalibrationError
+    np.save(tmp_path / "u64.npy", np.full((2, 8, 8, 1), 255, np.uint64))
+    assert cli.read_samples(tmp_path / "u64.npy").dtype == np.uint64  # values fit: accepted
+    np.save(tmp_path / "c.npy", np.ones((2, 8, 8, 1), np.complex64))
+    with pytest.raises(CalibrationError, match="complex64 values; allowed: bool, integer or float"):
+        cli.read_samples(tmp_path / "c.npy")
+    np.save(tmp_path / "big.npy", np.full((2, 8, 8, 1), 2**40, np.int64))
+    with pytest.raises(CalibrationError, match="integers up to magnitude 1099511627776"):
+        cli.read_samples(tmp_path / "big.npy")
