@@ -10,8 +10,10 @@ import dataclasses
 from typing import Optional
 
 from akida_core import LayerType
+from akida_core.kernels import same_padding
 
 from .errors import Issue
+
 from .keras_model import KIND_NAMES, NEURAL_KINDS, LayerInfo, read_chain
 from .patterns import registered_patterns
 
@@ -87,12 +89,38 @@ def _model_input_shape(model):
     return tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
 
 
+def _same_padding_conv(pad, conv):
+    """`conv` read with padding='same' when ZeroPadding2D `pad` right before its Valid padding
+    pads exactly as Keras 'same' would (then the two compute the same thing); else None."""
+    if conv is None or conv.kind not in ("conv", "sepconv") or pad.input_shape is None or \
+            len(pad.input_shape) != 3 or str(conv.get("padding", "")).lower() != "valid" or \
+            pad.get("data_format", "channels_last") != "channels_last":
+        return None
+    try:
+        pads = [tuple(int(v) for v in axis) for axis in pad.get("padding")]
+        kernel = [int(k) for k in conv.get("kernel_size")]
+        strides = [int(v) for v in conv.get("strides")]
+    except (TypeError, ValueError):
+        return None
+    if pads != [same_padding(n, k, st) for n, k, st in zip(pad.input_shape[:2], kernel, strides)]:
+        return None
+    return dataclasses.replace(conv, config={**conv.config, "padding": "same"},
+                               input_shape=pad.input_shape)
+
+
 def _strip(infos, issues):
     """Removes InputLayer, skipped layers and the leading Rescaling; returns the rest."""
     rescaling, skipped, body = None, [], []
+    infos = list(infos)
     for index, info in enumerate(infos):
         if info.kind == "input":
             continue
+        if info.class_name == "ZeroPadding2D" and index + 1 < len(infos):
+            folded = _same_padding_conv(info, infos[index + 1])
+            if folded is not None:
+                infos[index + 1] = folded
+                skipped.append((info, f"folded into '{folded.name}' as padding='same'"))
+                continue
         if info.kind == "input_quantizer" and not body and rescaling is None:
             skipped.append((info, "becomes the integer input of the Akida model"))
             continue
@@ -186,7 +214,9 @@ _UNSUPPORTED_HINTS = {
 
 # Specific fixes for common Keras layers that have no Akida 1.0 pattern.
 _CLASS_HINTS = {
-    "ZeroPadding2D": "remove it and use padding='same' on the next convolution.",
+    "ZeroPadding2D": "remove it and use padding='same' on the next convolution (a ZeroPadding2D "
+                     "that pads exactly as 'same' before a Valid Conv2D/SeparableConv2D is "
+                     "folded into it).",
     "AveragePooling2D": "use MaxPooling2D, or GlobalAveragePooling2D at the end of a block.",
     "GlobalMaxPooling2D": "use GlobalAveragePooling2D, or MaxPooling2D followed by Flatten.",
     "LeakyReLU": "use ReLU(max_value=6): Akida 1.0 activations are bounded ReLUs.",

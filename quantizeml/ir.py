@@ -41,6 +41,7 @@ LAYER_KEYS = {
     "SpatialDropout2D": ("rate",),
     "GaussianNoise": ("stddev",),
     "GaussianDropout": ("rate",),
+    "ZeroPadding2D": ("padding", "data_format"),  # folded into the next convolution's padding
 }
 ALIASES = {"MaxPool2D": "MaxPooling2D", "GlobalAvgPool2D": "GlobalAveragePooling2D",
            "Convolution2D": "Conv2D", "SeparableConvolution2D": "SeparableConv2D"}

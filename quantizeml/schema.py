@@ -272,6 +272,16 @@ def _reals(value) -> bool:
     return _is_real(value)
 
 
+def _zero_padding(value) -> bool:
+    def count(v):
+        return _is_int(v) and 0 <= v <= MAX_SIZE
+    if count(value):
+        return True
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        count(v) or (isinstance(v, (list, tuple)) and len(v) == 2 and all(count(u) for u in v))
+        for v in value)
+
+
 def _non_negative(value) -> bool:
     return _is_real(value) and value >= 0
 
@@ -293,6 +303,8 @@ RULES = {
     "rate": (lambda v: _is_real(v) and 0 <= v <= 1, "a number between 0 and 1"),
     "pool_strides": (lambda v: v is None or _pair(v), f"null or a positive integer or pair "
                      f"(<= {MAX_SIZE})"),
+    "zero_padding": (_zero_padding, "a count >= 0, a pair of them, or a pair of (before, after) "
+                     "pairs"),
 }
 KEY_RULES = {
     "filters": "positive", "units": "positive", "groups": "positive",
@@ -305,7 +317,8 @@ KEY_RULES = {
 }
 #: (class, key) -> rule where a class reads a key differently.
 CLASS_RULES = {("Rescaling", "scale"): "reals", ("Rescaling", "offset"): "reals",
-               ("MaxPooling2D", "strides"): "pool_strides"}
+               ("MaxPooling2D", "strides"): "pool_strides",
+               ("ZeroPadding2D", "padding"): "zero_padding"}
 #: Keys without a Keras default.
 REQUIRED = {"Conv2D": ("filters", "kernel_size"), "SeparableConv2D": ("filters", "kernel_size"),
             "DepthwiseConv2D": ("kernel_size",), "Dense": ("units",),

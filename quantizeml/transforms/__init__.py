@@ -5,6 +5,7 @@ from ..errors import QuantizationError
 from ..ir import ModelSpec
 from .sanitize import (QuantizationWarning, check_block_order, check_layers, drop_dropout,
                        drop_final_activation, flatten_before_dense, fold_batchnorm, fold_rescaling,
+                       fold_zero_padding,
                        move_batchnorm_before_pooling, split_fused_activations,
                        swap_activation_and_maxpool)
 
@@ -17,6 +18,7 @@ PIPELINE = [
     move_batchnorm_before_pooling,  # so every BN sits right after its neural layer
     fold_batchnorm,                 # needs BN adjacent to the neural layer
     swap_activation_and_maxpool,    # after BN folding: BN must not sit between ReLU and pool
+    fold_zero_padding,              # needs the final order (padding right before its conv)
     flatten_before_dense,           # needs the final layer order to infer shapes
     check_block_order,              # last: checks the chain that will be quantized
 ]

@@ -233,6 +233,58 @@ def swap_activation_and_maxpool(spec: ModelSpec, issues: list) -> ModelSpec:
     return spec.replace(layers=layers)
 
 
+def _same_pads(size: int, kernel: int, stride: int) -> tuple:
+    """(before, after) zeros Keras 'same' adds on one axis."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pads(padding) -> list:
+    """ZeroPadding2D's padding as [(top, bottom), (left, right)]."""
+    if isinstance(padding, (int, np.integer)):
+        return [(int(padding),) * 2] * 2
+    return [(int(v),) * 2 if isinstance(v, (int, np.integer)) else tuple(int(u) for u in v)
+            for v in padding]
+
+
+def fold_zero_padding(spec: ModelSpec, issues: list) -> ModelSpec:
+    """ZeroPadding2D > Valid conv equals a 'same' conv when it pads exactly as 'same' would
+    (keras.applications pads ((0, 1), (0, 1)) before stride-2 convs): fold it; else report."""
+    if not any(layer.class_name == "ZeroPadding2D" for layer in spec.layers):
+        return spec
+    if any(layer.class_name not in LAYER_KEYS for layer in spec.layers):
+        return spec  # unsupported layers were reported; shapes cannot be inferred
+    try:
+        shapes = [tuple(spec.input_shape)] + output_shapes(spec)
+    except (ValueError, TypeError) as err:
+        issues.append(f"Model '{spec.name}': layer shapes cannot be inferred: {err}")
+        return spec
+    layers, fold = [], None
+    for index, layer in enumerate(spec.layers):
+        if fold is not None:
+            layer, fold = layer.replace(config={**layer.config, "padding": "same"}), None
+        elif layer.class_name == "ZeroPadding2D":
+            conv = spec.layers[index + 1] if index + 1 < len(spec.layers) else None
+            pads, size = _pads(layer.config.get("padding", 1)), shapes[index][:2]
+            if conv is not None and conv.class_name in ("Conv2D", "SeparableConv2D") and \
+                    conv.config.get("padding") == "valid" and len(size) == 2:
+                kernel = np.broadcast_to(conv.config.get("kernel_size"), 2)
+                strides = np.broadcast_to(conv.config.get("strides", 1), 2)
+                same = [_same_pads(int(n), int(k), int(st))
+                        for n, k, st in zip(size, kernel, strides)]
+                if pads == same:
+                    fold = layer
+                    continue
+                issues.append(f"Layer '{layer.name}' (ZeroPadding2D) pads {pads} but 'same' on "
+                              f"'{conv.name}' pads {same}: Akida 1.0 layers only pad as 'same'. "
+                              "Hint: remove it and use padding='same' on the convolution.")
+            else:
+                issues.append(f"Layer '{layer.name}' (ZeroPadding2D) is only supported right "
+                              "before a Valid Conv2D/SeparableConv2D, as its 'same' padding.")
+        layers.append(layer)
+    return spec.replace(layers=layers)
+
+
 def flatten_before_dense(spec: ModelSpec, issues: list) -> ModelSpec:
     """Dense needs a flat input: a Reshape to (N,) becomes a Flatten; a Dense on a 3-D input of
     1×1 spatial size gets a Flatten; any other non-flat Dense input is reported."""

@@ -152,3 +152,17 @@ def test_float_check_bits_keep_8_bit_input_weights_by_default():
     assert check_model_compatibility(model, weight_bits=2, activation_bits=2) == []
     issues = check_model_compatibility(model, weight_bits=2, input_weight_bits=2)
     assert [i.rule for i in issues] == ["weights_bits"]
+
+
+@pytest.mark.parametrize("pad,strides,rules", [
+    (1, 1, []),                                     # (1, 1) each side = 'same' for 3x3 stride 1
+    (((0, 1), (0, 1)), 2, []),                      # keras.applications style before stride 2
+    (2, 1, ["unsupported_layer", "padding"]),       # pads more than 'same': not equivalent
+    (((1, 1), (1, 1)), 2, ["unsupported_layer", "padding"]),  # 'same' pads (0, 1) here
+])
+def test_zero_padding_folded_only_when_it_is_same_padding(pad, strides, rules):
+    model = seq((16, 16, 3), L.Conv2D(8, 3, padding="same"), relu(), L.ZeroPadding2D(pad),
+                L.Conv2D(8, 3, strides=strides), relu(), *head())
+    assert [i.rule for i in check_model_compatibility(model)] == rules
+    if not rules:
+        assert "ZeroPadding2D" in [info.class_name for info, _ in split_model(model).skipped]

@@ -61,6 +61,12 @@ FLOAT_MODELS = {
         (8, 8, 1), L.Conv2D(4, 3, padding="same"), L.Activation("relu6"), L.Flatten(),
         L.Dense(8), L.BatchNormalization(axis=1), L.ReLU(6.0), L.Dense(3)),
         QuantizationParams(), 8),
+    # keras.applications-style explicit padding: ZeroPadding2D > Valid conv == 'same' conv
+    "zero-padding-folded": (lambda: seq(
+        (16, 16, 3), L.Rescaling(1 / 255.0), L.ZeroPadding2D(1), L.Conv2D(8, 3), L.ReLU(6.0),
+        L.ZeroPadding2D(((0, 1), (0, 1))), L.Conv2D(8, 3, strides=2), L.BatchNormalization(),
+        L.ReLU(6.0), L.ZeroPadding2D(1), L.SeparableConv2D(8, 3), L.ReLU(6.0), L.Flatten(),
+        L.Dense(3)), QuantizationParams(), 8),
     "flat-input": (lambda: seq(
         (20,), L.Dense(8), L.BatchNormalization(axis=1), L.ReLU(6.0), L.Dense(3)),
         QuantizationParams(output_bits=4), 4),

@@ -229,3 +229,14 @@ def test_unbounded_relus_are_named_in_a_warning(images):
     # small_cnn has two ReLU() layers without max_value (and a fused relu, also unbounded)
     with pytest.warns(QuantizationWarning, match="without max_value.*'re_lu' \\(at [0-9.]+\\)"):
         quantize(small_cnn(), samples=images, verbose=0)
+
+
+def test_zero_padding_that_is_not_same_padding_is_reported():
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.ZeroPadding2D(2),
+                              keras.layers.Conv2D(4, 3), keras.layers.ReLU(6.0),
+                              keras.layers.ZeroPadding2D(1), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    with pytest.raises(QuantizationError) as err:
+        quantize(model, samples=np.zeros((2, 8, 8, 1), np.float32), verbose=0)
+    text = str(err.value)
+    assert "pads [(2, 2), (2, 2)] but 'same'" in text and "only supported right before" in text
