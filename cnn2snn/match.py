@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+import numpy as np
+
 from akida_core import LayerType
 from akida_core.kernels import same_padding
 
@@ -133,6 +135,12 @@ def _strip(infos, issues):
             skipped.append((info, "only adds or removes size-1 dimensions"))
         elif info.kind == "rescaling" and not body and rescaling is None:
             rescaling = info
+            if any(np.size(info.get(key, 0.0)) != 1 for key in ("scale", "offset")):
+                issues.append(Issue(info.name, "rescaling_per_channel",
+                                    f"Layer {info.label}: per-channel scale/offset; the model "
+                                    "input takes one scale and offset for all channels.",
+                                    "per-channel", "scalars", "use scalar scale and offset (or "
+                                    "normalise the channels before the model)."))
         elif info.kind == "rescaling":
             issues.append(Issue(info.name, "rescaling_position",
                                 f"Layer {info.label}: Rescaling is only supported as the first "

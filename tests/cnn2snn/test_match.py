@@ -166,3 +166,8 @@ def test_zero_padding_folded_only_when_it_is_same_padding(pad, strides, rules):
     assert [i.rule for i in check_model_compatibility(model)] == rules
     if not rules:
         assert "ZeroPadding2D" in [info.class_name for info, _ in split_model(model).skipped]
+
+
+def test_per_channel_rescaling_is_an_issue():
+    model = seq((8, 8, 3), L.Rescaling([1 / 255.0] * 3, [0.0, 0.1, 0.2]), conv(), relu(), *head())
+    assert [i.rule for i in check_model_compatibility(model)] == ["rescaling_per_channel"]
