@@ -40,7 +40,8 @@ def _check_parser():
     parser.add_argument("--activation-bits", type=_bits,
                         help="assumed activation bits (float models)")
     parser.add_argument("--input-weight-bits", type=_bits,
-                        help="assumed input-layer weight bits (default: --weight-bits)")
+                        help="assumed input-layer weight bits (default: 8 when --weight-bits "
+                        "is given)")
     parser.add_argument("--list-patterns", action="store_true",
                         help="print the conversion pattern registry and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
