@@ -116,6 +116,13 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
         progbar.update(count)
     if result is None:
         raise CalibrationError("calibration: no samples were given.")
+    overflowed = [name for name, value in zip(layer_names, result[3:])
+                  if not np.all(np.isfinite(value))]
+    if overflowed:
+        raise CalibrationError(
+            f"calibration: the float model's outputs overflow to Inf/NaN at layer(s) "
+            f"{', '.join(repr(n) for n in overflowed)} on these samples; check the weights (huge "
+            "magnitudes or a corrupted file) and the input range.")
     return {"input_min": -result[0], "input_max": result[1], "input_fraction": result[2],
             "layers": dict(zip(layer_names, result[3:]))}
 

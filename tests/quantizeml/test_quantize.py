@@ -240,3 +240,12 @@ def test_zero_padding_that_is_not_same_padding_is_reported():
         quantize(model, samples=np.zeros((2, 8, 8, 1), np.float32), verbose=0)
     text = str(err.value)
     assert "pads [(2, 2), (2, 2)] but 'same'" in text and "only supported right before" in text
+
+
+def test_weights_that_overflow_float32_give_a_calibration_error():
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(4, 3),
+                              keras.layers.ReLU(), keras.layers.Flatten(), keras.layers.Dense(2)])
+    kernel, bias = model.layers[0].get_weights()
+    model.layers[0].set_weights([np.full_like(kernel, 1e38), bias])
+    with pytest.raises(CalibrationError, match="overflow.*'re_lu"):
+        quantize(model, samples=np.full((4, 6, 6, 1), 200, np.float32), verbose=0)
