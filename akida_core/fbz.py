@@ -180,6 +180,8 @@ def write(path, tree):
                           f"{type(path).__name__}.")
     data = dumps(tree)
     path = os.fsdecode(path)  # str from here on; surrogateescape keeps non-UTF-8 names exact
+    if "\0" in path:
+        raise WriteFailed(f"{label}: the path contains a NUL byte; no file can have that name.")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise WriteFailed(f"{label}: directory {_label(directory)} does not exist; "
@@ -228,6 +230,8 @@ def read(path):
                      | getattr(os, "O_BINARY", 0))
     except TypeError as err:
         raise FileAccessError(f"{label}: a path must be str, bytes or os.PathLike.") from err
+    except ValueError as err:  # "embedded null byte": no file system accepts NUL in a name
+        raise FileAccessError(f"{label}: cannot open: the path contains a NUL byte.") from err
     except OSError as err:
         raise FileAccessError(f"{label}: cannot open: {err.strerror or err}.") from err
     try:
@@ -275,7 +279,7 @@ def _decode(data, label):
     tensors = _check_tensors(header["tensors"], data_length, label)
     _check_gaps(section, tensors, label)
     unused = {entry["name"]: entry for entry in tensors}
-    tree = _resolve(header["tree"], section, unused, "", 0, label)
+    tree = _resolve(header["tree"], section, unused, label)
     if unused:
         raise InvalidReference(f"{label}: tensor(s) {sorted(unused)[:5]} are never referenced "
                                "by the tree; every tensor must be used exactly once.")
@@ -335,15 +339,18 @@ def _parse_header(raw, label):
 
     def unique_keys(pairs):
         result = dict(pairs)
-        if len(result) != len(pairs):
-            keys = [key for key, _ in pairs]
-            duplicate = next(key for key in keys if keys.count(key) > 1)
-            raise InvalidHeader(f"{label}: header has duplicate key {duplicate!r} in one object.")
+        if len(result) != len(pairs):  # linear: a header may hold millions of keys
+            seen = set()
+            duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+            raise InvalidHeader(f"{label}: header has duplicate key {_describe(duplicate)} in one "
+                                "object.")
         return result
 
     try:
         header = json.loads(bytes(raw).decode("utf-8"), parse_constant=reject_constant,
                             object_pairs_hook=unique_keys)
+    except InvalidHeader:
+        raise
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise InvalidHeader(f"{label}: header is not valid UTF-8 JSON: {err}.") from err
     if not isinstance(header, dict) or set(header) != {"tensors", "tree"}:
@@ -417,20 +424,41 @@ def _check_gaps(section, tensors, label):
                                 "not zero.")
 
 
-def _resolve(node, section, unused, path, depth, label):
-    if depth > MAX_DEPTH:
-        raise InvalidHeader(f"{label}: tree at {path or '/'} is nested deeper than {MAX_DEPTH}.")
-    if isinstance(node, dict):
-        if TENSOR_KEY in node:
-            return _take_tensor(node, section, unused, path, label)
-        return {key: _resolve(value, section, unused, f"{path}/{_escape(key)}", depth + 1, label)
-                for key, value in node.items()}
-    if isinstance(node, list):
-        return [_resolve(value, section, unused, f"{path}/{index}", depth + 1, label)
-                for index, value in enumerate(node)]
-    if isinstance(node, float) and not math.isfinite(node):
-        raise InvalidHeader(f"{label}: tree value at {path} is {node}; only finite floats allowed.")
-    return node
+def _resolve(tree, section, unused, label):
+    if TENSOR_KEY in tree:
+        raise InvalidReference(f"{label}: the tree root is a tensor reference; it must be an object.")
+    _resolve_in_place(tree, section, unused, None, 0, label)
+    return tree
+
+
+def _resolve_in_place(node, section, unused, where, depth, label):
+    # The header tree was just parsed and is ours, so references are replaced in place. Nothing is
+    # rebuilt and plain leaves cost no call: a 16 MiB header can hold millions of values. `where`
+    # is a (parent, key) chain, turned into a path string only for a message.
+    if depth >= MAX_DEPTH and node:
+        first = next(iter(node)) if isinstance(node, dict) else 0
+        raise InvalidHeader(f"{label}: tree at {_path((where, first))} is nested deeper than "
+                            f"{MAX_DEPTH}.")
+    for key, value in (node.items() if isinstance(node, dict) else enumerate(node)):
+        kind = type(value)
+        if kind is dict:
+            if TENSOR_KEY in value:
+                node[key] = _take_tensor(value, section, unused, _path((where, key)), label)
+            else:
+                _resolve_in_place(value, section, unused, (where, key), depth + 1, label)
+        elif kind is list:
+            _resolve_in_place(value, section, unused, (where, key), depth + 1, label)
+        elif kind is float and not math.isfinite(value):
+            raise InvalidHeader(f"{label}: tree value at {_path((where, key))} is {value}; only "
+                                "finite floats allowed.")
+
+
+def _path(where):
+    keys = []
+    while where is not None:
+        where, key = where
+        keys.append(_escape(key) if isinstance(key, str) else str(key))
+    return "/" + "/".join(reversed(keys))
 
 
 def _take_tensor(node, section, unused, path, label):

@@ -6,6 +6,7 @@ import os
 import random
 import struct
 import tempfile
+import time
 import zipfile
 
 import numpy as np
@@ -369,6 +370,38 @@ def test_tampered_header_with_valid_checksum(header, data, error, fragment):
     assert fragment in str(info.value)
 
 
+def test_big_headers_are_checked_in_linear_time():
+    keys = 40_000  # the quadratic duplicate search took 29 s on this header
+    text = '{"tensors": [], "tree": {' + ",".join(f'"k{i}": 0' for i in range(keys)) + f', "k{keys - 1}": 1}}}}'
+    blob = pack(text.encode())
+    start = time.perf_counter()
+    with pytest.raises(fbz.InvalidHeader, match=f"duplicate key 'k{keys - 1}'") as info:
+        fbz.loads(blob)
+    assert time.perf_counter() - start < 1
+    assert "not valid UTF-8 JSON" not in str(info.value)
+    lists = 100_000  # resolved in place: plain leaves are not visited one call at a time
+    tree = {"nps": [[i, 1, 2, ["CNP1"]] for i in range(lists)], "x": {fbz.TENSOR_KEY: "x"}}
+    blob = pack({"tensors": [{"name": "x", "dtype": "uint8", "shape": [1], "offset": 0, "length": 1}],
+                 "tree": tree}, b"\x07")
+    start = time.perf_counter()
+    loaded = fbz.loads(blob)
+    assert time.perf_counter() - start < 3
+    assert loaded["nps"][-1] == [lists - 1, 1, 2, ["CNP1"]] and loaded["x"].tolist() == [7]
+
+
+def test_root_reference_and_deep_leaves():
+    with pytest.raises(fbz.InvalidReference, match="root"):
+        fbz.loads(pack({"tensors": [], "tree": {fbz.TENSOR_KEY: "x"}}))
+    node = tree = {}
+    for _ in range(fbz.MAX_DEPTH - 1):
+        node["a"] = node = {}
+    node["leaf"] = 1  # a leaf at depth MAX_DEPTH is fine, one level deeper is not
+    assert fbz.loads(fbz.dumps(tree)) == tree
+    node["leaf"] = [1]
+    with pytest.raises(fbz.InvalidHeader, match=r"/a/leaf/0 is nested deeper than 64"):
+        fbz.loads(pack({"tensors": [], "tree": tree}))
+
+
 def test_bool_tensor_bytes_must_be_zero_or_one():
     header = {"tensors": [{"name": "m", "dtype": "bool", "shape": [2], "offset": 0,
                            "length": 2}], "tree": {"m": {fbz.TENSOR_KEY: "m"}}}
@@ -431,6 +464,11 @@ def test_odd_paths(tmp_path):
             fbz.read(path)
     fbz.write(os.fsencode(tmp_path) + b"/caf\xe9.fbz", SMALL_TREE)
     assert_same(SMALL_TREE, fbz.read(os.fsencode(tmp_path) + b"/caf\xe9.fbz"))
+    for path in ("a\0b.fbz", b"a\0b.fbz", tmp_path / "x\0y.fbz"):
+        with pytest.raises(fbz.FileAccessError, match="NUL byte"):
+            fbz.read(path)
+        with pytest.raises(fbz.WriteFailed, match="NUL byte"):
+            fbz.write(path, SMALL_TREE)
 
 
 def test_permission_denied(tmp_path, monkeypatch):

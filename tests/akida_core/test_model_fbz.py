@@ -49,6 +49,8 @@ def test_load_errors_name_the_problem(tmp_path):
     bad.write_bytes(b"")
     with pytest.raises(ModelFormatError):
         ak.Model(str(bad))
+    with pytest.raises(fbz.FileAccessError, match="'a\\\\x00b.fbz': cannot open: the path contains a NUL byte"):
+        ak.Model("a\0b.fbz")
 
 
 def _tampered(model, mutate):
