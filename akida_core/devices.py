@@ -20,6 +20,8 @@ from .hardware.akd1500 import AKD1500 as _AKD1500_TABLE, TWO_NODES_IP_V1 as _TWO
 from .soc import SoC
 
 NPS_PER_NODE = 4
+MAX_DEVICE_NPS = 4096
+"""Most NPs a device read from a file may have (AKD1000 has 78): bounds the cost of mapping on it."""
 
 
 class IpVersion(enum.Enum):
@@ -110,10 +112,12 @@ class NP:
             raise ValueError(f"NP {ident}: types={self.types!r} must be a non-empty set of NP.Type members")
         object.__setattr__(self, "ident", ident)
         object.__setattr__(self, "types", types)
+        # Mapping asks `can` millions of times on big devices; a str set avoids Enum's Python __hash__.
+        object.__setattr__(self, "_type_names", frozenset(t.name for t in types))
 
     def can(self, np_type):
         """Whether this NP can act as `np_type`."""
-        return np_type in self.types
+        return np_type._name_ in self._type_names
 
     def __repr__(self):
         names = "/".join(t.name for t in sorted(self.types, key=lambda t: t.value))
@@ -227,6 +231,12 @@ def device_from_dict(data):
     Raises:
         ModelFormatError: malformed description.
     """
+    if not isinstance(data, dict) or not isinstance(data.get("nps"), list):
+        raise ModelFormatError("invalid device description in the mapping state: expected a dict with "
+                               "hw_version, hrc and an nps list")
+    if len(data["nps"]) > MAX_DEVICE_NPS:
+        raise ModelFormatError(f"invalid device description in the mapping state: {len(data['nps']):,} NPs; "
+                               f"at most {MAX_DEVICE_NPS} (MAX_DEVICE_NPS) are read (AKD1000 has 78)")
     try:
         version = HwVersion(*data["hw_version"])
         nps = tuple(NP(tuple(entry[:3]), frozenset(NPType[name] for name in entry[3])) for entry in data["nps"])

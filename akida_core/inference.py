@@ -1,25 +1,47 @@
 """Batch chunking for inference: bounded memory for any batch size, cache-sized slices per layer."""
+import math
+
 import numpy as np
+
+from .errors import ModelStructureError
 
 BATCH_MEMORY_BYTES = 512 * 2 ** 20
 """Inference holds at most about this many bytes of layer outputs for one chunk of the batch."""
 LAYER_MEMORY_BYTES = 32 * 2 ** 20
 """Each layer runs on sub-chunks whose intermediates (im2col columns, potentials) stay near this size."""
+MAX_SAMPLE_BYTES = 2 ** 30
+"""A layer's intermediates for one sample may not exceed this: a sample cannot be split further."""
 
 
 def batch_chunk(layers):
     """Samples per outer chunk so that one layer's outputs for the chunk stay near BATCH_MEMORY_BYTES."""
-    per_sample = max(int(np.prod(layer.output_dims)) for layer in layers)
+    per_sample = max(math.prod(layer.output_dims) for layer in layers)
     return max(1, BATCH_MEMORY_BYTES // per_sample)
+
+
+def check_sample_memory(layers):
+    """Raise before inference if one sample of some layer needs more than MAX_SAMPLE_BYTES.
+
+    Raises:
+        ModelStructureError: naming the layer, its shapes and the bytes one sample needs.
+    """
+    for layer in layers:
+        need = working_bytes(layer)
+        if need > MAX_SAMPLE_BYTES:
+            raise ModelStructureError(
+                f"Layer '{layer.name}' ({layer.layer_type.name}): one sample needs about {need:,} bytes "
+                f"of intermediates (input {layer.input_dims}, output {layer.output_dims}); inference is "
+                f"limited to {MAX_SAMPLE_BYTES:,} bytes per sample and layer (MAX_SAMPLE_BYTES). "
+                "Hint: use a smaller input size or fewer filters")
 
 
 def working_bytes(layer):
     """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or potentials)."""
-    out = int(np.prod(layer.output_dims)) * 8
+    out = math.prod(layer.output_dims) * 8
     params = layer.params
     kernel = getattr(params, "kernel_size", None)
     if kernel is None:
-        return max(out, int(np.prod(layer.input_dims)) * 8)
+        return max(out, math.prod(layer.input_dims) * 8)
     stride = params.kernel_stride
     h, w, c = layer.input_dims
     positions = (-(-h // stride[0])) * (-(-w // stride[1]))

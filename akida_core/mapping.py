@@ -16,7 +16,7 @@ import enum
 
 from .devices import Device, IpVersion, NPType
 from .errors import MappingError
-from .mapping_rules import allocate, has_max_pool, layer_issue, layer_need, np_kind
+from .mapping_rules import SequenceFit, allocate, has_max_pool, layer_issue, layer_need, np_kind
 from .program import encode_program
 
 
@@ -194,21 +194,29 @@ def _plan(model, device, mode, single):
             reasons[layer.name] = issue
     _drop_trailing_max_pools(layers, reasons)
 
-    def misfit(group):
+    def misfit(group):  # why a group does not fit (the messages); SequenceFit answers whether, faster
         return _allocation(device, group, needs, MapMode.Minimal)[1]
 
-    plan, current = [], []
+    def fit_of(group):
+        fit = SequenceFit(device.mesh)
+        for member in group:
+            fit = fit and fit.extended(needs[member.name])
+        return fit
+
+    # `fit` is the state of `current`: growing it layer by layer costs one layer, not the whole group,
+    # so a file with many layers and a big device cannot make loading (which maps again) hang.
+    plan, current, fit = [], [], SequenceFit(device.mesh)
     for layer in layers:
         if layer.name in reasons:
             # A max-pooling layer before a software layer is itself software: `current` ends cleanly.
             _close(plan, device, current, needs, mode)
             plan.append((BackendType.Software, [layer], None))
-            current = []
+            current, fit = [], SequenceFit(device.mesh)
             continue
         if current and np_kind(current[-1]) == "FNP" and np_kind(layer) == "CNP":
             cut = (f"A layer mapped on FNP cannot be directly followed by a layer mapped on CNP "
                    f"('{current[-1].name}' is on an FNP).")
-        elif misfit(current + [layer]):
+        elif (bigger := fit.extended(needs[layer.name])) is None:
             if not current:
                 reasons[layer.name] = f"The layer does not fit the device: {misfit([layer])}"
                 plan.append((BackendType.Software, [layer], None))
@@ -216,6 +224,7 @@ def _plan(model, device, mode, single):
             cut = f"The device runs out of NPs: {misfit(current + [layer])}"
         else:
             current.append(layer)
+            fit = bigger
             continue
         carried = []   # a max-pooling layer cannot end a sequence: it moves to the next one
         while current and has_max_pool(current[-1]):
@@ -223,7 +232,8 @@ def _plan(model, device, mode, single):
         _close(plan, device, current, needs, mode)
         current = carried + [layer]
         reasons.setdefault(current[0].name, cut)
-        if misfit(current):
+        fit = fit_of(current)
+        if fit is None:
             alone = misfit([layer])
             reasons[layer.name] = f"The layer does not fit the device: {alone}" if alone else \
                 f"The device runs out of NPs: {misfit(current)}"
@@ -231,7 +241,7 @@ def _plan(model, device, mode, single):
                 reasons[moved.name] = (f"A layer with max pooling cannot end a sequence: the next layer "
                                        f"'{layer.name}' cannot be mapped with it.")
             plan.extend((BackendType.Software, [moved], None) for moved in current)
-            current = []
+            current, fit = [], SequenceFit(device.mesh)
     _close(plan, device, current, needs, mode)
     return _merge_software(plan), _ordered(reasons, layers)
 

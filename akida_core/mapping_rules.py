@@ -243,13 +243,53 @@ def allocate(needs, mesh, all_nps):
     return out, None
 
 
-def _allocate_fnp(need, free):
-    def take(np_type, count):
-        chosen = [np_ for np_ in free if np_.can(np_type)][:count]
-        if len(chosen) < count:
+class SequenceFit:
+    """Whether a group of layers, grown one layer at a time, fits a mesh (MapMode.Minimal).
+
+    `extended(need)` gives the state of the group plus one layer, or None when that group does not
+    fit: the same verdict as `allocate(needs + [need], mesh, all_nps=False)`, in time for one layer
+    instead of the whole group. FNPs are taken in layer order exactly as `allocate` takes them, and the
+    CNP layers need their Minimal counts among the CNP-capable NPs left free.
+    """
+
+    def __init__(self, mesh, free=None, cnp_free=None, cnp_wanted=0):
+        self._mesh = mesh
+        self._free = list(mesh.nps) if free is None else free
+        self._cnp_free = sum(np_.can(NPType.CNP1) for np_ in self._free) if cnp_free is None else cnp_free
+        self._cnp_wanted = cnp_wanted
+
+    def extended(self, need):
+        """The state with `need` added, or None if the group no longer fits."""
+        free, cnp_free, cnp_wanted = self._free, self._cnp_free, self._cnp_wanted
+        if need.kind == "HRC" and self._mesh.hrc is None:
             return None
-        for np_ in chosen:
-            free.remove(np_)
+        if need.kind == "FNP":
+            free = list(free)
+            got = _allocate_fnp(need, free)
+            if got is None:
+                return None
+            cnp_free -= sum(np_.can(NPType.CNP1) for np_, *_ in got)
+        elif need.kind == "CNP":
+            # The Minimal count of _cnp_counts: the common cap there is >= this layer's filters.
+            cnp_wanted += 1 if need.single_np else -(-need.filters // min(need.filters, need.per_np))
+        if cnp_wanted > cnp_free:
+            return None
+        return SequenceFit(self._mesh, free, cnp_free, cnp_wanted)
+
+
+def _allocate_fnp(need, free):
+    def take(np_type, count):  # the first `count` free NPs able to act as np_type, in mesh order
+        positions = []
+        for position, np_ in enumerate(free):
+            if len(positions) == count:
+                break
+            if np_.can(np_type):
+                positions.append(position)
+        if len(positions) < count:
+            return None
+        chosen = [free[position] for position in positions]
+        for position in reversed(positions):
+            del free[position]
         return [(np_, np_type, start, stop) for np_, (start, stop) in zip(chosen, _split(need.filters, count))]
     if need.min_nps == 1:
         got = take(NPType.FNP3, 1)

@@ -105,16 +105,22 @@ def load_state(model, data):
     Raises:
         ModelFormatError: malformed state, or an allocation the mapper does not reproduce.
     """
-    if not isinstance(data, dict) or set(data) != {"device", "mode", "hw_only", "single_np_layers", "sequences"}:
-        raise ModelFormatError(f"mapping state must be a dict with device, mode, hw_only, single_np_layers and "
-                               f"sequences; got {data!r:.200}")
+    keys = {"device", "mode", "hw_only", "single_np_layers", "sequences"}
+    if not isinstance(data, dict) or set(data) != keys:
+        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise ModelFormatError(f"mapping state must be a dict with keys {sorted(keys)}; got {found}")
     device = device_from_dict(data["device"])
-    if data["mode"] not in MapMode.__members__ or not isinstance(data["hw_only"], bool):
-        raise ModelFormatError(f"mapping state: bad mode {data['mode']!r} or hw_only {data['hw_only']!r}")
+    mode, hw_only = data["mode"], data["hw_only"]
+    if not isinstance(mode, str) or mode not in MapMode.__members__ or not isinstance(hw_only, bool):
+        raise ModelFormatError(f"mapping state: bad mode {_short(mode)} (one of {list(MapMode.__members__)}) "
+                               f"or hw_only {_short(hw_only)} (True or False)")
     single = data["single_np_layers"]
     names = {layer.name for layer in model.layers}
     if not isinstance(single, list) or not all(isinstance(n, str) and n in names for n in single):
-        raise ModelFormatError(f"mapping state: single_np_layers {single!r:.200} must name layers of the model")
+        raise ModelFormatError(f"mapping state: single_np_layers {_short(single)} must name layers of the model")
+    if not _is_plain(data["sequences"]):
+        raise ModelFormatError("mapping state: sequences must hold lists, dicts, strings and numbers only "
+                               "(as saved); found an array or another object")
     try:
         map_model(model, device, hw_only=data["hw_only"], mode=MapMode[data["mode"]], single_np_layers=single)
     except AkidaError as err:
@@ -124,6 +130,19 @@ def load_state(model, data):
         raise ModelFormatError("the saved mapping differs from the mapping of this model on the saved device; "
                                "the file is corrupted or was written by another mapper version. Hint: load it, "
                                "call model.map(device) again and save.")
+
+
+def _is_plain(node):
+    if isinstance(node, dict):
+        return all(_is_plain(value) for value in node.values())
+    if isinstance(node, list):
+        return all(_is_plain(value) for value in node)
+    return node is None or type(node) in (str, int, float, bool)
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 register_section(summary_section)

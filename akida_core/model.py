@@ -8,12 +8,16 @@ import numpy as np
 from .errors import AkidaError, InputDataError, ModelFormatError, ModelStructureError
 from .inputs import validate_batch_size, validate_inputs
 from .layers import LAYER_KINDS, InputData, Layer
-from .inference import batch_chunk, forward_in_slices
-from .model_state import arrays_to_lists, layer_from_dict, lists_to_arrays, state_hooks
+from .inference import batch_chunk, check_sample_memory, forward_in_slices
+from .model_state import arrays_to_lists, check_depth, layer_from_dict, lists_to_arrays, state_hooks
 from .statistics import Statistics
 from .summary import summary_text
 
 MODEL_DICT_VERSION = 1
+MAX_LAYERS = 1024
+"""Most layers a model may hold (AKD1000 has 78 NPs); also bounds the cost of loading a file."""
+
+
 class Model:
     """A sequential Akida model.
 
@@ -60,6 +64,9 @@ class Model:
                 raise ModelStructureError("only sequential models are supported: the inbound layer must be "
                                           "the last layer of the model")
         self._check_learning_allows_change()
+        if len(self._layers) >= MAX_LAYERS:
+            raise ModelStructureError(f"the model already holds {MAX_LAYERS} layers, the most a model may hold "
+                                      "(MAX_LAYERS)")
         name = layer.params.name or f"{layer.short_name}_{len(self._layers) + 1}"
         if any(existing.name == name for existing in self._layers):
             raise ModelStructureError(f"a layer named '{name}' is already in the model; names must be unique")
@@ -75,7 +82,11 @@ class Model:
                     f"got {layer.layer_type.name} '{name}'")
             bits = 8 if layer.layer_type.name == "InputConvolutional" else layer.params.input_bits
             signed = bits > 4 and isinstance(layer, InputData)
-            layer._attach(self, name, layer.params.input_shape, bits, signed)
+            try:
+                layer._attach(self, name, layer.params.input_shape, bits, signed)
+            except AkidaError:
+                layer._detach()
+                raise
             return
         if layer.is_input:
             raise ModelStructureError(
@@ -89,8 +100,9 @@ class Model:
                 "take unsigned inputs of at most 4 bits: enable the activation of the previous layer")
         if previous.output_bits > 4 and not previous.is_input:
             raise ModelStructureError(f"'{previous.name}' outputs {previous.output_bits} bits; at most 4 allowed")
+        used = sum(lay.variable_bytes for lay in self._layers[:index])
         try:
-            layer._attach(self, name, previous.output_dims, previous.output_bits, False)
+            layer._attach(self, name, previous.output_dims, previous.output_bits, False, used)
         except AkidaError:
             layer._detach()
             raise
@@ -221,6 +233,7 @@ class Model:
     def _run(self, inputs, batch_size, layers=None):
         """Forward validated inputs through `layers` (default: all), chunk by chunk, recording statistics."""
         layers = self._layers if layers is None else layers
+        check_sample_memory(layers)
         chunk = self._chunk_size(batch_size)
         outputs = []
         stats = Statistics.for_layers(layers)
@@ -348,21 +361,32 @@ class Model:
 
     @classmethod
     def from_dict(cls, description):
-        """Rebuild a model from `to_dict()` output (every field is validated)."""
+        """Rebuild a model from `to_dict()` output (every field is validated, as when loading a file).
+
+        Raises:
+            ModelFormatError: anything malformed, naming the layer and the field.
+        """
+        def read():
+            check_depth(description)
+            return description
         model = cls()
-        model._restore(description)
+        model._restore_checked(read, "<dict>")
         return model
 
     def _restore(self, description):
-        if not isinstance(description, dict) or description.get("format") != "akida_core.Model":
+        if not isinstance(description, dict) or not isinstance(description.get("format"), str) \
+                or description["format"] != "akida_core.Model":
             raise ModelFormatError("not an akida_core model description (missing format 'akida_core.Model')")
         version = description.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version > MODEL_DICT_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MODEL_DICT_VERSION:
             raise ModelFormatError(f"model description version {version!r} is not supported "
-                                   f"(this build reads <= {MODEL_DICT_VERSION})")
+                                   f"(this build reads 1 to {MODEL_DICT_VERSION})")
         layers = description.get("layers")
         if not isinstance(layers, list) or not layers:
             raise ModelFormatError("model description has no 'layers' list")
+        if len(layers) > MAX_LAYERS:
+            raise ModelFormatError(f"model description has {len(layers):,} layers; a model holds at most "
+                                   f"{MAX_LAYERS} (MAX_LAYERS)")
         for entry in layers:
             self._add_from_dict(entry)
         for name, (_, load) in state_hooks().items():
@@ -372,9 +396,12 @@ class Model:
     def _add_from_dict(self, entry):
         layer = layer_from_dict(entry)
         self.add(layer)
-        variables = entry.get("variables") or {}
+        variables = entry.get("variables")
+        if variables is None:
+            variables = {}
         if not isinstance(variables, dict):
-            raise ModelFormatError(f"layer '{layer.name}': 'variables' must be a dict")
+            raise ModelFormatError(f"layer '{layer.name}': 'variables' must be a dict of arrays, got "
+                                   f"{type(variables).__name__}")
         for name, value in variables.items():
             if name not in layer.variable_specs():
                 raise ModelFormatError(f"layer '{layer.name}' has no variable {name!r}")
@@ -387,14 +414,23 @@ class Model:
 
     @classmethod
     def from_json(cls, text):
-        """Rebuild a model from `to_json()` output."""
+        """Rebuild a model from `to_json()` output.
+
+        Raises:
+            ModelFormatError: not JSON, NaN/Infinity, nested deeper than 64, or a malformed model.
+        """
         import json
+
+        def reject_constant(name):
+            raise ModelFormatError(f"the JSON constant {name} is not allowed; only finite numbers")
         try:
-            description = lists_to_arrays(json.loads(text))
-        except (ValueError, TypeError, KeyError) as err:
+            data = json.loads(text, parse_constant=reject_constant)
+        except RecursionError as err:
+            raise ModelFormatError("invalid model JSON: nested too deeply to parse") from err
+        except (ValueError, TypeError) as err:
             raise ModelFormatError(f"invalid model JSON: {err}") from err
         model = cls()
-        model._restore_checked(lambda: description, "<json>")
+        model._restore_checked(lambda: lists_to_arrays(data), "<json>")
         return model
 
     def save(self, model_file):
@@ -425,8 +461,10 @@ class Model:
             self._restore(description)
         except ModelFormatError:
             raise
-        except (AkidaError, KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
-            # A well-formed container with an invalid model inside is still a bad file.
+        except (AkidaError, LookupError, TypeError, ValueError, AttributeError, ArithmeticError,
+                RecursionError) as err:
+            # A well-formed container with an invalid model inside is still a bad file; the fields are
+            # validated where they are read, this is the net for what a check missed.
             raise ModelFormatError(f"{origin}: invalid model description: {err}") from err
 
     def __repr__(self):

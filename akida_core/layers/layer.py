@@ -1,5 +1,6 @@
 """The Layer base class: parameters, variables and the pieces of forward shared by all kinds."""
 import dataclasses
+import math
 
 import numpy as np
 
@@ -9,6 +10,16 @@ from ..errors import LayerParameterError, ModelStructureError
 from .base import MIN_ACT_STEP, Parameters, Variables, VariableSpec, validate_variable, weight_range
 
 INT32_MAX = 2 ** 31 - 1
+
+MAX_VARIABLE_BYTES = 256 * 2 ** 20
+"""Largest variable (weights, thresholds...) a layer may hold; AKD1000 models total tens of MB."""
+MAX_MODEL_VARIABLE_BYTES = 2 ** 30
+"""Largest total of the variables of one model (a .fbz file holds at most 4 GiB)."""
+
+
+def variable_bytes(spec):
+    """Bytes of a variable of this spec, in Python ints (so no shape can overflow)."""
+    return math.prod(spec.shape) * np.dtype(spec.dtype).itemsize
 
 
 class Layer:
@@ -34,6 +45,7 @@ class Layer:
         self._values = {}
         self._extra_specs = {}
         self._cache = {}
+        self._variable_bytes = 0
 
     # --- identity and parameters ---------------------------------------------------------------
 
@@ -118,11 +130,16 @@ class Layer:
         """Add an extra variable (used by edge learning); it is validated, saved and loaded like others."""
         self._extra_specs[name] = spec
         self._values[name] = validate_variable(self, name, spec, value)
+        self._count_variable_bytes()
 
     def remove_variable(self, name):
         """Remove an extra variable added with `add_variable`."""
         self._extra_specs.pop(name, None)
         self._values.pop(name, None)
+        self._count_variable_bytes()
+
+    def _count_variable_bytes(self):
+        self._variable_bytes = sum(variable_bytes(spec) for spec in self.variable_specs().values())
 
     def _weight_spec(self, shape, bits):
         low, high = weight_range(bits)
@@ -141,8 +158,11 @@ class Layer:
 
     # --- building ------------------------------------------------------------------------------
 
-    def _attach(self, model, name, input_dims, input_bits, input_signed):
-        """Set the input of the layer, derive its output and (re)create variables whose shape changed."""
+    def _attach(self, model, name, input_dims, input_bits, input_signed, used_bytes=0):
+        """Set the input of the layer, derive its output and (re)create variables whose shape changed.
+
+        `used_bytes` is what the layers before this one hold: the model-wide cap is checked with it.
+        """
         self._model = model
         self._name = name
         self.input_dims = tuple(input_dims)
@@ -153,6 +173,7 @@ class Layer:
             raise ModelStructureError(
                 f"Layer '{name}' ({self.layer_type.name}): input {self.input_dims} is too small for "
                 f"its kernel/pooling; output would be {self.output_dims}")
+        self._variable_bytes = self._check_variable_sizes(used_bytes)
         for var, spec in self.variable_specs().items():
             old = self._values.get(var)
             if old is None or old.shape != spec.shape:
@@ -164,6 +185,32 @@ class Layer:
                 del self._values[var]
         self._cache.clear()
         self._check_potential_bound()
+
+    @property
+    def variable_bytes(self):
+        """Bytes held by the variables of the layer (0 until it is in a model)."""
+        return self._variable_bytes if self.input_dims is not None else 0
+
+    def _check_variable_sizes(self, used_bytes):
+        """Bytes of the layer's variables, refused before any allocation: a description with huge dims
+        must fail here with a message, not in np.zeros."""
+        owner = f"Layer '{self.name}' ({self.layer_type.name})"
+        own = 0
+        for var, spec in self.variable_specs().items():
+            size = variable_bytes(spec)
+            if size > MAX_VARIABLE_BYTES:
+                raise ModelStructureError(
+                    f"{owner}: variable '{var}' of shape {spec.shape} ({np.dtype(spec.dtype).name}) "
+                    f"would take {size:,} bytes; a variable is limited to {MAX_VARIABLE_BYTES:,} bytes "
+                    f"(MAX_VARIABLE_BYTES; AKD1000 models hold tens of MB). Hint: reduce the "
+                    f"units/filters, kernel_size or the input size {self.input_dims}")
+            own += size
+        if used_bytes + own > MAX_MODEL_VARIABLE_BYTES:
+            raise ModelStructureError(
+                f"{owner}: the model's variables would take {used_bytes + own:,} bytes with this layer; "
+                f"a model is limited to {MAX_MODEL_VARIABLE_BYTES:,} bytes (MAX_MODEL_VARIABLE_BYTES). "
+                "Hint: use fewer or smaller layers")
+        return own
 
     def _detach(self):
         self._model = None

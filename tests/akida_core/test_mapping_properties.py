@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 import akida_core as ak
 from akida_core.devices import NPType
-from akida_core.mapping_rules import has_max_pool, np_kind
+from akida_core.mapping_rules import SequenceFit, allocate, has_max_pool, layer_issue, layer_need, np_kind
 from akida_core.program import decode_program
 
 from .helpers import randomize
@@ -77,3 +77,21 @@ def test_mapping_invariants(model, device_index, mode):
                 assert np_.can(m.type)
         assert len(decode_program(sequence.program)["layers"]) == len(sequence.layers)
     np.testing.assert_array_equal(model.forward(x), expected)
+
+
+@settings(max_examples=40)
+@given(models(), models(), st.sampled_from(range(len(DEVICES))))
+def test_sequence_fit_agrees_with_allocate(first, second, device_index):
+    """The mapper grows sequences with SequenceFit; its verdict must be allocate's, for every prefix."""
+    device = DEVICES[device_index]()
+    needs = []
+    for layer in first.layers + second.layers[1:]:
+        if layer_issue(layer, device.table) is None:
+            need, issue = layer_need(layer, device.table, False)
+            if issue is None:
+                needs.append((f"{layer.name}_{len(needs)}", need))
+    fit = SequenceFit(device.mesh)
+    for end in range(1, len(needs) + 1):
+        fit = fit and fit.extended(needs[end - 1][1])
+        allocation, issue = allocate(needs[:end], device.mesh, all_nps=False)
+        assert (fit is None) == (issue is not None), (end, issue)
