@@ -21,6 +21,10 @@ class InputDataError(AkidaError, ValueError):
     """An input array given to forward/predict/evaluate has the wrong type, shape or values."""
 
 
+class InputFileError(InputDataError):
+    """An inputs file (.npy) cannot be read: missing, not a regular file, empty, truncated, not .npy."""
+
+
 class ModelFormatError(AkidaError, ValueError):
     """A .fbz file (or a model description) is malformed, truncated or corrupted."""
 

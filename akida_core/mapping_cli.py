@@ -2,7 +2,7 @@
 
 Registered by `akida_core.cli.build_parser` (its `add_map_command` hook). Exit codes: 0 mapped;
 1 `--hw-only` and the model does not fit in one hardware sequence (the reason is printed); 2 usage
-error; 3 unreadable or invalid model file.
+error; 3 unreadable or invalid model file, or an output that cannot be written; 4 internal error.
 """
 import json
 import sys
