@@ -247,17 +247,24 @@ def _pads(padding) -> list:
             for v in padding]
 
 
+def _chain_shapes(spec: ModelSpec, issues: list):
+    """[input shape] + every layer's output shape, or None (reported) when not inferable."""
+    if any(layer.class_name not in LAYER_KEYS for layer in spec.layers):
+        return None  # unsupported layers were reported; shapes cannot be inferred
+    try:
+        return [tuple(spec.input_shape)] + output_shapes(spec)
+    except (ValueError, TypeError) as err:
+        issues.append(f"Model '{spec.name}': layer shapes cannot be inferred: {err}")
+        return None
+
+
 def fold_zero_padding(spec: ModelSpec, issues: list) -> ModelSpec:
     """ZeroPadding2D > Valid conv equals a 'same' conv when it pads exactly as 'same' would
     (keras.applications pads ((0, 1), (0, 1)) before stride-2 convs): fold it; else report."""
     if not any(layer.class_name == "ZeroPadding2D" for layer in spec.layers):
         return spec
-    if any(layer.class_name not in LAYER_KEYS for layer in spec.layers):
-        return spec  # unsupported layers were reported; shapes cannot be inferred
-    try:
-        shapes = [tuple(spec.input_shape)] + output_shapes(spec)
-    except (ValueError, TypeError) as err:
-        issues.append(f"Model '{spec.name}': layer shapes cannot be inferred: {err}")
+    shapes = _chain_shapes(spec, issues)
+    if shapes is None:
         return spec
     layers, fold = [], None
     for index, layer in enumerate(spec.layers):
@@ -288,12 +295,8 @@ def fold_zero_padding(spec: ModelSpec, issues: list) -> ModelSpec:
 def flatten_before_dense(spec: ModelSpec, issues: list) -> ModelSpec:
     """Dense needs a flat input: a Reshape to (N,) becomes a Flatten; a Dense on a 3-D input of
     1×1 spatial size gets a Flatten; any other non-flat Dense input is reported."""
-    if any(layer.class_name not in LAYER_KEYS for layer in spec.layers):
-        return spec  # unsupported layers were reported; shapes cannot be inferred
-    try:
-        shapes = [tuple(spec.input_shape)] + output_shapes(spec)
-    except (ValueError, TypeError) as err:
-        issues.append(f"Model '{spec.name}': layer shapes cannot be inferred: {err}")
+    shapes = _chain_shapes(spec, issues)
+    if shapes is None:
         return spec
     layers = []
     last_neural = max((i for i, lay in enumerate(spec.layers) if lay.class_name in NEURAL),

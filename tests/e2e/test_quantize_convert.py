@@ -103,27 +103,14 @@ def assert_parity_float(qmodel, akida_model, x_float, x_int):
     assert int(np.sum(forward != keras_int)) == 0
 
 
-def _he_randomize(model, seed):
-    """Weights ~ N(0, 1/fan_in), BN statistics near 1 / 0 (typical of a trained float model)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        for w in layer.weights:
-            if "moving_variance" in w.path or "gamma" in w.path:
-                w.assign(rng.uniform(0.5, 1.5, w.shape))
-            elif "moving_mean" in w.path or "beta" in w.path or "bias" in w.path:
-                w.assign(rng.normal(0.0, 0.1, w.shape))
-            else:
-                w.assign(rng.normal(0.0, 1.0 / np.sqrt(int(np.prod(w.shape[:-1])) or 1), w.shape))
-    return model
-
-
 def test_blocks_beyond_the_registers_are_fitted_exactly():
     """A global average pooling over 256 positions sums potentials past the 20-bit CNP threshold
     register: quantize() coarsens that layer's weight grid (with a warning) instead of leaving
     a model that cannot convert, and conversion stays bit-exact."""
     from quantizeml.registers import register_excess
     from quantizeml.transforms import QuantizationWarning
-    model = _he_randomize(seq(
+    from bench.convert import randomize  # N(0, 1/fan_in) weights, BN statistics near 1 / 0
+    model = randomize(seq(
         (16, 16, 1), L.Conv2D(32, 3, padding="same"), L.BatchNormalization(), L.ReLU(6.0),
         L.SeparableConv2D(32, 3, padding="same"), L.BatchNormalization(),
         L.GlobalAveragePooling2D(), L.ReLU(6.0), L.Dense(4)), 1)
