@@ -234,8 +234,9 @@ def _check_fused(c, is_last):
                "pooling before the activation", "put pooling before the activation: use "
                "activation=None and a ReLU(max_value=6) after the GlobalAveragePooling2D.")
     elif fused == "relu":
-        c.fact(neural, "relu_unbounded", "activation='relu' is an unbounded ReLU, which cannot "
-               "be quantized for Akida 1.0.", "relu", ["relu6"],
+        c.fact(neural, "relu_unbounded", "activation='relu' is an unbounded ReLU; Akida 1.0 "
+               "activations saturate, so MetaTF refuses it (quantizeml.quantize would bound it "
+               "at the calibrated range, with a warning).", "relu", ["relu6"],
                "bound the ReLU with max_value: activation='relu6' or a ReLU(max_value=6) layer.")
     return True
 
@@ -254,8 +255,9 @@ def _check_common(c, bits, is_last):
     if act is not None:
         # Activation("relu") has no max_value either; a QuantizedReLU is bounded by its levels.
         if act.get("max_value") is None and not hasattr(act.layer, "activation_bits"):
-            c.fact(act, "relu_unbounded", "an unbounded ReLU cannot be quantized for Akida 1.0.",
-                   "max_value=None", "a finite max_value",
+            c.fact(act, "relu_unbounded", "an unbounded ReLU; Akida 1.0 activations saturate, "
+                   "so MetaTF refuses it (quantizeml.quantize would bound it at the calibrated "
+                   "range, with a warning).", "max_value=None", "a finite max_value",
                    "bound the ReLU with max_value (e.g. ReLU(max_value=6)).")
         if act.get("negative_slope", 0) not in (0, 0.0, None):
             c.fact(act, "relu_slope", f"negative_slope={act.get('negative_slope')} is not "

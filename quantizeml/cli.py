@@ -310,7 +310,7 @@ def _add_bits(parser):
                         help="weight bits of every neural layer but the first (default 4)")
     parser.add_argument("-a", "--activation-bits", type=int, choices=(1, 2, 4), default=4,
                         help="ReLU output bits (default 4)")
-    parser.add_argument("-i", "--input-weight-bits", type=int, choices=(1, 2, 4, 8), default=8,
+    parser.add_argument("-i", "--input-weight-bits", type=int, choices=(4, 8), default=8,
                         help="weight bits of the first neural layer (default 8)")
     parser.add_argument("--per-channel-activations", action="store_true",
                         help="one activation range per channel (default: per tensor)")

@@ -11,6 +11,8 @@ from .errors import QuantizationConfigError
 ALLOWED_WEIGHT_BITS = (1, 2, 4, 8)
 ALLOWED_ACTIVATION_BITS = (1, 2, 4)
 ALLOWED_INPUT_DATA_BITS = (1, 2, 4)
+#: The input convolution's weights: cnn2snn emits 4 or 8 bits there (as MetaTF does).
+ALLOWED_INPUT_WEIGHT_BITS = (4, 8)
 
 
 def _check_bits(name: str, value, allowed: tuple[int, ...]) -> None:
@@ -42,7 +44,7 @@ class QuantizationParams:
         output_bits: bits of the non-activation integer outputs. On Akida 1.0 the only one is the
             model's InputQuantizer when the first layer is *not* an input convolution (InputData
             input bits: 1, 2 or 4).
-        input_weight_bits: bits of the weights of the first neural layer (1, 2, 4 or 8).
+        input_weight_bits: bits of the weights of the input convolution (4 or 8).
         input_dtype: numpy unsigned integer dtype of the model input of an input-convolution model.
         buffer_bits: accumulator width; every potential must fit in a signed ``buffer_bits`` integer
             (8 to 32).
@@ -65,7 +67,7 @@ class QuantizationParams:
     def __post_init__(self):
         _check_bits("activation_bits", self.activation_bits, ALLOWED_ACTIVATION_BITS)
         _check_bits("weight_bits", self.weight_bits, ALLOWED_WEIGHT_BITS)
-        _check_bits("input_weight_bits", self.input_weight_bits, ALLOWED_WEIGHT_BITS)
+        _check_bits("input_weight_bits", self.input_weight_bits, ALLOWED_INPUT_WEIGHT_BITS)
         _check_bits("output_bits", self.output_bits, ALLOWED_INPUT_DATA_BITS)
         _check_bits("buffer_bits", self.buffer_bits, tuple(range(8, 33)))
         if self.last_output_bits is not None:

@@ -95,4 +95,4 @@ def _warn_coarsened(neural, factor, sum_size):
         f"up to {float(factor.max()):.3g}x coarser so that threshold and act_step fit the Akida "
         f"1.0 registers{pooled}; the model stays exact but those channels lose weight precision. "
         "Check the quantized accuracy; fewer pooled positions or smaller biases avoid it.",
-        QuantizationWarning, stacklevel=4)
+        QuantizationWarning, stacklevel=5)  # > set_block_ranges > _apply_ranges > quantize

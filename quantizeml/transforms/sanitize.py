@@ -141,9 +141,10 @@ def drop_final_activation(spec: ModelSpec, issues: list) -> ModelSpec:
     while end and layers[end - 1].class_name in ("Softmax", "Activation"):
         dropped = layers.pop(end - 1)
         end -= 1
+        # stacklevel: warn > this transform > sanitize > quantize/calibrate > the user's call
         warnings.warn(f"Final layer '{dropped.name}' ({dropped.class_name}) dropped: the "
                       "quantized model outputs the values before it.", QuantizationWarning,
-                      stacklevel=3)
+                      stacklevel=4)
     return spec.replace(layers=layers)
 
 
@@ -361,10 +362,11 @@ def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
                 hint = (" Hint: Akida 1.0 blocks are Conv > GlobalAveragePooling2D > ReLU; move "
                         "the pooling before the activation and retrain." if state == "relu"
                         else "")
-                after = "the input" if block_start is None else repr(block_start)
+                where = {"start": "at the model input", "relu": f"after the activation of "
+                         f"'{block_start}'", "pool": "after another pooling"}[state]
                 issues.append(f"Layer '{name}' ({kind}) must directly follow a convolution "
-                              f"(found after {after} in state '{state}').{hint}")
-            state = "pool"
+                              f"(found {where}).{hint}")
+            state = "pool" if state == "neural" else state  # no follow-up issue for one mistake
         elif kind == "ReLU":
             if state not in ("neural", "pool"):
                 issues.append(f"Layer '{name}' (ReLU) must follow a neural or pooling layer; two "
@@ -374,8 +376,9 @@ def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
         elif kind in ("Activation", "Softmax"):
             issues.append(f"Layer '{name}' ({kind}, {layer.config.get('activation', '')}) is not "
                           "supported inside the model.")
-        elif kind in ("BatchNormalization", "Rescaling") or kind not in LAYER_KEYS:
-            pass  # reported by fold_batchnorm / check_layers
+        elif kind in ("BatchNormalization", "Rescaling", "ZeroPadding2D") or \
+                kind not in LAYER_KEYS:
+            pass  # reported by fold_batchnorm / check_layers / fold_zero_padding
         else:
             issues.append(f"Layer '{name}' ({kind}) is not supported here.")
     return spec

@@ -249,3 +249,19 @@ def test_weights_that_overflow_float32_give_a_calibration_error():
     model.layers[0].set_weights([np.full_like(kernel, 1e38), bias])
     with pytest.raises(CalibrationError, match="overflow.*'re_lu"):
         quantize(model, samples=np.full((4, 6, 6, 1), 200, np.float32), verbose=0)
+
+
+def test_one_misplaced_pooling_is_one_plain_issue():
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                              keras.layers.ReLU(6.0), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2)])
+    with pytest.raises(QuantizationError) as err:
+        quantize(model, samples=np.zeros((2, 8, 8, 1), np.float32), verbose=0)
+    assert len(err.value.issues) == 1
+    assert "found after the activation of 'conv2d" in err.value.issues[0]
+
+
+def test_input_weight_bits_are_those_cnn2snn_can_emit():
+    assert QuantizationParams(input_weight_bits=4).input_weight_bits == 4
+    with pytest.raises(QuantizationConfigError, match="input_weight_bits=2 .*allowed: 4, 8"):
+        QuantizationParams(input_weight_bits=2)
