@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ..errors import QuantizationConfigError
@@ -51,7 +52,12 @@ class QuantizedGlobalAveragePooling2D(keras.layers.GlobalAveragePooling2D):
                 f"Layer '{self.name}': input shape {tuple(input_shape)} has unknown height or "
                 "width; the global sum needs a static H·W. Hint: give the model a fixed "
                 "input_shape.")
-        self.sum_size = int(input_shape[1]) * int(input_shape[2])
+        dims = (input_shape[1], input_shape[2])
+        if not all(isinstance(d, (int, np.integer)) and 0 < d <= 2**20 for d in dims):
+            raise QuantizationConfigError(
+                f"Layer '{self.name}': input height and width {dims} must be integers in "
+                "[1, 2**20] (a corrupted build config?).")
+        self.sum_size = int(dims[0]) * int(dims[1])
         self.built = True
 
     def call(self, inputs):

@@ -264,6 +264,42 @@ def check_config_allowlist(config, where: str) -> None:
             dict.fromkeys(refused)) + ". Only Keras built-in layers and quantizeml classes load.")
 
 
+def check_layer_sizes(config, where: str) -> None:
+    """Refuse a ``.keras`` config whose layers (Keras or quantizeml classes) would create more
+    than ``MAX_LAYER_WEIGHTS`` weights on their recorded build shape, before Keras allocates.
+
+    Raises:
+        ModelFormatError: naming the layer, the shape and the count.
+    """
+    from ..ir import MAX_LAYER_WEIGHTS, _weight_count
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        stack.extend(item.values())
+        build, layer = item.get("build_config"), item.get("config")
+        if not (isinstance(item.get("class_name"), str) and isinstance(build, dict)
+                and isinstance(layer, dict) and isinstance(build.get("input_shape"), list)):
+            continue
+        class_name = item["class_name"].removeprefix("Quantized")
+        shape = tuple(build["input_shape"])
+        try:
+            count = _weight_count(class_name, layer, shape)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ModelFormatError(f"{where}: layer {short(layer.get('name'))} "
+                                   f"({item['class_name']}): build shape {short(shape)} or "
+                                   f"config sizes are not integers: {err}") from err
+        if count > MAX_LAYER_WEIGHTS:
+            raise ModelFormatError(f"{where}: layer {short(layer.get('name'))} "
+                                   f"({item['class_name']}) would create {count} weights on "
+                                   f"input shape {short(shape)}; the limit is "
+                                   f"{MAX_LAYER_WEIGHTS} (1 GiB of float32).")
+
+
 def _dead_nodes(config: dict, where: str) -> list[str]:
     """Layers of a (structurally validated) functional config not connected to its outputs."""
     if config.get("output_layers") is None:

@@ -8,12 +8,15 @@ import keras
 
 from ..errors import ModelFormatError
 from ..ir import ModelSpec, build_float_model, spec_from_model
-from .files import check_config_allowlist, open_keras_zip, read_model_file, write_keras_members
+from .files import (check_config_allowlist, check_layer_sizes, open_keras_zip, read_model_file,
+                    write_keras_members)
 from .h5 import read_h5_spec
 
 
 def _load_keras_bytes(data: bytes, where: str) -> keras.Model:
-    check_config_allowlist(open_keras_zip(data, where), where)
+    config = open_keras_zip(data, where)
+    check_config_allowlist(config, where)
+    check_layer_sizes(config, where)
     # Keras reads a path: load the checked members (and only those: no assets are extracted)
     # from a private copy.
     with tempfile.TemporaryDirectory() as folder:

@@ -363,12 +363,14 @@ def check_block_order(spec: ModelSpec, issues: list) -> ModelSpec:
                         "the pooling before the activation and retrain." if state == "relu"
                         else "")
                 where = {"start": "at the model input", "relu": f"after the activation of "
-                         f"'{block_start}'", "pool": "after another pooling"}[state]
+                         f"'{block_start}'", "misplaced": "after another pooling",
+                         "pool": "after another pooling"}[state]
                 issues.append(f"Layer '{name}' ({kind}) must directly follow a convolution "
                               f"(found {where}).{hint}")
-            state = "pool" if state == "neural" else state  # no follow-up issue for one mistake
+            # a misplaced pooling is one issue: whatever follows it is not blamed for it
+            state = "pool" if state == "neural" else "misplaced"
         elif kind == "ReLU":
-            if state not in ("neural", "pool"):
+            if state not in ("neural", "pool", "misplaced"):
                 issues.append(f"Layer '{name}' (ReLU) must follow a neural or pooling layer; two "
                               "activations in a row or an activation on the input are not "
                               "supported.")

@@ -429,3 +429,34 @@ def test_mutated_keras_files_raise_only_typed_errors(base):
         _expect_typed(f"bytes #{index}", lambda: load_model(base["dir"] / "b.keras"))
         _expect_typed(f"bytes #{index}", lambda: load_model_file(base["dir"] / "b.keras"),
                       Cnn2snnError)
+
+
+def _quantized_keras(folder):
+    from quantizeml.models import quantize, save_model
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.ReLU(6.0), keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.ReLU(6.0),
+                              keras.layers.Dense(3)])
+    samples = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3)).astype(np.float32)
+    path = str(folder / "quantized.keras")
+    save_model(quantize(model, samples=samples, verbose=0), path)
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.mark.parametrize("class_name, key, value, match", [
+    ("QuantizedConv2D", "filters", 10 ** 8, "would create .* weights"),
+    ("QuantizedConv2D", "filters", "x", "not integers"),
+    ("QuantizedGlobalAveragePooling2D", "input_shape", [None, -1, 4, 4], "height and width"),
+])
+def test_quantized_keras_sizes_refused_before_allocating(base, class_name, key, value, match):
+    """A quantized .keras whose config implies huge weights (or nonsense build shapes) is refused
+    from the config alone, before Keras allocates anything."""
+    members = _quantized_keras(base["dir"])
+    config = json.loads(members["config.json"])
+    entry = next(e for e in config["config"]["layers"] if e["class_name"] == class_name)
+    (entry["build_config"] if key == "input_shape" else entry["config"])[key] = value
+    path = _keras({"dir": base["dir"], "members": members}, "huge.keras",
+                  **{"config.json": json.dumps(config).encode()})
+    with pytest.raises(ModelFormatError, match=match):
+        load_model(path)

@@ -254,7 +254,7 @@ def test_weights_that_overflow_float32_give_a_calibration_error():
 def test_one_misplaced_pooling_is_one_plain_issue():
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
                               keras.layers.ReLU(6.0), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(2)])
+                              keras.layers.ReLU(6.0), keras.layers.Dense(2)])
     with pytest.raises(QuantizationError) as err:
         quantize(model, samples=np.zeros((2, 8, 8, 1), np.float32), verbose=0)
     assert len(err.value.issues) == 1
