@@ -211,11 +211,13 @@ def _quantizeml_checked(read):
 
 def _load_keras(path):
     import keras
-    from quantizeml.models.files import open_keras_zip, read_model_file, write_keras_members
+    from quantizeml.models.files import (check_layer_sizes, open_keras_zip, read_model_file,
+                                         write_keras_members)
     _, data, _ = _quantizeml_checked(lambda: read_model_file(path, where=path))
     # Same in-memory archive checks (member count, sizes, CRC, JSON limits) as quantizeml.
     config = _quantizeml_checked(lambda: open_keras_zip(data, path))
     _check_model_config(config, path)
+    _quantizeml_checked(lambda: check_layer_sizes(config, path))  # before Keras allocates
     with tempfile.TemporaryDirectory() as folder:
         copy = os.path.join(folder, "model.keras")
         write_keras_members(data, copy)  # Keras sees the checked members only

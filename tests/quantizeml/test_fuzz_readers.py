@@ -460,3 +460,14 @@ def test_quantized_keras_sizes_refused_before_allocating(base, class_name, key, 
                   **{"config.json": json.dumps(config).encode()})
     with pytest.raises(ModelFormatError, match=match):
         load_model(path)
+
+
+def test_fallback_reader_checks_sizes_before_keras(base):
+    """cnn2snn's fallback reader (used for layers quantizeml cannot rebuild) refuses huge layer
+    configs before Keras allocates too."""
+    def edit(config):
+        conv = next(e for e in config["config"]["layers"] if e["class_name"] == "Conv2D")
+        conv["config"]["filters"] = 10 ** 8
+    path = _keras(base, "huge_fallback.keras", **{"config.json": _keras_config(base, edit)})
+    with pytest.raises(Cnn2snnError, match="would create .* weights"):
+        read_model_file(path)
