@@ -236,6 +236,41 @@ def _check_model_config(config, path):
     _quantizeml_checked(lambda: validate_model_config(config, path))
 
 
+def _check_h5_sizes(config, path):
+    """Refuse a legacy config whose layers would allocate more than quantizeml's per-layer cap
+    when Keras builds them (before it reads the weights): channels are followed along the chain;
+    layers quantizeml does not rebuild (LSTM ...) are bounded 8x more generously."""
+    from quantizeml.ir import MAX_LAYER_WEIGHTS
+    known = ("Conv2D", "Dense", "SeparableConv2D", "DepthwiseConv2D")
+    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    channels = 1
+    for entry in layers if isinstance(layers, list) else []:
+        layer = entry.get("config") if isinstance(entry, dict) else None
+        if not isinstance(layer, dict):
+            continue
+        shape = layer.get("batch_input_shape") or layer.get("batch_shape")
+        if isinstance(shape, list) and shape and isinstance(shape[-1], int):
+            channels = max(1, shape[-1])
+        out = layer.get("filters", layer.get("units"))
+        if not isinstance(out, int) or isinstance(out, bool):
+            continue
+        kernel = layer.get("kernel_size", 1)
+        kernel = kernel if isinstance(kernel, list) else [kernel, kernel]
+        area = 1
+        for k in kernel:
+            area *= k if isinstance(k, int) and k > 0 else 1
+        out = max(out, 1)
+        if entry.get("class_name") in known:
+            count = (area + 1) * channels * out
+        else:  # recurrent layers also hold out x out weights, per gate
+            count = 8 * (area * channels + out) * out
+        if count > MAX_LAYER_WEIGHTS:
+            raise ModelFileError(f"{path}: layer {layer.get('name')!r} ({entry.get('class_name')})"
+                                 f" would create about {count} weights from its config; the "
+                                 f"limit is {MAX_LAYER_WEIGHTS} (1 GiB of float32).")
+        channels = out
+
+
 def _load_h5(path):
     import h5py
     from quantizeml.models.h5 import H5_ERRORS, read_h5_config, read_h5_weights
@@ -249,6 +284,7 @@ def _load_h5(path):
     except H5_ERRORS as err:
         raise ModelFileError(f"{path}: unreadable HDF5 file ({err}).") from err
     _check_model_config(config, path)
+    _check_h5_sizes(config, path)
     from keras.src.legacy.saving import legacy_h5_format
     try:
         return legacy_h5_format.load_model_from_hdf5(path, compile=False)

@@ -471,3 +471,22 @@ def test_fallback_reader_checks_sizes_before_keras(base):
     path = _keras(base, "huge_fallback.keras", **{"config.json": _keras_config(base, edit)})
     with pytest.raises(Cnn2snnError, match="would create .* weights"):
         read_model_file(path)
+
+
+def test_fallback_h5_reader_bounds_config_sizes(base):
+    """A legacy .h5 with a layer quantizeml cannot rebuild goes to cnn2snn's fallback reader,
+    which Keras builds from the config before reading weights: huge sizes are refused first."""
+    import tf_keras
+    tl = tf_keras.layers
+    path = base["dir"] / "rnn.h5"
+    tf_keras.Sequential([tf_keras.Input((8, 8, 1)), tl.Conv2D(4, 3, name="rnn_conv"),
+                         tl.ReLU(name="rnn_relu"), tl.Reshape((36, 4), name="rnn_reshape"),
+                         tl.LSTM(3, name="rnn")]).save(path)
+    with h5py.File(path, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        config["config"]["layers"][-1]["config"]["units"] = 2 ** 20
+        handle.attrs["model_config"] = json.dumps(config)
+    start = time.perf_counter()
+    with pytest.raises(Cnn2snnError, match="'rnn' \\(LSTM\\) would create about"):
+        load_model_file(str(path))
+    assert time.perf_counter() - start < 5
