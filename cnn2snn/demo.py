@@ -374,7 +374,7 @@ def build_parser():
                         help="weight bits after the input layer (default 4; AKD1000 rejects 8)")
     parser.add_argument("-a", "--activation-bits", type=int, choices=(1, 2, 4), default=4,
                         help="activation bits (default 4)")
-    parser.add_argument("-i", "--input-weight-bits", type=int, choices=(1, 2, 4, 8), default=8,
+    parser.add_argument("-i", "--input-weight-bits", type=int, choices=(4, 8), default=8,
                         help="weight bits of the input convolution (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("-o", "--output", help="path of the saved .fbz, overwritten if it exists "
