@@ -10,6 +10,7 @@ import math
 from akida_core import LayerType, Padding, PoolType
 
 from .errors import Issue
+from .keras_model import KIND_NAMES, NEURAL_KINDS
 
 
 def _pair(value):
@@ -28,16 +29,24 @@ class _Checker:
     def __init__(self, block, row, target):
         self.block, self.row, self.target, self.issues = block, row, target, []
 
-    def add(self, info, rule, what, found, allowed, hint):
+    def _label(self, info):
+        """`'name' (Kind)` for the block's neural layer, `'name' (ReLU of the Kind block)` for
+        the pooling or activation that the Akida layer absorbs."""
         kind = self.block.produces.name
-        self.issues.append(Issue(info.name, rule, f"Layer '{info.name}' ({kind}): {what}={found} "
+        if info is self.block.get("neural") or info.kind in NEURAL_KINDS:
+            return f"Layer '{info.name}' ({kind})"
+        role = KIND_NAMES.get(info.kind, info.class_name)
+        return f"Layer '{info.name}' ({role} of the {kind} block)"
+
+    def add(self, info, rule, what, found, allowed, hint):
+        self.issues.append(Issue(info.name, rule, f"{self._label(info)}: {what}={found} "
                                  f"is not supported on {self.target.name}; supported: "
                                  f"{allowed if isinstance(allowed, str) else _fmt(allowed)}.",
                                  found, allowed, hint))
 
     def fact(self, info, rule, message, found, allowed, hint):
-        self.issues.append(Issue(info.name, rule, f"Layer '{info.name}' "
-                                 f"({self.block.produces.name}): {message}", found, allowed, hint))
+        self.issues.append(Issue(info.name, rule, f"{self._label(info)}: {message}", found,
+                                 allowed, hint))
 
 
 def akida_padding(neural) -> Padding:
