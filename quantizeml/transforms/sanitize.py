@@ -36,12 +36,17 @@ def _input_ranks(spec: ModelSpec) -> list:
     return [None] * len(spec.layers)
 
 
+def _output_layout_start(layers) -> int:
+    """Index of the run of final Reshapes/Flattens (they only lay the output out)."""
+    end = len(layers)
+    while end and layers[end - 1].class_name in ("Reshape", "Flatten"):
+        end -= 1
+    return end
+
+
 def check_layers(spec: ModelSpec, issues: list) -> ModelSpec:
     """Check each layer's settings and weights (formats, dilation, NaN/Inf, BN statistics)."""
-    # the last layer that computes: final Reshapes/Flattens only lay the output out
-    last = len(spec.layers) - 1
-    while last > 0 and spec.layers[last].class_name in ("Reshape", "Flatten"):
-        last -= 1
+    last = max(_output_layout_start(spec.layers) - 1, 0)  # the last layer that computes
     supported = ", ".join(sorted(k for k in LAYER_KEYS if k != "InputLayer"))
     ranks = _input_ranks(spec)
     for index, layer in enumerate(spec.layers):
@@ -135,9 +140,7 @@ def drop_final_activation(spec: ModelSpec, issues: list) -> ModelSpec:
     layers = list(spec.layers)
     # Final Reshapes/Flattens stay (MetaTF heads end Conv 1x1 > Softmax > Reshape((classes,))):
     # a softmax over the last axis commutes with them.
-    end = len(layers)
-    while end and layers[end - 1].class_name in ("Reshape", "Flatten"):
-        end -= 1
+    end = _output_layout_start(layers)
     while end and layers[end - 1].class_name in ("Softmax", "Activation"):
         dropped = layers.pop(end - 1)
         end -= 1
