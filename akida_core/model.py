@@ -265,6 +265,8 @@ class Model:
     def predict(self, inputs, batch_size=0):
         """Float outputs `(p − threshold) / act_step` per neuron of the last layer (float32).
 
+        act_step is the register value floor(act_step·16)/16, as for the activation.
+
         Raises:
             ModelStructureError: if the last layer has an activation (use forward instead).
         """
@@ -276,7 +278,7 @@ class Model:
                 "an activation; use forward(), or build it with activation=False")
         potentials = self.forward(inputs, batch_size)
         from .kernels import dequantize
-        return dequantize(potentials, last._values["threshold"], last._values["act_step"])
+        return dequantize(potentials, last._values["threshold"], last.register_act_step)
 
     def _class_scores(self, inputs, batch_size):
         if self._learning is not None:

@@ -7,7 +7,8 @@ import numpy as np
 from .. import kernels
 from ..enums import PoolType
 from ..errors import LayerParameterError, ModelStructureError
-from .base import MIN_ACT_STEP, Parameters, Variables, VariableSpec, validate_variable, weight_range
+from .base import (GAP_ACCUMULATOR_BITS, MIN_ACT_STEP, Parameters, Variables, VariableSpec, validate_variable,
+                   weight_range)
 
 INT32_MAX = 2 ** 31 - 1
 
@@ -257,14 +258,21 @@ class Layer:
         if p.pool_type == PoolType.Max:
             return kernels.max_pool2d(potentials, p.pool_size, p.pool_stride, p.padding)
         if p.pool_type == PoolType.Average:
-            return kernels.global_sum_pool(potentials)
+            return kernels.global_sum_pool(potentials, GAP_ACCUMULATOR_BITS)
         return potentials
+
+    @property
+    def register_act_step(self):
+        """The act_step the chip computes with: floor(act_step·16)/16 per neuron (float32 copy)."""
+        self.require_built()
+        return self._cached("register_act_step",
+                            lambda: kernels.register_act_step(self._values["act_step"])).copy()
 
     def _activate(self, potentials):
         if not self._params.activation:
             return kernels.to_int32(potentials)
-        return kernels.threshold_activation(potentials, self._values["threshold"], self._values["act_step"],
-                                            self._params.act_bits)
+        step = self._cached("register_act_step", lambda: kernels.register_act_step(self._values["act_step"]))
+        return kernels.threshold_activation(potentials, self._values["threshold"], step, self._params.act_bits)
 
     def forward(self, inputs):
         """Run this layer alone on already validated integer inputs of shape (n,) + input_dims."""
