@@ -220,13 +220,19 @@ class Layer:
 
     def _check_potential_bound(self):
         bound = self.potential_bound()
+        if getattr(self._params, "pool_type", None) == PoolType.Average:
+            # The pooled sum saturates to GAP_ACCUMULATOR_BITS: only each pixel's potential must fit.
+            from .convolutional import pooled_positions  # convolutional imports this module
+            bound //= pooled_positions(self._params, self.input_dims)
         if bound > INT32_MAX:
             raise ModelStructureError(
                 f"Layer '{self.name}' ({self.layer_type.name}): potentials can reach {bound}, beyond int32; "
                 "reduce weights_bits, the input bits or the layer's fan-in")
 
     def potential_bound(self):
-        """Static bound of |potential| from the bit widths and the fan-in (0 for input-only layers)."""
+        """Static bound of |potential| from the bit widths and the fan-in (0 for input-only layers).
+
+        With global average pooling it bounds the exact sum over H·W (the register then saturates it)."""
         return 0
 
     @property

@@ -112,3 +112,17 @@ def test_summary_says_which_act_steps_the_chip_floors(capsys):
     model.layers[1].variables["act_step"] = np.array([3.25, 2.0], np.float32)
     model.summary()
     assert "1/16" not in capsys.readouterr().out
+
+
+def test_global_pooling_layer_whose_exact_sum_exceeds_int32_is_accepted_and_saturates():
+    # 8-bit weights over 3x3x512 inputs of 15, summed over 32x32 pixels: the exact sum (> 2**31) was
+    # refused before; the register saturates it, so only each pixel's potential must fit int32.
+    model = ak.Model()
+    model.add(ak.InputData((32, 32, 512), input_bits=4))
+    model.add(ak.Convolutional((3, 3), 2, weights_bits=8, activation=False, pool_type=ak.PoolType.Average))
+    conv = model.layers[1]
+    assert conv.potential_bound() > 2 ** 31
+    conv.variables["weights"] = np.stack([np.full((3, 3, 512), 127), np.full((3, 3, 512), -128)],
+                                         axis=-1).astype(np.int8)
+    out = model.forward(np.full((1, 32, 32, 512), 15, np.uint8)).ravel().tolist()
+    assert out == [2 ** 19 - 1, -2 ** 19]
