@@ -258,7 +258,8 @@ def float32_exact_steps(act_step, act_bits) -> bool:
     float32 quotient is within 2**-24·|x| <= 2**-20 of x for |x| <= 16, the only range that matters
     (beyond it the level clips, and the sign is exact). So ceil is exact when m < 2**20 and
     s < 2**19 (then also 16·s + 1 < 2**24, so a potential inexact in float32 still clips right):
-    a float32 mantissa whose last 4 of 24 bits are zero. quantizeml rounds act_step that way.
+    a float32 mantissa whose last 4 of 24 bits are zero. Every register act_step (a multiple of
+    1/16) below 2**16 qualifies, so the chip's own steps always take this path.
     """
     step = np.asarray(act_step, np.float32).astype(np.float64) * 2.0 ** (4 - act_bits)
     if not step.size or not np.all(np.isfinite(step)) or np.any(step <= 0) or step.max() >= 2.0 ** 19:
