@@ -11,12 +11,15 @@ from .. import layers as qlayers
 from ..calibrate import (iterate_batches, observe, observe_histograms, random_samples,
                          search_range)
 from ..errors import QuantizationConfigError, QuantizationError
+from ..generation import selected_generation, to_akida1
 from ..ir import (ModelSpec, build_float_model, spec_from_model, suggest,
                   validate_weight_shapes)
 from ..layers.neural import NEURAL_LAYERS
 from ..params import QuantizationParams
 from ..registers import set_block_ranges
 from ..transforms import QuantizationWarning, sanitize
+from ..v2 import QuantizationParams as Akida2Params
+from ..v2 import quantize as quantize_v2
 
 TWINS = {"Conv2D": qlayers.QuantizedConv2D, "SeparableConv2D": qlayers.QuantizedSeparableConv2D,
          "DepthwiseConv2D": qlayers.QuantizedDepthwiseConv2D, "Dense": qlayers.QuantizedDense,
@@ -184,9 +187,15 @@ def _apply_ranges(qmodel: keras.Model, stats: dict) -> None:
                 set_block_ranges(neural, pool, None, layer, block_input, None, sum_size)
 
 
-def quantize(model, q_config=None, qparams=QuantizationParams(), samples=None, num_samples=1024,
+def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
              batch_size=None, epochs=1, verbose=1) -> keras.Model:
-    """Quantize a float Keras model for Akida 1.0 and calibrate it.
+    """Quantize a float Keras model and calibrate it, with the Akida 1.0 or Akida 2.0 scheme.
+
+    The scheme: the Akida version selected with ``cnn2snn.set_akida_version`` (or
+    ``CNN2SNN_TARGET_AKIDA_VERSION``) if any, else the kind of ``qparams``: Akida 1.0 for
+    ``quantizeml.QuantizationParams`` (and None), Akida 2.0 for MetaTF's
+    ``quantizeml.models.QuantizationParams`` (see ``quantizeml.v2.quantize``). Akida 2.0 settings
+    under Akida 1.0 are translated field by field.
 
     Args:
         model: Keras 3 or tf-keras model, a ``.keras``/``.h5`` path, or a ModelSpec.
@@ -208,6 +217,18 @@ def quantize(model, q_config=None, qparams=QuantizationParams(), samples=None, n
         QuantizationConfigError: bad qparams/q_config or an already quantized model.
         CalibrationError: bad samples.
     """
+    selected = selected_generation()
+    settings = [qparams] + list((q_config or {}).values() if isinstance(q_config, dict) else [])
+    if selected == "v2" or (selected is None and any(isinstance(p, Akida2Params)
+                                                     for p in settings)):
+        return quantize_v2(model, q_config=q_config, qparams=qparams, samples=samples,
+                           num_samples=num_samples, batch_size=batch_size, epochs=epochs)
+    qparams = QuantizationParams() if qparams is None else qparams
+    if isinstance(qparams, Akida2Params):
+        qparams = to_akida1(qparams)
+    if isinstance(q_config, dict):
+        q_config = {name: to_akida1(p) if isinstance(p, Akida2Params) else p
+                    for name, p in q_config.items()}
     if not isinstance(qparams, QuantizationParams):
         raise QuantizationConfigError(f"qparams is {type(qparams).__name__}; expected "
                                       "QuantizationParams.")

@@ -1,0 +1,328 @@
+"""Float Keras graphs for the Akida 2.0 scheme: read (functional, branches and skips), sanitize,
+rebuild.
+
+A graph is an ordered list of ``Node`` (topological order, one model input, one output). The
+sanitizing transforms are ``graph -> graph`` functions run in the order of ``PIPELINE``; each
+reports problems into one list so that ``quantize`` raises every issue at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from ..errors import QuantizationError, UnsupportedLayerError
+
+INPUT = "__input__"
+NEURAL = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "SeparableConv2D")
+IDENTITY = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
+SUPPORTED = NEURAL + IDENTITY + (
+    "BatchNormalization", "ReLU", "Activation", "Softmax", "MaxPooling2D",
+    "GlobalAveragePooling2D", "Add", "Concatenate", "Flatten", "Rescaling")
+RELU_ACTIVATIONS = {"relu": None, "relu6": 6.0}
+
+
+@dataclasses.dataclass
+class Node:
+    """One float layer: Keras class name, layer name, config, numpy weights, inbound names."""
+
+    class_name: str
+    name: str
+    config: dict
+    weights: list
+    inbounds: list
+
+
+@dataclasses.dataclass
+class Graph:
+    """A float model as nodes; ``input_scale`` is a folded input Rescaling's scale (or 1)."""
+
+    name: str
+    input_shape: tuple
+    nodes: list
+    input_scale: float = 1.0
+
+    def node(self, name: str) -> Node:
+        return next(node for node in self.nodes if node.name == name)
+
+    def consumers(self, name: str) -> list:
+        return [node for node in self.nodes if name in node.inbounds]
+
+    @property
+    def output(self) -> str:
+        return self.nodes[-1].name
+
+
+def _class_name(layer) -> str:
+    return {"MaxPool2D": "MaxPooling2D", "GlobalAvgPool2D": "GlobalAveragePooling2D"}.get(
+        type(layer).__name__, type(layer).__name__)
+
+
+def read_graph(model) -> Graph:
+    """Read a Keras 3 Sequential or Functional model (one input, one output).
+
+    Raises:
+        UnsupportedLayerError: several inputs/outputs, nested models, unknown layer classes (all
+            listed).
+    """
+    if not isinstance(model, keras.Model):
+        raise UnsupportedLayerError(f"Expected a Keras 3 model, got {type(model).__name__}.")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UnsupportedLayerError(
+            f"Model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} "
+            "outputs; Akida 2.0 models take one input and give one output.")
+    unknown = [f"Layer '{layer.name}' ({_class_name(layer)}) is not supported by the Akida 2.0 "
+               f"scheme; supported: {', '.join(sorted(SUPPORTED))}." for layer in model.layers
+               if not isinstance(layer, keras.layers.InputLayer)
+               and _class_name(layer) not in SUPPORTED]
+    if unknown:
+        raise UnsupportedLayerError(unknown)
+    input_layer = model.inputs[0]._keras_history.operation
+    nodes = []
+    if isinstance(model, keras.Sequential):
+        previous = INPUT
+        for layer in model.layers:
+            nodes.append(_node(layer, [previous]))
+            previous = layer.name
+    else:
+        known = {id(layer) for layer in model.layers}
+        for layer in model.layers:
+            if layer is input_layer or isinstance(layer, keras.layers.InputLayer):
+                continue
+            for keras_node in layer._inbound_nodes:
+                sources = [t._keras_history.operation for t in keras_node.input_tensors]
+                if all(id(src) in known for src in sources):
+                    names = [INPUT if src is input_layer else src.name for src in sources]
+                    nodes.append(_node(layer, names))
+                    break
+    return Graph(model.name, tuple(model.inputs[0].shape[1:]), nodes)
+
+
+def _node(layer, inbounds) -> Node:
+    return Node(_class_name(layer), layer.name, dict(layer.get_config()),
+                [np.asarray(w) for w in layer.get_weights()], list(inbounds))
+
+
+# ---- transforms: Graph -> Graph, appending issues ----
+
+def _rewire(graph: Graph, old: str, new: str) -> None:
+    for node in graph.nodes:
+        node.inbounds = [new if name == old else name for name in node.inbounds]
+
+
+def _remove(graph: Graph, node: Node) -> None:
+    graph.nodes.remove(node)
+    _rewire(graph, node.name, node.inbounds[0])
+
+
+def drop_identities(graph: Graph, issues: list) -> Graph:
+    """Dropout-like layers and linear activations are the identity at inference."""
+    for node in list(graph.nodes):
+        linear = node.class_name == "Activation" and node.config.get("activation") == "linear"
+        if node.class_name in IDENTITY or linear:
+            _remove(graph, node)
+    return graph
+
+
+def drop_final_softmax(graph: Graph, issues: list) -> Graph:
+    """A final Softmax is monotone: the host applies it to the dequantized outputs."""
+    last = graph.nodes[-1]
+    if last.class_name == "Softmax" or (last.class_name == "Activation"
+                                        and last.config.get("activation") == "softmax"):
+        graph.nodes.remove(last)
+    return graph
+
+
+def split_fused_activations(graph: Graph, issues: list) -> Graph:
+    """``Conv2D(activation='relu')`` becomes Conv2D > ReLU; ``Activation('relu')`` a ReLU."""
+    for node in list(graph.nodes):
+        activation = node.config.get("activation")
+        if node.class_name == "Activation" and activation in RELU_ACTIVATIONS:
+            node.class_name = "ReLU"
+            node.config = {"name": node.name, "max_value": RELU_ACTIVATIONS[activation]}
+        elif node.class_name in NEURAL and activation not in (None, "linear"):
+            if activation not in RELU_ACTIVATIONS:
+                issues.append(f"Layer '{node.name}' ({node.class_name}): activation="
+                              f"{activation!r} is not supported; allowed: relu, relu6, linear.")
+                continue
+            node.config = {**node.config, "activation": "linear"}
+            relu = Node("ReLU", f"{node.name}_relu",
+                        {"name": f"{node.name}_relu",
+                         "max_value": RELU_ACTIVATIONS[activation]}, [], [node.name])
+            _rewire(graph, node.name, relu.name)
+            graph.nodes.insert(graph.nodes.index(node) + 1, relu)
+        elif node.class_name == "Activation":
+            issues.append(f"Layer '{node.name}' (Activation): activation={activation!r} is not "
+                          "supported by the Akida 2.0 scheme here; allowed: relu, relu6, linear "
+                          "and a final softmax.")
+    return graph
+
+
+def split_separable(graph: Graph, issues: list) -> Graph:
+    """SeparableConv2D becomes DepthwiseConv2D (``<name>_dw``, no bias) > 1×1 Conv2D (``<name>``).
+
+    MetaTF has no Akida 2.0 pattern for SeparableConv2D; the split is exact (the depthwise output
+    is quantized like any block output) and maps onto two Akida 2.0 layers.
+    """
+    for node in list(graph.nodes):
+        if node.class_name != "SeparableConv2D":
+            continue
+        config = node.config
+        if config.get("depth_multiplier", 1) != 1:
+            issues.append(f"Layer '{node.name}' (SeparableConv2D): depth_multiplier="
+                          f"{config['depth_multiplier']}; allowed: 1.")
+            continue
+        dw_name = f"{node.name}_dw"
+        depthwise = Node("DepthwiseConv2D", dw_name, {
+            "name": dw_name, "kernel_size": config["kernel_size"], "strides": config["strides"],
+            "padding": config["padding"], "use_bias": False,
+            "dilation_rate": config.get("dilation_rate", (1, 1))}, [node.weights[0]],
+            list(node.inbounds))
+        pointwise = Node("Conv2D", node.name, {
+            "name": node.name, "filters": config["filters"], "kernel_size": (1, 1),
+            "use_bias": config.get("use_bias", True), "activation": config.get("activation")},
+            node.weights[1:], [dw_name])
+        index = graph.nodes.index(node)
+        graph.nodes[index:index + 1] = [depthwise, pointwise]
+    return graph
+
+
+def fold_rescaling(graph: Graph, issues: list) -> Graph:
+    """An input Rescaling with a scalar scale and no offset becomes the input scale."""
+    for node in [n for n in graph.nodes if n.class_name == "Rescaling"]:
+        scale, offset = node.config.get("scale", 1.0), node.config.get("offset", 0.0)
+        if node.inbounds != [INPUT] or np.size(scale) != 1 or np.any(np.asarray(offset) != 0):
+            issues.append(f"Layer '{node.name}' (Rescaling): only a first Rescaling with a scalar "
+                          f"scale and offset 0 is supported (got scale={scale}, offset={offset}). "
+                          "Hint: feed inputs in [0, 255] and rescale by a scalar.")
+            continue
+        graph.input_scale = float(np.ravel(scale)[0])
+        _remove(graph, node)
+    return graph
+
+
+def fold_batchnorm(graph: Graph, issues: list) -> Graph:
+    """BatchNormalization right after a neural layer (its only consumer) is folded into it."""
+    for node in [n for n in graph.nodes if n.class_name == "BatchNormalization"]:
+        producer = None if node.inbounds[0] == INPUT else graph.node(node.inbounds[0])
+        if producer is None or producer.class_name not in NEURAL or \
+                len(graph.consumers(producer.name)) != 1:
+            issues.append(f"Layer '{node.name}' (BatchNormalization) does not follow a neural "
+                          "layer with no other consumer; it cannot be folded. Hint: put it "
+                          "right after the Conv2D/DepthwiseConv2D/Dense.")
+            continue
+        config, weights = node.config, list(node.weights)
+        gamma = weights.pop(0) if config.get("scale", True) else 1.0
+        beta = weights.pop(0) if config.get("center", True) else 0.0
+        mean, variance = weights
+        factor = np.asarray(gamma / np.sqrt(variance + config.get("epsilon", 1e-3)), np.float64)
+        kernels = [np.asarray(w, np.float64) for w in producer.weights]
+        bias = kernels.pop() if producer.config.get("use_bias", True) else np.zeros_like(mean)
+        if producer.class_name == "DepthwiseConv2D":
+            kernels[0] = kernels[0] * factor[None, None, :, None]
+        elif producer.class_name == "Conv2DTranspose":
+            kernels[0] = kernels[0] * factor[None, None, :, None]
+        else:
+            kernels[-1] = kernels[-1] * factor
+        new_bias = beta + (bias - mean) * factor
+        producer.weights = [w.astype(np.float32) for w in kernels + [new_bias]]
+        producer.config = {**producer.config, "use_bias": True}
+        _remove(graph, node)
+    return graph
+
+
+def swap_relu_maxpool(graph: Graph, issues: list) -> Graph:
+    """ReLU > MaxPool2D equals MaxPool2D > ReLU (ReLU is increasing); Akida pools first."""
+    for pool in [n for n in graph.nodes if n.class_name == "MaxPooling2D"]:
+        if pool.inbounds[0] == INPUT:
+            continue
+        relu = graph.node(pool.inbounds[0])
+        if relu.class_name != "ReLU" or len(graph.consumers(relu.name)) != 1:
+            continue
+        pool.inbounds, relu.inbounds = list(relu.inbounds), [pool.name]
+        _rewire_except(graph, pool.name, relu.name, keep=relu)
+        i, j = graph.nodes.index(relu), graph.nodes.index(pool)
+        graph.nodes[i], graph.nodes[j] = pool, relu
+    return graph
+
+
+def _rewire_except(graph, old, new, keep):
+    for node in graph.nodes:
+        if node is not keep:
+            node.inbounds = [new if name == old else name for name in node.inbounds]
+
+
+def insert_identity_convs(graph: Graph, issues: list, channels: dict) -> Graph:
+    """A ReLU, MaxPool2D or GlobalAveragePooling2D that does not follow a neural layer (e.g. after
+    an Add) gets an identity 1×1 Conv2D before it (``<producer>_identity_conv``), as MetaTF does:
+    Akida 2.0 applies them inside a neural layer."""
+    continuing = {"Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "MaxPooling2D",
+                  "ReLU"}
+    for node in list(graph.nodes):
+        if node.class_name not in ("ReLU", "MaxPooling2D", "GlobalAveragePooling2D"):
+            continue
+        source = node.inbounds[0]
+        producer = None if source == INPUT else graph.node(source)
+        if producer is not None and producer.class_name in continuing and \
+                len(graph.consumers(source)) == 1:
+            continue
+        width = channels[source]
+        name = f"{source}_identity_conv" if source != INPUT else "input_identity_conv"
+        conv = Node("Conv2D", name, {"name": name, "filters": width, "kernel_size": (1, 1),
+                                     "use_bias": False},
+                    [np.eye(width, dtype=np.float32)[None, None]], [source])
+        node.inbounds = [name if n == source else n for n in node.inbounds]
+        graph.nodes.insert(graph.nodes.index(node), conv)
+    return graph
+
+
+#: The order matters: identities first (so neighbours are real layers), then activations
+#: (ReLU nodes must exist before swapping), separable split before BN folding (BN then follows
+#: the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be adjacent).
+PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, split_separable,
+            fold_rescaling, fold_batchnorm, swap_relu_maxpool]
+
+
+def sanitize(graph: Graph) -> Graph:
+    """Run PIPELINE then insert identity convolutions; raise every issue at once.
+
+    Raises:
+        QuantizationError: with ``.issues`` naming each offending layer.
+    """
+    issues: list = []
+    for transform in PIPELINE:
+        graph = transform(graph, issues)
+    if issues:
+        raise QuantizationError(list(dict.fromkeys(issues)))
+    channels = {INPUT: graph.input_shape[-1]}
+    for name, shape in output_shapes(graph).items():
+        channels[name] = shape[-1]
+    return insert_identity_convs(graph, issues, channels)
+
+
+def output_shapes(graph: Graph) -> dict:
+    """Output shape (without batch) of every node."""
+    model = build_model(graph, lambda node: getattr(keras.layers, node.class_name))
+    return {node.name: tuple(model.get_layer(node.name).output.shape[1:])
+            for node in graph.nodes}
+
+
+def build_model(graph: Graph, layer_class, extra=lambda node: {}, input_layer=None,
+                output_layer=None, name=None) -> keras.Model:
+    """Build a Keras model from the graph: ``layer_class(node)`` gives each node's class,
+    ``extra(node)`` extra constructor arguments; optional first/last layers."""
+    inputs = keras.Input(graph.input_shape, name="input")
+    tensors = {INPUT: input_layer(inputs) if input_layer is not None else inputs}
+    for node in graph.nodes:
+        config = {k: v for k, v in node.config.items() if k not in ("dtype", "trainable")}
+        layer = layer_class(node)(**{**config, "name": node.name, **extra(node)})
+        args = [tensors[name] for name in node.inbounds]
+        tensors[node.name] = layer(args if len(args) > 1 else args[0])
+        if node.weights:
+            layer.set_weights(list(node.weights) + [np.asarray(w) for w in
+                                                    layer.get_weights()[len(node.weights):]])
+    out = tensors[graph.output]
+    if output_layer is not None:
+        out = output_layer(out)
+    return keras.Model(inputs, out, name=name or graph.name)

@@ -1,0 +1,166 @@
+"""quantize() for the Akida 2.0 scheme: float Keras graph -> calibrated quantized Keras model.
+
+Steps: read and sanitize the graph (``graph.py``), plan the blocks and their output quantizers
+(``plan_blocks``), observe the float model on samples (per-channel ``max|x|`` at block ends,
+quantizeml's moving average), build the quantized twins and freeze every scale and shift in
+topological order (``freeze.py``).
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from ..calibrate import iterate_batches
+from ..errors import QuantizationConfigError
+from . import layers as qlayers
+from .freeze import freeze
+from .graph import INPUT, NEURAL, build_model, read_graph, sanitize
+from .params import QuantizationParams
+from .observe import observe_ranges
+
+TWINS = {"Conv2D": qlayers.QuantizedConv2D, "DepthwiseConv2D": qlayers.QuantizedDepthwiseConv2D,
+         "Conv2DTranspose": qlayers.QuantizedConv2DTranspose, "Dense": qlayers.QuantizedDense,
+         "ReLU": qlayers.QuantizedReLU, "MaxPooling2D": qlayers.QuantizedMaxPool2D,
+         "GlobalAveragePooling2D": qlayers.QuantizedGlobalAveragePooling2D,
+         "Add": qlayers.QuantizedAdd, "Concatenate": qlayers.QuantizedConcatenate,
+         "Flatten": qlayers.QuantizedFlatten}
+#: What may follow each layer kind inside one Akida 2.0 layer (conversion-v2.md §4).
+CONTINUES = {"Conv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"),
+             "DepthwiseConv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"),
+             "Conv2DTranspose": ("ReLU",), "Dense": ("ReLU",), "MaxPooling2D": ("ReLU",),
+             "ReLU": ("GlobalAveragePooling2D",)}
+QUANTIZED_CLASSES = tuple(TWINS.values()) + (qlayers.InputQuantizer, qlayers.Dequantizer)
+
+
+def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
+    """Per node: its block's neural layer, whether it ends the block, and its layer arguments.
+
+    A block continues into the single consumer of a layer when ``CONTINUES`` allows it (a max pool
+    and a global average pool never share a block); the layer with a fan-out, a merge after it,
+    or the model output ends the block and carries the output quantizer: ``activation_bits``
+    after a ReLU, else ``output_bits``; the model output ``last_output_bits`` or, when None, its
+    raw ``buffer_bits`` sums (as MetaTF's unquantized last layer).
+    """
+    plan, block_of, seen_neural = {}, {}, False
+    for node in graph.nodes:
+        params = q_config.get(node.name, qparams)
+        args = {}
+        if node.class_name in NEURAL:
+            block_of[node.name] = {"neural": node.name, "kinds": [node.class_name],
+                                   "params": params}
+            args = {"weight_bits": params.input_weight_bits if not seen_neural
+                    else params.weight_bits, "buffer_bits": params.neural_buffer_bits}
+            seen_neural = True
+        elif node.class_name in ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"):
+            block = dict(block_of[node.inbounds[0]])
+            block["kinds"] = block["kinds"] + [node.class_name]
+            block_of[node.name] = block
+            if node.class_name == "GlobalAveragePooling2D":
+                args["nonnegative_inputs"] = "ReLU" in block["kinds"]
+        consumers = graph.consumers(node.name)
+        continues = (node.name in block_of and len(consumers) == 1 and node is not graph.nodes[-1]
+                     and consumers[0].class_name in CONTINUES.get(node.class_name, ())
+                     and not ("MaxPooling2D" in block_of[node.name]["kinds"]
+                              and consumers[0].class_name == "GlobalAveragePooling2D"))
+        ends = node.name in block_of and not continues or node.class_name == "Add"
+        if ends:
+            block_params = block_of.get(node.name, {}).get("params", params)
+            activated = "ReLU" in block_of.get(node.name, {}).get("kinds", ())
+            bits = block_params.activation_bits if activated else block_params.output_bits
+            if node is graph.nodes[-1]:
+                bits = block_params.last_output_bits
+                if bits is None:
+                    bits = 32 if node.class_name == "Add" else block_params.neural_buffer_bits
+            args["output_bits"] = bits
+        plan[node.name] = args
+    return plan
+
+
+def _is_integer_input(samples_stats, dtype: str, graph) -> bool:
+    info = np.iinfo(np.dtype(dtype))
+    return graph.input_scale != 1.0 or (samples_stats["integer"] and
+                                        samples_stats["min"] >= info.min and
+                                        samples_stats["max"] <= info.max)
+
+
+def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
+             batch_size=None, epochs=1):
+    """Quantize a float Keras 3 model with the Akida 2.0 scheme and calibrate it.
+
+    Args:
+        model: a Keras 3 Sequential or Functional model (branches, skips).
+        q_config: optional {layer name: QuantizationParams} overrides.
+        qparams: the model-wide ``quantizeml.v2.QuantizationParams`` (default: MetaTF's).
+        samples: calibration inputs (array, iterable of batches, tf.data.Dataset); None: random
+            integers of ``qparams.input_dtype``.
+        num_samples, batch_size, epochs: as for the Akida 1.0 ``quantize``.
+
+    Returns:
+        The quantized Keras model (``[InputQuantizer >] ... > Dequantizer``); integer inputs
+        (images) are fed as they are, float inputs go through an 8-bit InputQuantizer.
+
+    Raises:
+        QuantizationError, UnsupportedLayerError: every unsupported layer or order at once.
+        QuantizationConfigError: bad qparams / q_config.
+        CalibrationError: bad samples.
+    """
+    qparams = QuantizationParams() if qparams is None else qparams
+    if not isinstance(qparams, QuantizationParams):
+        raise QuantizationConfigError(
+            f"qparams is {type(qparams).__name__}; expected quantizeml.v2.QuantizationParams.")
+    if isinstance(model, keras.Model) and any(
+            type(layer).__module__.startswith("quantizeml") for layer in model.layers):
+        raise QuantizationConfigError(
+            f"Model '{model.name}' is already quantized (it holds quantizeml layers); quantize "
+            "the float model instead.")
+    graph = sanitize(read_graph(model))
+    q_config = _check_q_config(q_config, {node.name for node in graph.nodes})
+    plan = plan_blocks(graph, q_config, qparams)
+    rescale = None if graph.input_scale == 1.0 else keras.layers.Rescaling(graph.input_scale)
+    float_model = build_model(graph, _float_class, input_layer=rescale)
+    if samples is None:
+        info = np.iinfo(np.dtype(qparams.input_dtype))
+        rng = np.random.default_rng(0)
+        samples = rng.integers(info.min, info.max + 1, (min(num_samples, 64),) +
+                               graph.input_shape).astype(np.float32)
+    batches = list(iterate_batches(samples, graph.input_shape, num_samples, batch_size, epochs))
+    ends = [name for name, args in plan.items() if "output_bits" in args]
+    stats = observe_ranges(float_model, ends, batches)
+    integer_input = _is_integer_input(stats["input"], qparams.input_dtype, graph)
+    first = graph.nodes[0]
+    input_conv = integer_input and first.class_name == "Conv2D" and \
+        first.inbounds == [INPUT] and graph.input_shape[-1] in (1, 3) and \
+        np.dtype(qparams.input_dtype) == np.uint8 and len(graph.consumers(INPUT)) == 1
+
+    def extra(node):
+        args = dict(plan[node.name])
+        if node is first and input_conv:
+            args["input_conv"] = True
+        return args
+
+    input_layer = None if integer_input else qlayers.InputQuantizer(8, True,
+                                                                     name="input_quantizer")
+    qmodel = build_model(graph, lambda node: TWINS[node.class_name], extra, input_layer,
+                         qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized")
+    freeze(qmodel, graph, stats, qparams, q_config, integer_input)
+    return qmodel
+
+
+def _float_class(node):
+    return getattr(keras.layers, node.class_name)
+
+
+def _check_q_config(q_config, names):
+    if q_config is None:
+        return {}
+    if not isinstance(q_config, dict):
+        raise QuantizationConfigError(f"q_config must be a dict layer name -> QuantizationParams,"
+                                      f" got {type(q_config).__name__}.")
+    for name, params in q_config.items():
+        if name not in names:
+            raise QuantizationConfigError(f"q_config names layer {name!r}, which is not in the "
+                                          f"model; layers: {', '.join(sorted(names))}.")
+        if not isinstance(params, QuantizationParams):
+            raise QuantizationConfigError(f"q_config[{name!r}] is {type(params).__name__}; "
+                                          "expected quantizeml.v2.QuantizationParams.")
+    return q_config

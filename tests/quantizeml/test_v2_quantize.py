@@ -1,0 +1,128 @@
+"""quantize() with the Akida 2.0 scheme: functional graphs, calibration, QAT, generation choice."""
+import keras
+import numpy as np
+import pytest
+
+from quantizeml import QuantizationParams as Akida1Params
+from quantizeml.errors import QuantizationConfigError, QuantizationError
+from quantizeml.models import QuantizationParams, quantize
+from quantizeml.v2 import layers as ql
+
+from .v2_models import branches_concat, decoder, images, residual_separable
+
+
+@pytest.fixture(scope="module")
+def residual():
+    model = residual_separable()
+    x = images(64)
+    return model, x, quantize(model, qparams=QuantizationParams(), samples=x)
+
+
+def _block_outputs(qmodel, x):
+    ends = [layer for layer in qmodel.layers if getattr(layer, "output_bits", None) is not None
+            and layer is not qmodel.layers[-2]]
+    probe = keras.Model(qmodel.inputs, [layer.output for layer in ends])
+    return ends, probe.predict(x, verbose=0)
+
+
+def test_residual_separable_quantizes_close_to_float(residual):
+    model, x, qmodel = residual
+    names = [layer.name for layer in qmodel.layers]
+    # SeparableConv2D split in depthwise + pointwise; Add > ReLU gets an identity conv
+    assert "separable_conv2d_dw" in names and "separable_conv2d" in names
+    assert "add_identity_conv" in names
+    assert isinstance(qmodel.get_layer("separable_conv2d_dw"), ql.QuantizedDepthwiseConv2D)
+    float_out, q_out = model.predict(x, verbose=0), qmodel.predict(x, verbose=0)
+    error = np.abs(float_out - q_out).max() / np.abs(float_out).max()
+    assert error < 0.1
+    assert (float_out.argmax(1) == q_out.argmax(1)).mean() >= 0.9
+
+
+def test_block_outputs_are_integers_in_their_range(residual):
+    _, x, qmodel = residual
+    ends, outputs = _block_outputs(qmodel, x[:8])
+    for layer, out in zip(ends, outputs):
+        assert np.all(out == np.round(out)), layer.name
+        low = -(2 ** (layer.output_bits - 1)) if layer.output_signed else 0
+        high = 2 ** (layer.output_bits - (1 if layer.output_signed else 0)) - 1
+        assert out.min() >= low and out.max() <= high, layer.name
+        assert out.max() > 0, layer.name  # calibrated: the range is used
+
+
+def test_save_and_load_round_trip(residual, tmp_path):
+    _, x, qmodel = residual
+    path = tmp_path / "q.keras"
+    qmodel.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x[:8], verbose=0),
+                                  qmodel.predict(x[:8], verbose=0))
+
+
+def test_quantization_aware_training_moves_weights(residual):
+    model, x, _ = residual
+    qmodel = quantize(model, qparams=QuantizationParams(weight_bits=4, activation_bits=4),
+                      samples=x)
+    targets = model.predict(x, verbose=0)
+    before = qmodel.get_layer("conv2d").kernel.numpy().copy()
+    qmodel.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    history = qmodel.fit(x, targets, epochs=2, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert not np.array_equal(before, qmodel.get_layer("conv2d").kernel.numpy())
+    ends, outputs = _block_outputs(qmodel, x[:4])
+    assert all(np.all(out == np.round(out)) for out in outputs)
+
+
+def test_branches_concat_and_decoder_quantize():
+    model = branches_concat()
+    x = images(32, size=12, channels=1)
+    qmodel = quantize(model, qparams=QuantizationParams(per_tensor_activations=True), samples=x)
+    assert isinstance(qmodel.get_layer("concatenate"), ql.QuantizedConcatenate)
+    out = qmodel.predict(x, verbose=0)
+    ref = model.predict(x, verbose=0)
+    assert np.abs(out - ref).max() / np.abs(ref).max() < 0.15
+    model = decoder()
+    x = np.random.default_rng(1).normal(0, 1, (16, 6, 6, 4)).astype(np.float32)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    assert isinstance(qmodel.layers[1], ql.InputQuantizer)
+    assert qmodel.predict(x, verbose=0).shape == (16, 24, 24, 2)
+
+
+def test_four_bit_gap_outputs_are_unsigned_and_16_bit_scales_fit_8_bits(residual):
+    # conversion-v2.md §6 #2 and #5: Akida's 4-bit outputs are unsigned [0, 15]; the output scale
+    # is always 8 bits, also for last_output_bits=16.
+    model, x, _ = residual
+    qmodel = quantize(model, qparams=QuantizationParams(activation_bits=4, last_output_bits=16),
+                      samples=x)
+    gap = qmodel.get_layer("global_average_pooling2d")
+    assert gap.output_bits == 4 and not gap.output_signed
+    out = keras.Model(qmodel.inputs, gap.output).predict(x, verbose=0)
+    assert out.min() >= 0 and out.max() <= 15 and out.max() > 0
+    dense = qmodel.get_layer("dense")
+    assert dense.output_bits == 16 and dense.output_scale.numpy().max() <= 255
+
+
+def test_generation_selects_the_scheme(residual, monkeypatch):
+    model, x, _ = residual
+    monkeypatch.setenv("CNN2SNN_TARGET_AKIDA_VERSION", "v1")
+    with pytest.raises(QuantizationConfigError, match="set_akida_version"):
+        quantize(model, qparams=QuantizationParams(8, False, 8, 8), samples=x)
+    monkeypatch.delenv("CNN2SNN_TARGET_AKIDA_VERSION")
+    v2 = quantize(model, qparams=QuantizationParams(weight_bits=4), samples=x[:8])
+    assert isinstance(v2.get_layer("conv2d"), ql.QuantizedConv2D)
+    with pytest.raises(QuantizationConfigError, match="already quantized"):
+        quantize(v2, qparams=QuantizationParams())
+
+
+def test_unsupported_layers_are_all_reported():
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3)(inp)
+    x = keras.layers.AveragePooling2D(2)(x)
+    x = keras.layers.UpSampling2D()(x)
+    with pytest.raises(Exception, match="AveragePooling2D") as err:
+        quantize(keras.Model(inp, x), qparams=QuantizationParams())
+    assert "UpSampling2D" in str(err.value)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="sigmoid")(inp)
+    with pytest.raises(QuantizationError, match="sigmoid"):
+        quantize(keras.Model(inp, x), qparams=QuantizationParams())
+    assert Akida1Params().activation_bits == 4  # the Akida 1.0 recipe is unchanged
