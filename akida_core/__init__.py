@@ -1,12 +1,15 @@
-"""akida_core: an exact, integer-only runtime for Akida 1.0 models (numpy only).
+"""akida_core: an exact, integer-only runtime for Akida 1.0 and Akida 2.0 models (numpy only).
 
 The API mirrors MetaTF's `akida` package: replace `import akida` with `import akida_core as akida`.
 """
-from .enums import LayerType, Padding, PoolType
+from .enums import ActivationType, LayerType, Padding, PoolType
 from .errors import (AkidaError, InputDataError, LayerParameterError, ModelFormatError,
                      ModelStructureError, VersionError)
 from .layers import (Convolutional, FullyConnected, InputConvolutional, InputData, Layer,
                      SeparableConvolutional)
+from .layers.v2 import (Add, BufferTempConv, Concatenate, Conv2D, Conv2DTranspose, Dense1D, Dequantizer,
+                        DepthwiseBufferTempConv, DepthwiseConv2D, DepthwiseConv2DTranspose, InputConv2D, Quantizer,
+                        StatefulRecurrent)
 from .model import Model
 # --- devices and mapping (issue 6); importing mapping_state registers its summary/state/estimates hooks ---
 from . import mapping_state as _mapping_state  # noqa: F401
@@ -24,6 +27,9 @@ __all__ = ["Model", "Layer", "InputData", "InputConvolutional", "Convolutional",
            "FullyConnected", "Padding", "PoolType", "LayerType", "AkidaError", "InputDataError",
            "LayerParameterError", "ModelFormatError", "ModelStructureError", "VersionError", "__version__",
            "AkidaUnsupervised", "LearningError", "LearningParameterError"]
+__all__ += ["ActivationType", "Add", "BufferTempConv", "Concatenate", "Conv2D", "Conv2DTranspose", "Dense1D",  # v2
+            "Dequantizer", "DepthwiseBufferTempConv", "DepthwiseConv2D", "DepthwiseConv2DTranspose", "InputConv2D",
+            "Quantizer", "StatefulRecurrent"]
 __all__ += ["AKD1000", "AKD1500", "AKD1500_v1", "NP", "FPGA_v2", "Device", "HwVersion", "IpVersion", "Mesh",  # mapping
             "NSoC_v1", "NSoC_v2", "TwoNodesIP", "TwoNodesIP_v1", "TwoNodesIPv1", "create_device", "devices",
             "MappingError", "BackendType", "MapMode", "Sequence", "soc"]

@@ -14,6 +14,7 @@ Example:
 import dataclasses
 import enum
 
+from .enums import IpVersion
 from .errors import ModelFormatError
 from .hardware.akd1000 import AKD1000 as _AKD1000_TABLE
 from .hardware.akd1500 import AKD1500 as _AKD1500_TABLE, TWO_NODES_IP_V1 as _TWO_NODES_TABLE
@@ -22,15 +23,6 @@ from .soc import SoC
 NPS_PER_NODE = 4
 MAX_DEVICE_NPS = 4096
 """Most NPs a device read from a file may have (AKD1000 has 78): bounds the cost of mapping on it."""
-
-
-class IpVersion(enum.Enum):
-    """Akida IP generation of a device or a model (this runtime's models are v1)."""
-
-    none = 0
-    v1 = 1
-    v2 = 2
-    pico = 3
 
 
 @dataclasses.dataclass(frozen=True)

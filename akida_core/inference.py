@@ -42,20 +42,32 @@ def working_bytes(layer):
     kernel = getattr(params, "kernel_size", None)
     if kernel is None:
         return max(out, math.prod(layer.input_dims) * 8)
-    stride = params.kernel_stride
+    kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
+    stride = getattr(params, "kernel_stride", 1)
+    stride = (stride, stride) if isinstance(stride, int) else stride
     h, w, c = layer.input_dims
     positions = (-(-h // stride[0])) * (-(-w // stride[1]))
-    return max(out, positions * (kernel[0] * kernel[1] * c + params.filters) * 8)
+    return max(out, positions * (kernel[0] * kernel[1] * c + layer.output_dims[2]) * 8)
 
 
 def forward_in_slices(layer, x):
-    """Run one layer over `x` in sub-batches sized to LAYER_MEMORY_BYTES (cache-friendly, bounded memory)."""
+    """Run one layer over `x` in sub-batches sized to LAYER_MEMORY_BYTES (cache-friendly, bounded memory).
+
+    `x` is an array, or a list of arrays (one per inbound) sliced alike; slices run in order, so
+    temporal layers see the samples as one sequence.
+    """
     step = max(1, LAYER_MEMORY_BYTES // working_bytes(layer))
-    if x.shape[0] <= step:
+    size = x[0].shape[0] if isinstance(x, list) else x.shape[0]
+    if size <= step:
         return layer._forward(x)
-    first = layer._forward(x[:step])
-    out = np.empty((x.shape[0],) + first.shape[1:], first.dtype)
+
+    def part(start):
+        if isinstance(x, list):
+            return [array[start:start + step] for array in x]
+        return x[start:start + step]
+    first = layer._forward(part(0))
+    out = np.empty((size,) + first.shape[1:], first.dtype)
     out[:step] = first
-    for start in range(step, x.shape[0], step):
-        out[start:start + step] = layer._forward(x[start:start + step])
+    for start in range(step, size, step):
+        out[start:start + step] = layer._forward(part(start))
     return out

@@ -53,17 +53,33 @@ def same_padding(size, kernel, stride):
 
 
 def output_size(size, kernel, stride, padding):
-    """Return the output length of one spatial axis (Keras rules: Same ceil(n/s), Valid floor((n-k)/s)+1)."""
-    if Padding(padding) == Padding.Same:
+    """Return the output length of one spatial axis (Keras rules: Same ceil(n/s), Valid floor((n-k)/s)+1).
+
+    SameUpper (Akida 2.0) has the sizes of Same.
+    """
+    if Padding(padding) in (Padding.Same, Padding.SameUpper):
         return -(-size // stride)
     return (size - kernel) // stride + 1
+
+
+def padding_amounts(size, kernel, stride, padding):
+    """Return (before, after) padding of one axis: Valid none, Same as Keras (extra after), SameUpper
+    `floor((k - 1) / 2)` before and whatever the last window needs after (never negative)."""
+    padding = Padding(padding)
+    if padding == Padding.Valid:
+        return 0, 0
+    if padding == Padding.Same:
+        return same_padding(size, kernel, stride)
+    before = (kernel - 1) // 2
+    needed = (output_size(size, kernel, stride, padding) - 1) * stride + kernel
+    return before, max(needed - size - before, 0)
 
 
 def _pad(inputs, kernel, strides, padding, value):
     if Padding(padding) == Padding.Valid:
         return inputs
-    (top, bottom) = same_padding(inputs.shape[1], kernel[0], strides[0])
-    (left, right) = same_padding(inputs.shape[2], kernel[1], strides[1])
+    (top, bottom) = padding_amounts(inputs.shape[1], kernel[0], strides[0], padding)
+    (left, right) = padding_amounts(inputs.shape[2], kernel[1], strides[1], padding)
     if top == bottom == left == right == 0:
         return inputs
     return np.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)

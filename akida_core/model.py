@@ -1,25 +1,31 @@
-"""The Sequential Model: add layers, run integer inference, summarise, save and load.
+"""The graph Model: add layers (with inbounds), run integer inference, summarise, save and load.
 
-Mapping (`mapping.py`), edge learning (`learning.py`) and the file format (`fbz.py`) live in their own
-modules; the Model delegates to them and stores their state so that save/load carries it.
+A model is all Akida 1.0 (sequential) or all Akida 2.0 (a graph: `add(layer, inbound_layers)` takes
+any earlier layers, so branches, skips, Add and Concatenate work). Layers are kept in insertion
+order, which is a topological order since inbounds are always earlier layers. Mapping (`mapping.py`),
+edge learning (`learning.py`) and the file format (`fbz.py`) live in their own modules; the Model
+delegates to them and stores their state so that save/load carries it.
 """
 import numpy as np
 
-from .errors import AkidaError, InputDataError, ModelFormatError, ModelStructureError
+from .enums import IpVersion
+from .errors import AkidaError, InputDataError, MappingError, ModelFormatError, ModelStructureError
 from .inputs import validate_batch_size, validate_inputs
 from .layers import LAYER_KINDS, InputData, Layer
+from .layers.v2 import validate_v2_inputs
 from .inference import batch_chunk, check_sample_memory, forward_in_slices
 from .model_state import arrays_to_lists, check_depth, layer_from_dict, lists_to_arrays, state_hooks
 from .statistics import Statistics
 from .summary import summary_text
 
-MODEL_DICT_VERSION = 1
+MODEL_DICT_VERSION = 2
+"""1: sequential Akida 1.0 models; 2: adds per-layer 'inbounds' and the model's 'ip_version'."""
 MAX_LAYERS = 1024
 """Most layers a model may hold (AKD1000 has 78 NPs); also bounds the cost of loading a file."""
 
 
 class Model:
-    """A sequential Akida model.
+    """An Akida model: a sequential Akida 1.0 model or an Akida 2.0 graph.
 
     `Model()` is empty, `Model(layers=[...])` copies the given layers (an InputData is added in front
     when the first one is not an input layer), and `Model("file.fbz")` loads a saved model.
@@ -28,6 +34,12 @@ class Model:
         >>> model = Model()
         >>> model.add(InputData(input_shape=(32, 32, 1), name="input"))
         >>> model.add(FullyConnected(units=32, threshold=40, name="fully"))
+
+        Akida 2.0, with a skip connection:
+        >>> net = Model()
+        >>> net.add(InputData((8, 8, 3), input_bits=8, name="in"))
+        >>> net.add(Conv2D(3, 3, activation=ActivationType.NoActivation, name="conv"))
+        >>> net.add(Add(name="add"), [net.get_layer("in"), net.get_layer("conv")])
     """
 
     def __init__(self, filename=None, layers=None):
@@ -45,24 +57,23 @@ class Model:
     # --- building ------------------------------------------------------------------------------
 
     def add(self, layer, inbound_layers=None):
-        """Append `layer`; the first layer must be an input layer (InputData or InputConvolutional).
+        """Append `layer`; the first layer must be an input layer.
 
         Args:
             layer: an akida_core layer not yet in a model.
-            inbound_layers: optional list holding the previous layer (sequential models only).
+            inbound_layers: the layers feeding it, any earlier layers of this model (Akida 2.0; Add and
+                Concatenate take two). None or []: the previous layer. Akida 1.0 models are
+                sequential: their only inbound is the previous layer.
 
         Raises:
-            ModelStructureError: wrong order, duplicate name, shape or bit-width mismatch.
+            ModelStructureError: wrong order, unknown inbound, mixed Akida generations, duplicate
+                name, shape or bit-width mismatch.
         """
         if not isinstance(layer, Layer):
             raise ModelStructureError(f"Model.add expects an akida_core layer, got {type(layer).__name__}")
         if layer.model is not None:
             raise ModelStructureError(
                 f"layer '{layer.name}' already belongs to a model; build a new layer or use Model(layers=...)")
-        if inbound_layers:
-            if len(inbound_layers) != 1 or not self._layers or inbound_layers[0] is not self._layers[-1]:
-                raise ModelStructureError("only sequential models are supported: the inbound layer must be "
-                                          "the last layer of the model")
         self._check_learning_allows_change()
         if len(self._layers) >= MAX_LAYERS:
             raise ModelStructureError(f"the model already holds {MAX_LAYERS} layers, the most a model may hold "
@@ -70,17 +81,59 @@ class Model:
         name = layer.params.name or f"{layer.short_name}_{len(self._layers) + 1}"
         if any(existing.name == name for existing in self._layers):
             raise ModelStructureError(f"a layer named '{name}' is already in the model; names must be unique")
+        self._check_generation(layer, name)
+        inbounds = self._resolve_inbounds(layer, name, inbound_layers)
+        layer._inbound_layers = tuple(inbounds)
         self._attach(layer, name, len(self._layers))
         self._layers.append(layer)
         self._model_changed()
+
+    def _check_generation(self, layer, name):
+        current = self._generation()
+        if layer.ip_version is not None and current is not None and layer.ip_version is not current:
+            def label(version):
+                return "Akida 1.0 (IpVersion.v1)" if version is IpVersion.v1 else "Akida 2.0 (IpVersion.v2)"
+            raise ModelStructureError(
+                f"{layer.layer_type.name} '{name}' is an {label(layer.ip_version)} layer but the model holds "
+                f"{label(current)} layers; a model is all Akida 1.0 or all Akida 2.0 (InputData fits both)")
+
+    def _generation(self):
+        """IpVersion of the model's layers, or None while it holds only InputData (or nothing)."""
+        for layer in self._layers:
+            if layer.ip_version is not None:
+                return layer.ip_version
+        return None
+
+    def _resolve_inbounds(self, layer, name, inbound_layers):
+        if inbound_layers is not None and not isinstance(inbound_layers, (list, tuple)):
+            inbound_layers = [inbound_layers]
+        if layer.is_input or not self._layers:
+            if inbound_layers:
+                raise ModelStructureError(f"{layer.layer_type.name} '{name}' is an input layer: it takes no "
+                                          "inbound layers")
+            return []
+        if not inbound_layers:
+            return [self._layers[-1]]
+        inbounds = list(inbound_layers)
+        for inbound in inbounds:
+            if not isinstance(inbound, Layer) or not any(inbound is lay for lay in self._layers):
+                label = inbound.name if isinstance(inbound, Layer) else repr(inbound)
+                raise ModelStructureError(
+                    f"{layer.layer_type.name} '{name}': inbound {label} is not a layer of this model; inbounds "
+                    f"must be earlier layers (model layers: {[lay.name for lay in self._layers]})")
+        if layer.ip_version is not IpVersion.v2 and (len(inbounds) != 1 or inbounds[0] is not self._layers[-1]):
+            raise ModelStructureError("only sequential models are supported on Akida 1.0: the inbound layer must "
+                                      f"be the last layer of the model ('{self._layers[-1].name}')")
+        return inbounds
 
     def _attach(self, layer, name, index):
         if index == 0:
             if not layer.is_input:
                 raise ModelStructureError(
-                    f"the first layer must be an input layer (InputData or InputConvolutional); "
-                    f"got {layer.layer_type.name} '{name}'")
-            bits = 8 if layer.layer_type.name == "InputConvolutional" else layer.params.input_bits
+                    f"the first layer must be an input layer (InputData or InputConvolutional; Akida 2.0: "
+                    f"InputData, InputConv2D or Quantizer); got {layer.layer_type.name} '{name}'")
+            bits = 8 if layer.layer_type.name in ("InputConvolutional", "InputConv2D", "Quantizer") \
+                else layer.params.input_bits
             signed = bits > 4 and isinstance(layer, InputData)
             try:
                 layer._attach(self, name, layer.params.input_shape, bits, signed)
@@ -91,6 +144,9 @@ class Model:
         if layer.is_input:
             raise ModelStructureError(
                 f"{layer.layer_type.name} '{name}' is an input layer: it can only be the first layer")
+        if layer.ip_version is IpVersion.v2:
+            self._attach_v2(layer, name, index)
+            return
         previous = self._layers[index - 1]
         if previous.output_signed:
             why = ("has no activation (its outputs are raw potentials)" if not previous.is_input
@@ -103,6 +159,18 @@ class Model:
         used = sum(lay.variable_bytes for lay in self._layers[:index])
         try:
             layer._attach(self, name, previous.output_dims, previous.output_bits, False, used)
+        except AkidaError:
+            layer._detach()
+            raise
+
+    def _attach_v2(self, layer, name, index):
+        for inbound in layer._inbound_layers:
+            if inbound.layer_type.name == "Dequantizer":
+                raise ModelStructureError(f"{layer.layer_type.name} '{name}' cannot follow Dequantizer "
+                                          f"'{inbound.name}': a Dequantizer must be the last layer")
+        used = sum(lay.variable_bytes for lay in self._layers[:index])
+        try:
+            layer._attach_inbounds(self, name, list(layer._inbound_layers), used)
         except AkidaError:
             layer._detach()
             raise
@@ -146,7 +214,10 @@ class Model:
             if layer.model is None:
                 self.add(layer)
             else:
-                self._add_from_dict(layer.to_dict())
+                entry = layer.to_dict()
+                if layer.ip_version is IpVersion.v2 and self._layers:
+                    entry["inbounds"] = [inbound.name for inbound in layer.inbounds]
+                self._add_from_dict(entry)
 
     def _model_changed(self):
         """Any structural change drops the mapping (it described the old model)."""
@@ -164,7 +235,7 @@ class Model:
 
     @property
     def layers(self):
-        """The layers, in order (a new list)."""
+        """The layers, in insertion order, which is a topological order (a new list)."""
         return list(self._layers)
 
     @property
@@ -207,9 +278,14 @@ class Model:
 
     @property
     def ip_version(self):
-        """The Akida IP version of the model's layers: always IpVersion.v1 (Akida 1.0)."""
-        from .devices import IpVersion
-        return IpVersion.v1
+        """IpVersion.v2 when the model holds Akida 2.0 layers, else IpVersion.v1 (also when empty)."""
+        return self._generation() or IpVersion.v1
+
+    def reset_states(self):
+        """Reset the temporal state (FIFOs, recurrent states) of every layer: the next forward starts afresh."""
+        for layer in self._layers:
+            if hasattr(layer, "reset_state"):
+                layer.reset_state()
 
     @property
     def learning(self):
@@ -225,23 +301,42 @@ class Model:
     def _validate(self, inputs):
         self._require_layers()
         first = self._layers[0]
+        if self.ip_version is IpVersion.v2:
+            return validate_v2_inputs(first, inputs)
         return validate_inputs(inputs, first.input_dims, first.input_bits, first.input_signed)
 
     def _chunk_size(self, batch_size):
         return batch_size or batch_chunk(self._layers)
 
     def _run(self, inputs, batch_size, layers=None):
-        """Forward validated inputs through `layers` (default: all), chunk by chunk, recording statistics."""
+        """Forward validated inputs through `layers` (default: all; a prefix of the model), chunk by chunk,
+        in topological order, recording statistics; returns the last layer's outputs.
+
+        Chunks run in order, so temporal layers see the samples as one time sequence.
+        """
         layers = self._layers if layers is None else layers
         check_sample_memory(layers)
         chunk = self._chunk_size(batch_size)
+        last_use = {}
+        for index, layer in enumerate(layers):
+            for inbound in layer._inbound_layers:
+                last_use[id(inbound)] = index
         outputs = []
         stats = Statistics.for_layers(layers)
         for start in range(0, inputs.shape[0], chunk):
-            x = inputs[start:start + chunk]
-            for layer in layers:
-                x = forward_in_slices(layer, x)
+            results = {}
+            for index, layer in enumerate(layers):
+                if not layer._inbound_layers:
+                    x = forward_in_slices(layer, inputs[start:start + chunk])
+                elif layer.ip_version is IpVersion.v2:
+                    x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers])
+                else:
+                    x = forward_in_slices(layer, results[id(layer._inbound_layers[0])])
                 stats.record(layer, x)
+                results[id(layer)] = x
+                for inbound in layer._inbound_layers:  # free what no later layer reads
+                    if last_use[id(inbound)] == index and inbound is not layers[-1]:
+                        del results[id(inbound)]
             outputs.append(x)
         self._statistics = stats
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
@@ -263,13 +358,21 @@ class Model:
         return self._run(self._validate(inputs), batch_size)
 
     def predict(self, inputs, batch_size=0):
-        """Float outputs `(p − threshold) / act_step` per neuron of the last layer (float32).
+        """Float outputs (float32): Akida 1.0 `(p − threshold) / act_step` per neuron of the last layer;
+        Akida 2.0 the outputs of the final Dequantizer (then equal to `forward`).
 
         Raises:
-            ModelStructureError: if the last layer has an activation (use forward instead).
+            ModelStructureError: Akida 1.0: the last layer has an activation (use forward instead);
+                Akida 2.0: the last layer is not a Dequantizer.
         """
         self._require_layers()
         last = self._layers[-1]
+        if self.ip_version is IpVersion.v2:
+            if last.layer_type.name != "Dequantizer":
+                raise ModelStructureError(f"Expected a Dequantizer as last layer to call predict; the last layer "
+                                          f"is {last.layer_type.name} '{last.name}'. Use forward(), or add a "
+                                          "Dequantizer")
+            return self.forward(inputs, batch_size)
         if last.is_input or last.params.activation:
             raise ModelStructureError(
                 f"Activations must be disabled to call the predict method: the last layer '{last.name}' has "
@@ -283,6 +386,8 @@ class Model:
             from .learning import class_scores
             return class_scores(self, inputs, batch_size)
         last = self._layers[-1]
+        if self.ip_version is IpVersion.v2:
+            return self.forward(inputs, batch_size)
         if not last.is_input and not last.params.activation:
             return self.predict(inputs, batch_size)
         return self.forward(inputs, batch_size)
@@ -313,7 +418,14 @@ class Model:
     # --- mapping and learning (delegated) ------------------------------------------------------
 
     def map(self, device=None, hw_only=False, mode=None):
-        """Map the model on `device` (see akida_core.mapping); `map(None)` returns to software."""
+        """Map the model on `device` (see akida_core.mapping); `map(None)` returns to software.
+
+        Raises:
+            MappingError: also for an Akida 2.0 model on a device (its mapping is not available yet).
+        """
+        if device is not None and self.ip_version is IpVersion.v2:
+            raise MappingError("Cannot map an Akida 2.0 model: mapping on Akida 2.0 devices is not available in "
+                               "this build; run it in software (model.map(None))")
         from .mapping import map_model
         map_model(self, device, hw_only=hw_only, mode=mode)
 
@@ -329,7 +441,9 @@ class Model:
         return None if self._mapping is None else self._mapping.device
 
     def compile(self, optimizer):
-        """Compile the last layer for edge learning with an `AkidaUnsupervised` optimizer."""
+        """Compile the last layer for edge learning with an `AkidaUnsupervised` optimizer (Akida 1.0 only)."""
+        if self.ip_version is IpVersion.v2:
+            raise ModelStructureError("edge learning (compile) is an Akida 1.0 feature; this model is Akida 2.0")
         from .learning import compile_model
         compile_model(self, optimizer)
 
@@ -351,8 +465,15 @@ class Model:
 
     def to_dict(self):
         """Describe the model as a dict of plain values and numpy arrays (what .fbz stores)."""
-        out = {"format": "akida_core.Model", "version": MODEL_DICT_VERSION,
-               "layers": [layer.to_dict() for layer in self._layers]}
+        v2 = self.ip_version is IpVersion.v2
+        layers = []
+        for layer in self._layers:
+            entry = layer.to_dict()
+            if v2:
+                entry["inbounds"] = [inbound.name for inbound in layer.inbounds]
+            layers.append(entry)
+        out = {"format": "akida_core.Model", "version": MODEL_DICT_VERSION, "ip_version": self.ip_version.name,
+               "layers": layers}
         for name, (save, _) in state_hooks().items():
             state = save(self)
             if state is not None:
@@ -389,13 +510,17 @@ class Model:
                                    f"{MAX_LAYERS} (MAX_LAYERS)")
         for entry in layers:
             self._add_from_dict(entry)
+        declared = description.get("ip_version", "v1")
+        if declared not in ("v1", "v2") or declared != self.ip_version.name:
+            raise ModelFormatError(f"model description declares ip_version {declared!r} but its layers are "
+                                   f"{self.ip_version.name}")
         for name, (_, load) in state_hooks().items():
             if name in description:
                 load(self, description[name])
 
     def _add_from_dict(self, entry):
         layer = layer_from_dict(entry)
-        self.add(layer)
+        self.add(layer, self._inbounds_by_name(layer, entry.get("inbounds")))
         variables = entry.get("variables")
         if variables is None:
             variables = {}
@@ -406,6 +531,22 @@ class Model:
             if name not in layer.variable_specs():
                 raise ModelFormatError(f"layer '{layer.name}' has no variable {name!r}")
             layer.set_variable(name, value)
+
+    def _inbounds_by_name(self, layer, names):
+        if names is None:
+            return None
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(names) > 2:
+            raise ModelFormatError(f"layer '{layer.name}': 'inbounds' must be a list of at most 2 layer names, "
+                                   f"got {str(names)[:100]}")
+        if layer.is_input:
+            if names:
+                raise ModelFormatError(f"layer '{layer.name}' is an input layer but lists inbounds {names}")
+            return None
+        known = {lay.name: lay for lay in self._layers}
+        missing = [name for name in names if name not in known]
+        if missing:
+            raise ModelFormatError(f"layer '{layer.name}': inbounds {missing} are not earlier layers of the model")
+        return [known[name] for name in names]
 
     def to_json(self):
         """The `to_dict()` description as a JSON string (arrays as {dtype, shape, data})."""

@@ -18,7 +18,7 @@ _STATE_HOOKS = {}
 
 def register_state(name, save, load):
     """Register `save(model) -> state or None` and `load(model, state)` under a top-level key."""
-    if name in _STATE_HOOKS or name in ("format", "version", "layers"):
+    if name in _STATE_HOOKS or name in ("format", "version", "layers", "ip_version"):
         raise ValueError(f"model state '{name}' is already registered")
     _STATE_HOOKS[name] = (save, load)
 
@@ -31,7 +31,7 @@ def state_hooks():
 MAX_DESCRIPTION_DEPTH = 64
 """Nesting cap of a model description (the .fbz MAX_DEPTH): deeper input cannot recurse past it."""
 _SPEC_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "float64")
-_JSON_DTYPES = ("int8", "int32", "float32", "uint8", "int64", "float64")
+_JSON_DTYPES = ("int8", "int16", "int32", "float32", "uint8", "int64", "float64")
 _SPEC_KEYS = {"shape", "dtype", "low", "high"}
 _LEAF_TYPES = frozenset({int, float, str, bool, type(None)})
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import kernels
 from ..enums import LayerType, Padding, PoolType
+from ..errors import LayerParameterError
 from .base import (as_enum, as_pair, check_act_bits, check_bool, check_int, check_kernel, check_name,
                    check_pooling, weight_range)
 from .layer import Layer
@@ -19,6 +20,9 @@ def check_conv_fields(params, owner, weight_bits_allowed):
     set_(params, "kernel_size", as_pair(owner, "kernel_size", params.kernel_size))
     set_(params, "filters", check_int(owner, "filters", params.filters, 1, 2 ** 20))
     set_(params, "padding", as_enum(owner, "padding", Padding, params.padding))
+    if params.padding == Padding.SameUpper:
+        raise LayerParameterError(f"{owner}: padding=Padding.SameUpper is an Akida 2.0 mode; Akida 1.0 layers "
+                                  "take Padding.Same or Padding.Valid")
     set_(params, "kernel_stride", as_pair(owner, "kernel_stride", params.kernel_stride))
     check_kernel(owner, params.kernel_size, params.kernel_stride)
     set_(params, "weights_bits", check_int(owner, "weights_bits", params.weights_bits,
