@@ -47,7 +47,22 @@ def working_bytes(layer):
     stride = (stride, stride) if isinstance(stride, int) else stride
     h, w, c = layer.input_dims
     positions = (-(-h // stride[0])) * (-(-w // stride[1]))
-    return max(out, positions * (kernel[0] * kernel[1] * c + layer.output_dims[2]) * 8)
+    return max(out, positions * (kernel[0] * kernel[1] * c + layer.output_dims[2]) * 8,
+               _padded_pool_bytes(params, -(-h // stride[0]), -(-w // stride[1]), layer.output_dims[2]))
+
+
+def _padded_pool_bytes(params, h, w, c):
+    """Bytes of the padded max-pooling input (a pool window far larger than its input pads a lot)."""
+    from .enums import PoolType
+    from .kernels import padding_amounts
+    if getattr(params, "pool_type", None) != PoolType.Max:
+        return 0
+    size, stride = params.pool_size, params.pool_stride
+    size = (size, size) if isinstance(size, int) else size
+    stride = (stride, stride) if isinstance(stride, int) else stride
+    pads = [sum(padding_amounts(n, k, s, params.padding)) for n, k, s in ((h, size[0], stride[0]),
+                                                                          (w, size[1], stride[1]))]
+    return (h + pads[0]) * (w + pads[1]) * c * 8
 
 
 def forward_in_slices(layer, x):
