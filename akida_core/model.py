@@ -335,8 +335,8 @@ class Model:
                 stats.record(layer, x)
                 results[id(layer)] = x
                 for inbound in layer._inbound_layers:  # free what no later layer reads
-                    if last_use[id(inbound)] == index and inbound is not layers[-1]:
-                        del results[id(inbound)]
+                    if last_use[id(inbound)] == index:
+                        results.pop(id(inbound), None)
             outputs.append(x)
         self._statistics = stats
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
