@@ -38,8 +38,13 @@ def _cmd_summary(args):
     if args.format == "json":
         layers = [{"name": lay.name, "type": lay.layer_type.name, "output_shape": list(lay.output_dims),
                    "macs": lay.macs} for lay in model.layers]
+        extra = {}
+        if model.ip_version.name == "v2":  # graphs: say what feeds each layer
+            for entry, lay in zip(layers, model.layers):
+                entry["inbounds"] = [inbound.name for inbound in lay.inbounds]
+            extra["ip_version"] = "v2"
         print(json.dumps({"input_shape": model.input_shape, "output_shape": model.output_shape,
-                          "macs": model.macs, "layers": layers}, indent=2))
+                          "macs": model.macs, **extra, "layers": layers}, indent=2))
     else:
         model.summary()
     return EXIT_OK
@@ -56,6 +61,10 @@ def _random_inputs(model, batch):
     first = model.layers[0]
     low, high = input_range(first.input_bits, first.input_signed)
     print("No input provided, using random data (seed 0).", file=sys.stderr)
+    if first.layer_type.name == "Quantizer":  # Akida 2.0 float inputs
+        return np.random.default_rng(0).uniform(-1, 1, (batch, *model.input_shape)).astype(np.float32)
+    if model.ip_version.name == "v2":  # exact dtypes: uint8 up to 4 bits and for InputConv2D, else int8
+        low, high = (0, 255) if first.layer_type.name == "InputConv2D" else (max(low, -128), min(high, 127))
     dtype = np.int8 if low < 0 else np.uint8  # drawn in the final dtype: no 8x int64 temporary
     return np.random.default_rng(0).integers(low, high, (batch, *model.input_shape), dtype, endpoint=True)
 

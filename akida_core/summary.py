@@ -1,4 +1,8 @@
-"""Model.summary(): a text table of the layers, plus sections registered by mapping and learning."""
+"""Model.summary(): a text table of the layers, plus sections registered by mapping and learning.
+
+Akida 2.0 models (graphs) get an Inbounds column and their output bits; Akida 1.0 models keep
+their table (act bits).
+"""
 from .enums import PoolType
 
 _SECTIONS = []
@@ -13,6 +17,17 @@ def _kernel_text(params):
     kernel = getattr(params, "kernel_size", None)
     if kernel is None:
         return "-"
+    if isinstance(kernel, int):  # Akida 2.0: square kernels, one int
+        text = f"{kernel}x{kernel}"
+        if hasattr(params, "kernel_stride"):
+            text += f"/{params.kernel_stride} {params.padding.name}"
+        elif hasattr(params, "filters") or "Transpose" in type(params).__name__:
+            text += "/2T"
+        if getattr(params, "pool_type", PoolType.NoPooling) == PoolType.Max:
+            text += f" max{params.pool_size}/{params.pool_stride}"
+        elif getattr(params, "pool_type", None) == PoolType.Average:
+            text += " gap"
+        return text
     text = f"{kernel[0]}x{kernel[1]}/{params.kernel_stride[0]}x{params.kernel_stride[1]}"
     text += " " + params.padding.name
     if params.pool_type == PoolType.Max:
@@ -35,6 +50,20 @@ def layer_rows(model):
     return rows
 
 
+def graph_rows(model):
+    """Akida 2.0 rows: name (type), output shape, inbounds, kernel, weight bits, output bits, activation, params, MACs."""
+    rows = []
+    for layer in model.layers:
+        p = layer.params
+        n_params = sum(v.size for k, v in layer._values.items() if k.startswith("weights") or k.endswith("_proj"))
+        activation = getattr(p, "activation", None)
+        rows.append((f"{layer.name} ({layer.layer_type.name})", str(list(layer.output_dims)),
+                     ", ".join(inbound.name for inbound in layer.inbounds) or "-", _kernel_text(p),
+                     str(getattr(p, "weights_bits", "-")), str(layer.output_bits),
+                     activation.name if activation is not None else "-", f"{n_params:,}", f"{layer.macs:,}"))
+    return rows
+
+
 def format_table(header, rows):
     """Left-aligned text table with a rule under the header."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
@@ -46,12 +75,19 @@ def summary_text(model):
     """The whole summary as one string."""
     if not model.layers:
         return "Model Summary\n(empty model)"
-    header = ("Layer (type)", "Output shape", "Kernel/stride", "Weight bits", "Act bits", "Params", "MACs")
-    total_params = sum(v.size for lay in model.layers for k, v in lay._values.items() if k.startswith("weights"))
+    total_params = sum(v.size for lay in model.layers for k, v in lay._values.items()
+                       if k.startswith("weights") or k.endswith("_proj"))
     lines = ["Model Summary",
              f"Input shape: {model.input_shape}  Output shape: {model.output_shape}  "
              f"Layers: {model.layer_count}"]
-    lines += format_table(header, layer_rows(model))
+    if model.ip_version.name == "v2":
+        lines[1] += "  IP: Akida 2.0 (v2)"
+        header = ("Layer (type)", "Output shape", "Inbounds", "Kernel/stride", "Weight bits", "Out bits",
+                  "Activation", "Params", "MACs")
+        lines += format_table(header, graph_rows(model))
+    else:
+        header = ("Layer (type)", "Output shape", "Kernel/stride", "Weight bits", "Act bits", "Params", "MACs")
+        lines += format_table(header, layer_rows(model))
     lines.append(f"Total parameters: {total_params:,}  Total MACs/sample: {model.macs:,}")
     for section in _SECTIONS:
         extra = section(model)
