@@ -1,11 +1,13 @@
 """Integer kernels of the Akida 2.0 layers: shifts, saturations, the 32-bit wrap and the exact sums.
 
-Plain numpy functions, written from `docs/semantics.md` (Akida 2.0 part). Every integer is held in
-int64: the layers bound their operands so that nothing here can overflow 64 bits (|values| < 2**32
-before a shift, shifts |s| <= 31, see `round_shift`). Products and sums of many terms are formed on
-float32/float64 copies only when a static bound proves them exact (`kernels.accumulator_dtype`),
-else the operand is split into 16-bit halves, each half summed exactly in float64 (`exact_matmul`).
-The loop references these are tested against live in tests/akida_core/reference_v2.py.
+Plain numpy functions, written from `docs/semantics.md` (Akida 2.0 part). Integers are held in int64
+(the layers bound their operands so that nothing here overflows 64 bits: |values| < 2**32 before a
+shift, shifts |s| <= 31, see `round_shift`), or, in the per-pixel post-processing, as exact integers
+in float64 (see `float_round_shift` for why every step is exact there). Products and sums of many
+terms are formed on float32/float64 copies only when a bound computed from the operands proves them
+exact (`kernels.accumulator_dtype`), else the operand is split into 16-bit halves, each half summed
+exactly in float64 (`exact_matmul`). The loop references these are tested against live in
+tests/akida_core/reference_v2.py.
 """
 import numpy as np
 
@@ -52,6 +54,30 @@ def round_shift(values, shift):
     return ((np.asarray(values, np.int64) << left) + half) >> right
 
 
+def shift_multipliers(shift):
+    """2.0**shift per channel, float64 (exact for |shift| <= 31)."""
+    return np.ldexp(1.0, np.asarray(shift, np.int64))
+
+
+def float_round_shift(values, multipliers):
+    """R(v, s) in place on float64 exact integers: floor(v·2**s + 0.5), with `multipliers` = 2.0**s.
+
+    Exact for |v| < 2**40: v·2**s only moves the exponent; for s < 0 the result is below 2**40 and
+    adding 0.5 is exact; for s >= 0, v·2**s is an integer, exact below 2**52, and beyond 2**52 it is
+    even (s >= 1) so v·2**s + 0.5 rounds back to it (a tie goes to the even neighbour, a smaller
+    offset to the nearest). The floor then gives round-half-up exactly.
+    """
+    np.multiply(values, multipliers, out=values)
+    values += 0.5
+    return np.floor(values, out=values)
+
+
+def clip_inplace(values, bits, unsigned=False):
+    """sat_bits (or usat_bits) in place."""
+    low, high = (0, (1 << bits) - 1) if unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    return np.clip(values, low, high, out=values)
+
+
 def output_clip(values, bits):
     """OUT_ob: bits <= 4 saturate unsigned (negatives become 0), wider widths saturate signed."""
     return usat(values, bits) if bits <= 4 else sat(values, bits)
@@ -73,16 +99,20 @@ def _max_abs(array):
 
 
 def _split_if_needed(x, w, fan_in, compute):
-    """compute(x_part) exactly: directly when max|x|·max|w|·fan_in < 2**53, else on 16-bit halves.
+    """compute(x_part) exactly, returning (sums, bound of |sums|).
 
-    x = hi·2**16 + lo with 0 <= lo < 2**16; each half's sums are exact in float64 while
-    |hi|·max|w|·fan_in < 2**53 (|x| < 2**40 here), and hi_sum·2**16 + lo_sum is exact in int64.
+    Directly when bound = max|x|·max|w|·fan_in < 2**53: `compute` may then return exact integers in
+    a float dtype. Else on 16-bit halves, x = hi·2**16 + lo with 0 <= lo < 2**16: each half's sums
+    are exact in float64 while |hi|·max|w|·fan_in < 2**53 (|x| < 2**40 here), and
+    hi_sum·2**16 + lo_sum is exact in int64.
     """
-    if _max_abs(x) * _max_abs(w) * fan_in < kernels.FLOAT64_EXACT:
-        return compute(x)
+    bound = _max_abs(x) * _max_abs(w) * fan_in
+    if bound < kernels.FLOAT64_EXACT:
+        return compute(x), bound
+    x = x.astype(np.int64, copy=False)
     low = x & ((1 << _SPLIT) - 1)
     high = x >> _SPLIT
-    return (compute(high) << _SPLIT) + compute(low)
+    return (compute(high).astype(np.int64) << _SPLIT) + compute(low).astype(np.int64), bound
 
 
 def exact_matmul(x, w):
@@ -90,7 +120,14 @@ def exact_matmul(x, w):
     def compute(part):
         dtype = kernels.accumulator_dtype(_max_abs(w), _max_abs(part), x.shape[1])
         return (part.astype(dtype) @ w.astype(dtype)).astype(np.int64)
-    return _split_if_needed(x, w, x.shape[1], compute)
+    return _split_if_needed(x, w, x.shape[1], compute)[0]
+
+
+def wrap32_bounded(sums, bound):
+    """wrap32 of exact sums whose |values| <= bound; a no-op (any dtype kept) when bound < 2**31."""
+    if bound < 1 << 31:
+        return sums
+    return wrap32(sums.astype(np.int64, copy=False))
 
 
 def pad2d(x, kernel, stride, padding, value=0):
@@ -110,10 +147,12 @@ def _crop(out, size_h, size_w):
     return out[:, :size_h, :size_w]
 
 
-def correlate2d(x, w, stride, padding, pad_value=0):
-    """Exact cross-correlation of int64 (n, h, w, c) with (k, k, c, f) integers -> int64 (n, oh, ow, f).
+def correlate2d(x, w, stride, padding, pad_value=0, with_bound=False):
+    """Exact cross-correlation of integer (n, h, w, c) with (k, k, c, f) integers -> (n, oh, ow, f).
 
-    Pads with `pad_value` (scalar or per input channel), then reuses the im2col BLAS kernel.
+    Pads with `pad_value` (scalar or per input channel), then reuses the im2col BLAS kernel. The
+    result holds exact integers: float when a bound proves the BLAS sums exact, else int64.
+    With `with_bound`, returns (sums, bound of |sums|).
     """
     k = w.shape[0]
     oh = kernels.output_size(x.shape[1], k, stride, padding)
@@ -121,17 +160,25 @@ def correlate2d(x, w, stride, padding, pad_value=0):
     padded = pad2d(x, k, stride, padding, pad_value)
 
     def compute(part):
-        return kernels.conv2d(part, w, (stride, stride), Padding.Valid).astype(np.int64)
-    return _crop(_split_if_needed(padded, w, k * k * x.shape[3], compute), oh, ow)
+        return kernels.conv2d(part, w, (stride, stride), Padding.Valid)
+    sums, bound = _split_if_needed(padded, w, k * k * x.shape[3], compute)
+    return (_crop(sums, oh, ow), bound) if with_bound else _crop(sums, oh, ow)
 
 
 def convolve2d(x, w, stride, padding):
-    """True convolution (kernel flipped on both axes), zero padding, summed modulo 2**32 (wrap32)."""
-    return wrap32(correlate2d(x, np.ascontiguousarray(w[::-1, ::-1]), stride, padding))
+    """True convolution (kernel flipped on both axes), zero padding, summed modulo 2**32 (wrap32).
+
+    Returns (exact integers (float or int64, see `correlate2d`), bound of their magnitude).
+    """
+    sums, bound = correlate2d(x, np.ascontiguousarray(w[::-1, ::-1]), stride, padding, with_bound=True)
+    return wrap32_bounded(sums, bound), min(bound, 1 << 31)
 
 
 def depthwise_convolve2d(x, w, stride, padding):
-    """Per-channel true convolution with w (k, k, c), zero padding, wrap32 -> int64 (n, oh, ow, c)."""
+    """Per-channel true convolution with w (k, k, c), zero padding, wrap32.
+
+    Returns ((n, oh, ow, c) exact integers, bound of their magnitude).
+    """
     k = w.shape[0]
     oh = kernels.output_size(x.shape[1], k, stride, padding)
     ow = kernels.output_size(x.shape[2], k, stride, padding)
@@ -139,8 +186,9 @@ def depthwise_convolve2d(x, w, stride, padding):
     flipped = np.ascontiguousarray(w[::-1, ::-1])
 
     def compute(part):
-        return kernels.depthwise_conv2d(part, flipped, (stride, stride), Padding.Valid).astype(np.int64)
-    return wrap32(_crop(_split_if_needed(padded, w, k * k, compute), oh, ow))
+        return kernels.depthwise_conv2d(part, flipped, (stride, stride), Padding.Valid)
+    sums, bound = _split_if_needed(padded, w, k * k, compute)
+    return wrap32_bounded(_crop(sums, oh, ow), bound), min(bound, 1 << 31)
 
 
 def transpose_padding(kernel):
@@ -224,26 +272,80 @@ def saturating_sum(values, bits):
 def global_sum(values, bits):
     """Akida 2.0 global average pooling: saturating row-major sum of (n, h, w, c) -> (n, 1, 1, c)."""
     n, h, w, c = values.shape
-    return saturating_sum(values.reshape(n, h * w, c), bits).reshape(n, 1, 1, c)
+    flat = values.reshape(n, h * w, c).astype(np.int64)
+    return saturating_sum(flat, bits).reshape(n, 1, 1, c).astype(values.dtype)
 
 
 # --- activation and output ------------------------------------------------------------------------------
 
-def relu(values, ceiling):
-    """min(max(v, 0), ceiling) with a per-channel ceiling."""
-    return np.minimum(np.maximum(values, 0), ceiling)
+def relu(values, ceiling, bound=None):
+    """min(max(v, 0), ceiling) in place, per-channel ceiling (float64 exact integers); the ceiling is
+    skipped when `bound` >= max|v| shows it cannot act."""
+    if bound is not None and bound <= ceiling.min(initial=0):
+        return np.maximum(values, 0, out=values)
+    return np.clip(values, 0, ceiling, out=values)
 
 
-def lut_activation(values, scales, shift, table, pb):
-    """LUT: v = R(sat_pb(A·scales), shift); A = table[clip(v, -1024, 1023) + 1024] (one shared table)."""
-    v = round_shift(sat(values * scales, pb), shift)
-    return table.astype(np.int64)[np.clip(v, -1024, 1023) + 1024]
+def lut_activation(values, scales, multipliers, table, pb):
+    """LUT: v = R(sat_pb(A·scales), shift); A = table[clip(v, -1024, 1023) + 1024] (one shared table).
+
+    `values` (float64 exact integers) is overwritten; `multipliers` = 2.0**shift, `table` float64.
+    """
+    values *= scales
+    float_round_shift(clip_inplace(values, pb), multipliers)
+    index = np.clip(values, -1024, 1023).astype(np.intp) + 1024
+    return table[index]
 
 
-def scale_output(values, scales, shift, pb, bits):
-    """v = R(sat_pb(A·scales), shift); OUT_ob(v) in the dtype of `bits`-bit outputs."""
-    v = round_shift(sat(values * scales, pb), shift)
-    return output_clip(v, bits).astype(output_dtype(bits))
+def scale_output(values, scales, multipliers, pb, bits, bound=None, nonnegative=False):
+    """v = R(sat_pb(A·scales), shift); OUT_ob(v) in the dtype of `bits`-bit outputs (values overwritten).
+
+    With `bound` >= max|A| and bound·max(scales) < 2**(pb-1), sat_pb cannot act: it is skipped and
+    the scale and the power of two are applied as one exact multiply (scales·2**s is exact, and so
+    is its product with A, below 2**53). With `nonnegative` (A >= 0, as after a ReLU; scales are
+    unsigned) v·2**s + 0.5 > 0, so the cast's truncation is the floor and the floor pass is skipped
+    (clipping to integer bounds commutes with the floor).
+    """
+    if bound is not None and bound * int(scales.max(initial=0)) < 1 << (pb - 1):
+        values *= scales * multipliers
+        values += 0.5
+    else:
+        values *= scales
+        np.multiply(clip_inplace(values, pb), multipliers, out=values)
+        values += 0.5
+    if not nonnegative:
+        np.floor(values, out=values)
+    return clip_inplace(values, bits, unsigned=bits <= 4).astype(output_dtype(bits))
+
+
+def post_int32(acc, bias, ceiling, scales, shift, bits, pool=None):
+    """POST when the caller has proven that no saturation before OUT_ob can act, in int32.
+
+    out = OUT_ob(R(min(max(pool(acc + B), 0), ceiling)·scales, shift)) (ceiling None: no ReLU).
+    Precondition (checked by the layer from bounds): every intermediate, including
+    |value·scales·2**max(shift, 0)| + 2**30, stays below 2**31. int32 halves the memory traffic of the
+    float64 path; the shifts are the integer round-half-up of `round_shift`.
+    """
+    values = acc.astype(np.int32)
+    values += bias
+    if pool is not None:
+        values = pool(values)
+    if ceiling is not None:
+        np.clip(values, 0, ceiling, out=values)
+    values *= scales
+    if shift.min() == shift.max():  # one shift for all channels: scalar operations
+        s = int(shift[0])
+        if s > 0:
+            values <<= s
+        elif s < 0:
+            values += 1 << (-s - 1)
+            values >>= -s
+    else:
+        left, right = np.maximum(shift, 0).astype(np.int32), np.maximum(-shift, 0).astype(np.int32)
+        values <<= left
+        values += ((np.int64(1) << right) >> 1).astype(np.int32)  # 2**(n-1) <= 2**30
+        values >>= right
+    return clip_inplace(values, bits, unsigned=bits <= 4).astype(output_dtype(bits))
 
 
 # --- temporal ---------------------------------------------------------------------------------------------

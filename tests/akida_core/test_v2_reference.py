@@ -99,3 +99,28 @@ def test_exact_matmul_splits_operands_beyond_the_float64_bound():
 
 def test_wrap32_is_twos_complement():
     assert k2.wrap32(np.array([2 ** 31, 2 ** 32 + 5, -2 ** 31 - 1], np.int64)).tolist() == [-2 ** 31, 5, 2 ** 31 - 1]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_int32_post_equals_the_float64_post(seed):
+    """The int32 fast path (taken when bounds exclude every saturation) equals the general path."""
+    from akida_core.layers.v2.base import add_bias, activate, finish, int32_post, make_post
+    rng = np.random.default_rng(seed)
+    layer = ak.Conv2D(3, 1, activation=ak.ActivationType(int(rng.integers(0, 2))),
+                      output_bits=int(rng.choice([4, 8, 16])), buffer_bits=int(rng.choice([20, 28, 32])))
+    model = ak.Model()
+    model.add(ak.InputData((1, 1, 1), input_bits=8))
+    model.add(layer)
+    from .v2_models import randomize
+    randomize(layer, rng)
+    shifts = rng.integers(-31, 3, 3) if seed % 2 else np.full(3, rng.integers(-31, 3))
+    layer.variables["output_shift"] = shifts.astype(np.int8)
+    post = make_post(layer._values, layer.params, layer.params.post_op_buffer_bits)
+    bound = int(rng.integers(1, 2 ** 16))
+    acc = rng.integers(-bound, bound + 1, (4, 5, 5, 3)).astype(np.float32)
+    fast = int32_post(acc, post, bound)
+    if fast is None:
+        pytest.skip("bounds do not allow the int32 path for this draw")
+    values, b = add_bias(acc, post, "standard", None)
+    values, b = activate(values, post, b)
+    np.testing.assert_array_equal(fast, finish(values, post, None))

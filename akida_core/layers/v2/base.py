@@ -249,19 +249,21 @@ def layer_output_dtype(layer):
 
 @dataclasses.dataclass(frozen=True)
 class Post:
-    """Constants of POST (akida2-layers.md §3) for one layer, per output channel."""
+    """Constants of POST (akida2-layers.md §3) for one layer, per output channel, as float64 (exact
+    integers and powers of two: see kernels_v2.float_round_shift)."""
 
     bias: np.ndarray
     bb: int
     pb: int
     ob: int
     activation: ActivationType
+    scales: np.ndarray
+    multipliers: np.ndarray
+    shift: np.ndarray
     ceiling: np.ndarray = None
     act_scales: np.ndarray = None
-    act_shift: np.ndarray = None
+    act_multipliers: np.ndarray = None
     lut: np.ndarray = None
-    scales: np.ndarray = None
-    shift: np.ndarray = None
 
 
 def activation_specs(params, units):
@@ -288,39 +290,97 @@ def make_post(values, params, bias_bits):
     """Post constants from the variables; the bias is `sat_{bias_bits}(R(bias, bias_shift))`."""
     v = {name: array.astype(np.int64) for name, array in values.items()}
     pb = params.post_op_buffer_bits
-    ceiling = None
+    extra = {}
     if params.activation == ActivationType.ReLU:
-        ceiling = k2.sat(k2.round_shift(v["max_value"], v["max_value_shift"]), pb)
-    lut = params.activation == ActivationType.LUT
-    return Post(bias=k2.sat(k2.round_shift(v["bias"], v["bias_shift"]), bias_bits), bb=params.buffer_bits,
-                pb=pb, ob=params.output_bits, activation=params.activation, ceiling=ceiling,
-                act_scales=v.get("activation_scales") if lut else None,
-                act_shift=v.get("activation_shift") if lut else None,
-                lut=v.get("lut_values") if lut else None, scales=v["output_scales"], shift=v["output_shift"])
+        extra["ceiling"] = k2.sat(k2.round_shift(v["max_value"], v["max_value_shift"]), pb).astype(np.float64)
+    elif params.activation == ActivationType.LUT:
+        extra = {"act_scales": v["activation_scales"].astype(np.float64),
+                 "act_multipliers": k2.shift_multipliers(v["activation_shift"]),
+                 "lut": v["lut_values"].astype(np.float64)}
+    bias = k2.sat(k2.round_shift(v["bias"], v["bias_shift"]), bias_bits).astype(np.float64)
+    return Post(bias=bias, bb=params.buffer_bits, pb=pb, ob=params.output_bits, activation=params.activation,
+                scales=v["output_scales"].astype(np.float64), multipliers=k2.shift_multipliers(v["output_shift"]),
+                shift=v["output_shift"], **extra)
 
 
-def add_bias(acc, post, rule="standard"):
-    """POST step 2: standard sat_pb(sat_bb(acc) + B); 'input' sat_bb(acc + B); 'recurrent' sat_bb(sat_bb(acc) + B)."""
-    if rule == "input":
-        return k2.sat(acc + post.bias, post.bb)
-    summed = k2.sat(acc, post.bb) + post.bias
-    return k2.sat(summed, post.bb if rule == "recurrent" else post.pb)
-
-
-def activate(values, post):
-    """POST step 4: ReLU with its ceiling, the LUT, or nothing."""
+def int32_post(acc, post, bound, pool=None):
+    """POST in int32 (kernels_v2.post_int32) when bounds prove no saturation before OUT_ob can act;
+    None when they do not (then the float64 path runs). Standard bias rule, ReLU or no activation."""
+    if bound is None or post.activation == ActivationType.LUT:
+        return None
+    bias = int(np.abs(post.bias).max(initial=0))
+    if bound >= 1 << (post.bb - 1) or bound + bias >= 1 << (post.pb - 1):
+        return None
+    value = bound + bias
+    ceiling = None
     if post.activation == ActivationType.ReLU:
-        return k2.relu(values, post.ceiling)
+        ceiling = post.ceiling
+        value = min(value, int(ceiling.max(initial=0)))
+    scaled = value * int(post.scales.max(initial=0))
+    left = max(int(post.shift.max(initial=0)), 0)
+    if scaled >= 1 << (post.pb - 1) or (scaled << left) + (1 << 30) >= 1 << 31:
+        return None
+    return k2.post_int32(acc, post.bias.astype(np.int32), None if ceiling is None else ceiling.astype(np.int32),
+                         post.scales.astype(np.int32), post.shift, post.ob, pool)
+
+
+def add_bias(acc, post, rule="standard", bound=None):
+    """POST step 2 -> (float64 exact integers, bound of their magnitude).
+
+    standard sat_pb(sat_bb(acc) + B); 'input' sat_bb(acc + B); 'recurrent' sat_bb(sat_bb(acc) + B).
+    `acc` holds exact integers (float or int64); `bound` >= max|acc| (None: unknown) lets a
+    saturation that cannot act be skipped.
+    """
+    bias_bound = int(np.abs(post.bias).max(initial=0))
+    if rule == "input":  # InputConv2D sums of uint8 inputs are far below 2**53: exact in float64
+        values = acc.astype(np.float64)
+        values += post.bias
+        return k2.clip_inplace(values, post.bb), 1 << (post.bb - 1)
+    if acc.dtype == np.int64:  # Dense1D and split sums may exceed 2**53: saturate before converting
+        values = np.add(k2.sat(acc, post.bb), post.bias, dtype=np.float64)
+    elif bound is None or bound >= 1 << (post.bb - 1):
+        values = k2.clip_inplace(acc.astype(np.float64), post.bb)
+        values += post.bias
+    else:  # the buffer saturation cannot act: convert and add the bias in one pass
+        values = np.add(acc, post.bias, dtype=np.float64)
+    bound = 1 << (post.bb - 1) if bound is None else min(bound, 1 << (post.bb - 1))
+    bits = post.bb if rule == "recurrent" else post.pb
+    if bound + bias_bound >= 1 << (bits - 1):
+        k2.clip_inplace(values, bits)
+    return values, min(bound + bias_bound, 1 << (bits - 1))
+
+
+def activate(values, post, bound):
+    """POST step 4 (in place): ReLU with its ceiling, the LUT, or nothing -> (values, bound)."""
+    if post.activation == ActivationType.ReLU:
+        return k2.relu(values, post.ceiling, bound), min(bound, int(post.ceiling.max(initial=0)))
     if post.activation == ActivationType.LUT:
-        return k2.lut_activation(values, post.act_scales, post.act_shift, post.lut, post.pb)
-    return values
+        values = k2.lut_activation(values, post.act_scales, post.act_multipliers, post.lut, post.pb)
+        return values, int(np.abs(post.lut).max())
+    return values, bound
 
 
-def finish(values, post):
-    """POST steps 6-7: output scale and shift, OUT_ob, dtype by width."""
-    return k2.scale_output(values, post.scales, post.shift, post.pb, post.ob)
+def finish(values, post, bound=None):
+    """POST steps 6-7: v = R(sat_pb(A·scales), shift), OUT_ob, dtype by width."""
+    return k2.scale_output(values, post.scales, post.multipliers, post.pb, post.ob, bound,
+                           nonnegative=post.activation == ActivationType.ReLU)
+
+
+def post_process(acc, post, rule="standard", bound=None):
+    """POST steps 2, 4, 6, 7 for layers without pooling."""
+    if rule == "standard":
+        fast = int32_post(acc, post, bound)
+        if fast is not None:
+            return fast
+    values, bound = add_bias(acc, post, rule, bound)
+    values, bound = activate(values, post, bound)
+    return finish(values, post, bound)
 
 
 def shifted_inputs(x, input_shift, bb):
-    """xs = sat_bb(R(x, input_shift)) per input channel, int64."""
+    """xs = sat_bb(R(x, input_shift)) per input channel; `x` itself when that changes nothing."""
+    if np.issubdtype(x.dtype, np.integer) and not np.any(input_shift):
+        info = np.iinfo(x.dtype)
+        if -(1 << (bb - 1)) <= int(info.min) and int(info.max) <= (1 << (bb - 1)) - 1:
+            return x
     return k2.sat(k2.round_shift(x.astype(np.int64), input_shift.astype(np.int64)), bb)

@@ -12,7 +12,7 @@ from ... import kernels_v2 as k2
 from ...enums import ActivationType, LayerType, Padding, PoolType
 from ...errors import LayerParameterError
 from ..base import as_shape
-from .base import (LayerV2, activate, add_bias, check_pool, finish, make_post, neural_specs, normalise,
+from .base import (LayerV2, activate, add_bias, check_pool, finish, int32_post, make_post, neural_specs, normalise,
                    pooled_shape, shifted_inputs, spatial_size, spec)
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
@@ -67,16 +67,30 @@ def conv_output_shape(params, input_shape, owner, kernel, stride, channels):
     return (*pooled_shape(params, owner, h, w), channels)
 
 
-def pool_and_finish(layer, acc, post, rule="standard"):
+def pool_and_finish(layer, acc, post, rule="standard", bound=None):
     """Steps 2-7 of POST with the layer's max pooling or global average pooling."""
     p = layer.params
-    values = add_bias(acc, post, rule)
+    if rule == "standard" and p.pool_type != PoolType.Average:
+        pool = None
+        if p.pool_type == PoolType.Max:
+            def pool(values):
+                return k2.max_pool(values, p.pool_size, p.pool_stride, p.padding)
+        fast = int32_post(acc, post, bound, pool)
+        if fast is not None:
+            return fast
+    values, bound = add_bias(acc, post, rule, bound)
     if p.pool_type == PoolType.Max:
         values = k2.max_pool(values, p.pool_size, p.pool_stride, p.padding)
-    values = activate(values, post)
+    values, bound = activate(values, post, bound)
     if p.pool_type == PoolType.Average:
-        values = k2.global_sum(values, post.pb)
-    return finish(values, post)
+        pixels = values.shape[1] * values.shape[2]
+        if bound * pixels < 1 << (post.pb - 1):  # no partial sum can saturate: a plain exact sum
+            values = values.sum(axis=(1, 2), keepdims=True)
+            bound *= pixels
+        else:
+            values = k2.global_sum(values, post.pb)
+            bound = 1 << (post.pb - 1)
+    return finish(values, post, bound)
 
 
 class InputConv2D(LayerV2):
@@ -130,7 +144,7 @@ class InputConv2D(LayerV2):
         p, c = self._params, self._prepared()
         # Exact, no int32 wrap: the vendor's uint8 sums cannot reach 2**31 below kernel 148, and whether
         # it wraps beyond is unknown (akida2-layers.md §8).
-        acc = k2.correlate2d(inputs[0].astype(np.int64), c["weights"], p.kernel_stride, p.padding,
+        acc = k2.correlate2d(inputs[0], c["weights"], p.kernel_stride, p.padding,
                              self._values["padding_value"].astype(np.int64))
         return pool_and_finish(self, acc, c["post"], rule="input")
 
@@ -231,10 +245,10 @@ class Conv2D(LayerV2):
         p, c = self._params, self._prepared()
         xs = shifted_inputs(inputs[0], c["input_shift"], p.buffer_bits)
         if self.depthwise:
-            acc = k2.depthwise_convolve2d(xs, c["weights"][..., 0], p.kernel_stride, p.padding)
+            acc, bound = k2.depthwise_convolve2d(xs, c["weights"][..., 0], p.kernel_stride, p.padding)
         else:
-            acc = k2.convolve2d(xs, c["weights"], p.kernel_stride, p.padding)
-        return pool_and_finish(self, acc, c["post"])
+            acc, bound = k2.convolve2d(xs, c["weights"], p.kernel_stride, p.padding)
+        return pool_and_finish(self, acc, c["post"], bound=bound)
 
 
 @dataclasses.dataclass(frozen=True)

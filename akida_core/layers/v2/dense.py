@@ -11,7 +11,7 @@ import numpy as np
 
 from ... import kernels_v2 as k2
 from ...enums import ActivationType, LayerType
-from .base import LayerV2, activate, add_bias, finish, make_post, neural_specs, normalise, shifted_inputs, spec
+from .base import LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
 from .convolution import _weights_limit
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
@@ -73,7 +73,7 @@ class Dense1D(LayerV2):
         flat = inputs[0].reshape(inputs[0].shape[0], -1)  # row-major over (d0, d1, C)
         xs = shifted_inputs(flat, self._values["input_shift"], p.buffer_bits)
         acc = k2.exact_matmul(xs, self._values["weights"]).reshape(-1, 1, 1, p.units)
-        return finish(activate(add_bias(acc, c["post"]), c["post"]), c["post"])
+        return post_process(acc, c["post"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +151,7 @@ class Conv2DTranspose(LayerV2):
         p, c = self._params, self._prepared()
         xs = shifted_inputs(inputs[0], self._values["input_shift"], p.buffer_bits)
         acc = k2.conv2d_transpose(xs, self._values["weights"], depthwise=self.depthwise)
-        return finish(activate(add_bias(acc, c["post"]), c["post"]), c["post"])
+        return post_process(acc, c["post"])
 
 
 class DepthwiseConv2DTranspose(Conv2DTranspose):

@@ -11,7 +11,7 @@ import numpy as np
 from ... import kernels_v2 as k2
 from ...enums import ActivationType, LayerType
 from ...errors import LayerParameterError, ModelStructureError
-from .base import LayerV2, activate, add_bias, finish, make_post, neural_specs, normalise, shifted_inputs, spec
+from .base import LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
 MAX_FIFO_INPUT_BITS = 8
@@ -114,7 +114,7 @@ class BufferTempConv(LayerV2):
             acc, self._state = k2.depthwise_buffer_temp_conv(xs, fifo, weights[0, 0], p.buffer_bits)
         else:
             acc, self._state = k2.buffer_temp_conv(xs, fifo, weights[0, 0])
-        return finish(activate(add_bias(acc, c["post"]), c["post"]), c["post"])
+        return post_process(acc, c["post"])
 
 
 class DepthwiseBufferTempConv(BufferTempConv):
@@ -229,5 +229,4 @@ class StatefulRecurrent(LayerV2):
                                                v["internal_state_outputs_shift"], pb, p.internal_state_bits)
         kept = out.reshape(n, steps, -1)[:, p.subsample - 1::p.subsample]
         acc = k2.sat(k2.exact_matmul(kept.reshape(-1, kept.shape[2]), self._values["out_proj"]), p.buffer_bits)
-        values = activate(add_bias(acc, post, rule="recurrent"), post)
-        return finish(values, post).reshape(n, 1, kept.shape[1], p.output_channels)
+        return post_process(acc, post, rule="recurrent").reshape(n, 1, kept.shape[1], p.output_channels)
