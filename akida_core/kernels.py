@@ -200,12 +200,49 @@ def max_pool2d(potentials, pool_size, pool_stride, padding=Padding.Same):
     return out
 
 
-def global_sum_pool(potentials):
-    """Akida's global 'average' pooling: the SUM of the potentials over H·W, shape (n, 1, 1, c).
+def saturate(values, bits):
+    """Clip exact integer values to the signed `bits`-bit range [−2**(bits−1), 2**(bits−1) − 1].
 
-    Summed in float64 (exact below 2**53; the model keeps the bound within int32).
+    Returns:
+        an array of the input dtype (integers or integer-valued floats), clipped.
     """
-    return potentials.sum(axis=(1, 2), dtype=np.float64, keepdims=True)
+    return np.clip(values, -2 ** (bits - 1), 2 ** (bits - 1) - 1)
+
+
+def global_sum_pool(potentials, bits):
+    """Akida 1.0 global 'average' pooling: a saturating SUM of the potentials over H·W.
+
+    The chip accumulates in a `bits`-bit signed register, pixel by pixel in row-major order
+    (y, then x), clipping after every addition: acc = clip(acc + p[y, x]). No division.
+    The result depends on the order only where a running sum touches a bound, so the exact
+    plain sum is kept for every (sample, channel) whose prefix sums all stay inside the range,
+    and the sequential clip runs, vectorised over the others, from the first pixel where any
+    of them leaves it.
+
+    Args:
+        potentials: (n, h, w, c) exact integer potentials (any dtype; |p| < 2**31).
+        bits: width of the accumulator register (20 on Akida 1.0).
+
+    Returns:
+        (n, 1, 1, c) int64 pooled potentials in [−2**(bits−1), 2**(bits−1) − 1].
+    """
+    n, h, w, c = potentials.shape
+    low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
+    # int64: h·w < 2**21 (the model caps sizes) terms of |p| < 2**31 cannot overflow.
+    flat = potentials.reshape(n, h * w, c).astype(np.int64)
+    prefix = np.cumsum(flat, axis=1)
+    out = prefix[:, -1, :].copy()
+    outside = (prefix < low) | (prefix > high)
+    touched = outside.any(axis=1)
+    if touched.any():
+        rows, cols = np.nonzero(touched)
+        start = int(np.argmax(outside[rows, :, cols], axis=1).min())
+        acc = prefix[rows, start - 1, cols] if start else np.zeros(rows.size, np.int64)
+        terms = flat[rows, :, cols]
+        for k in range(start, h * w):
+            acc = np.clip(acc + terms[:, k], low, high)
+        out[rows, cols] = acc
+    return out.reshape(n, 1, 1, c)
 
 
 def activation_boundaries(threshold, act_step, act_bits):
@@ -237,7 +274,8 @@ def float32_exact_steps(act_step, act_bits) -> bool:
     float32 quotient is within 2**-24·|x| <= 2**-20 of x for |x| <= 16, the only range that matters
     (beyond it the level clips, and the sign is exact). So ceil is exact when m < 2**20 and
     s < 2**19 (then also 16·s + 1 < 2**24, so a potential inexact in float32 still clips right):
-    a float32 mantissa whose last 4 of 24 bits are zero. quantizeml rounds act_step that way.
+    a float32 mantissa whose last 4 of 24 bits are zero. Every register act_step (a multiple of
+    1/16) below 2**16 qualifies, so the chip's own steps always take this path.
     """
     step = np.asarray(act_step, np.float32).astype(np.float64) * 2.0 ** (4 - act_bits)
     if not step.size or not np.all(np.isfinite(step)) or np.any(step <= 0) or step.max() >= 2.0 ** 19:
@@ -245,6 +283,34 @@ def float32_exact_steps(act_step, act_bits) -> bool:
     mantissa, _ = np.frexp(step)
     integer = mantissa * 2.0 ** 24  # exact: a float32 mantissa has 24 bits
     return bool(np.all(np.mod(integer, 2.0 ** (24 - FLOAT32_STEP_BITS)) == 0))
+
+
+ACT_STEP_FRACTION_BITS = 4
+"""act_step is a fixed-point register with 4 fractional bits (probed on the vendor runtime)."""
+
+
+def register_act_step(act_step):
+    """The act_step Akida computes with: floor(act_step · 16) / 16, rounded toward zero.
+
+    A float act_step that is not a multiple of 1/16 does not act as its float value on the chip:
+    3.283 acts as 3.25, 0.1075 as 0.0625. The product and the floor are exact in float64 and the
+    result (a float32 value times 16, floored, over 16) fits float32 exactly.
+
+    Args:
+        act_step: float array of steps (>= 1/16).
+
+    Returns:
+        float32 array of the same shape, every value a multiple of 1/16.
+    """
+    scale = 2.0 ** ACT_STEP_FRACTION_BITS
+    steps = np.asarray(act_step, np.float32).astype(np.float64)
+    return (np.floor(steps * scale) / scale).astype(np.float32)
+
+
+def off_register_grid(act_step):
+    """Boolean mask of the act_steps that are not a multiple of 1/16 (the chip floors them)."""
+    steps = np.asarray(act_step, np.float32)
+    return register_act_step(steps) != steps
 
 
 def threshold_activation(potentials, threshold, act_step, act_bits):
@@ -261,7 +327,7 @@ def threshold_activation(potentials, threshold, act_step, act_bits):
     Args:
         potentials: (..., units) exact integer potentials (int or integer-valued float).
         threshold: (units,) int32 thresholds T.
-        act_step: (units,) float32 steps.
+        act_step: (units,) float32 steps, as the register holds them (see `register_act_step`).
         act_bits: 1, 2 or 4.
 
     Returns:
@@ -288,6 +354,9 @@ def to_int32(potentials):
 
 
 def dequantize(potentials, threshold, act_step):
-    """Akida predict: float32(p − T) / float32(act_step) per neuron (IEEE float32 division)."""
+    """Akida predict: float32(p − T) / float32(act_step) per neuron (IEEE float32 division).
+
+    `act_step` is the register value (`register_act_step`), as for the activation.
+    """
     shifted = (potentials.astype(np.int64) - threshold.astype(np.int64)).astype(np.float32)
     return shifted / act_step.astype(np.float32)

@@ -15,7 +15,7 @@ from . import kernels
 from .enums import LayerType
 from .errors import InputDataError, ModelFormatError, ModelStructureError
 from .inputs import validate_batch_size
-from .layers.base import VariableSpec
+from .layers.base import FC_POTENTIAL_BITS, VariableSpec
 from .learning_rule import (Q16_ONE, AkidaUnsupervised, LearningError, LearningParameterError,
                             initial_weights, learn)
 from .model_state import register_state
@@ -250,7 +250,9 @@ def fit_model(model, inputs, input_labels=None, batch_size=0):
     if skipped:
         warnings.warn(f"fit: skipped {skipped} of {x.shape[0]} samples whose label is outside "
                       f"[0, {options.num_classes}) (num_classes={options.num_classes})", stacklevel=3)
-    outputs = layer._activate(potentials).reshape(x.shape[0], 1, 1, units)
+    # The learning layer is a FullyConnected: its potentials saturate like forward's (binary inputs
+    # keep them far below 2**19 on any mappable layer; software layers can be larger).
+    outputs = layer._activate(kernels.saturate(potentials, FC_POTENTIAL_BITS)).reshape(x.shape[0], 1, 1, units)
     model._statistics.layers.update(Statistics.for_layers([layer]).layers)
     model._statistics.record(layer, outputs)
     return outputs

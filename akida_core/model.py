@@ -361,6 +361,8 @@ class Model:
         """Float outputs (float32): Akida 1.0 `(p − threshold) / act_step` per neuron of the last layer;
         Akida 2.0 the outputs of the final Dequantizer (then equal to `forward`).
 
+        act_step is the register value floor(act_step·16)/16, as for the activation.
+
         Raises:
             ModelStructureError: Akida 1.0: the last layer has an activation (use forward instead);
                 Akida 2.0: the last layer is not a Dequantizer.
@@ -379,7 +381,7 @@ class Model:
                 "an activation; use forward(), or build it with activation=False")
         potentials = self.forward(inputs, batch_size)
         from .kernels import dequantize
-        return dequantize(potentials, last._values["threshold"], last._values["act_step"])
+        return dequantize(potentials, last._values["threshold"], last.register_act_step)
 
     def _class_scores(self, inputs, batch_size):
         if self._learning is not None:

@@ -3,7 +3,10 @@
 Akida 2.0 models (graphs) get an Inbounds column and their output bits; Akida 1.0 models keep
 their table (act bits).
 """
+import numpy as np
+
 from .enums import PoolType
+from .kernels import off_register_grid
 
 _SECTIONS = []
 
@@ -64,6 +67,23 @@ def graph_rows(model):
     return rows
 
 
+def act_step_notes(model):
+    """One line per layer whose act_step is off the register's 1/16 grid (the chip floors it)."""
+    notes = []
+    for layer in model.layers:
+        if "act_step" not in layer.variable_specs():
+            continue
+        steps = layer._values["act_step"]
+        off = off_register_grid(steps)
+        if off.any():
+            first = int(np.argmax(off))
+            notes.append(
+                f"Note: layer '{layer.name}': act_step of {int(off.sum())} of {off.size} neurons is not a "
+                f"multiple of 1/16; Akida computes with floor(act_step*16)/16 (neuron {first}: "
+                f"{float(steps[first]):.6g} acts as {float(layer.register_act_step[first]):.6g}).")
+    return notes
+
+
 def format_table(header, rows):
     """Left-aligned text table with a rule under the header."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
@@ -89,6 +109,7 @@ def summary_text(model):
         header = ("Layer (type)", "Output shape", "Kernel/stride", "Weight bits", "Act bits", "Params", "MACs")
         lines += format_table(header, layer_rows(model))
     lines.append(f"Total parameters: {total_params:,}  Total MACs/sample: {model.macs:,}")
+    lines += act_step_notes(model)
     for section in _SECTIONS:
         extra = section(model)
         if extra:

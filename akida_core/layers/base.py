@@ -16,6 +16,13 @@ WEIGHT_RANGES = {1: (0, 1), 2: (-1, 1), 4: (-7, 7), 8: (-128, 127)}
 
 MIN_ACT_STEP = 1.0 / 16
 
+# Register widths of the Akida 1.0 runtime and chip (probed on the vendor runtime; docs/semantics.md,
+# "Registers and saturation"). Convolutional potentials outside a global pooling are not clipped.
+GAP_ACCUMULATOR_BITS = 20
+"""Global average pooling sums in a signed saturating register of this width, row-major."""
+FC_POTENTIAL_BITS = 20
+"""FullyConnected potentials saturate to this signed width before the threshold."""
+
 
 def weight_range(bits):
     """Return (low, high) of the integers a `bits`-bit weight can hold (3, 5, 6, 7 bits: symmetric)."""

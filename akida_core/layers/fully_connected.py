@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import kernels
 from ..enums import LayerType
-from .base import check_act_bits, check_bool, check_int, check_name, weight_range
+from .base import FC_POTENTIAL_BITS, check_act_bits, check_bool, check_int, check_name, weight_range
 from .convolutional import PROCESSING_WEIGHT_BITS, max_input
 from .layer import Layer
 
@@ -80,7 +80,8 @@ class FullyConnected(Layer):
     def _forward(self, inputs):
         weights = self._cached("row_major", lambda: row_major_weights(
             self._values["weights"][0, 0], self.input_dims))
-        potentials = kernels.dense(inputs.reshape(inputs.shape[0], -1), weights)
+        potentials = kernels.saturate(kernels.dense(inputs.reshape(inputs.shape[0], -1), weights),
+                                      FC_POTENTIAL_BITS)
         return self._activate(potentials).reshape(inputs.shape[0], 1, 1, -1)
 
     def get_learning_histogram(self):

@@ -7,7 +7,8 @@ import numpy as np
 from .. import kernels
 from ..enums import IpVersion, PoolType
 from ..errors import LayerParameterError, ModelStructureError
-from .base import MIN_ACT_STEP, Parameters, Variables, VariableSpec, validate_variable, weight_range
+from .base import (GAP_ACCUMULATOR_BITS, MIN_ACT_STEP, Parameters, Variables, VariableSpec, validate_variable,
+                   weight_range)
 
 INT32_MAX = 2 ** 31 - 1
 
@@ -221,13 +222,19 @@ class Layer:
 
     def _check_potential_bound(self):
         bound = self.potential_bound()
+        if getattr(self._params, "pool_type", None) == PoolType.Average:
+            # The pooled sum saturates to GAP_ACCUMULATOR_BITS: only each pixel's potential must fit.
+            from .convolutional import pooled_positions  # convolutional imports this module
+            bound //= pooled_positions(self._params, self.input_dims)
         if bound > INT32_MAX:
             raise ModelStructureError(
                 f"Layer '{self.name}' ({self.layer_type.name}): potentials can reach {bound}, beyond int32; "
                 "reduce weights_bits, the input bits or the layer's fan-in")
 
     def potential_bound(self):
-        """Static bound of |potential| from the bit widths and the fan-in (0 for input-only layers)."""
+        """Static bound of |potential| from the bit widths and the fan-in (0 for input-only layers).
+
+        With global average pooling it bounds the exact sum over H·W (the register then saturates it)."""
         return 0
 
     @property
@@ -259,14 +266,21 @@ class Layer:
         if p.pool_type == PoolType.Max:
             return kernels.max_pool2d(potentials, p.pool_size, p.pool_stride, p.padding)
         if p.pool_type == PoolType.Average:
-            return kernels.global_sum_pool(potentials)
+            return kernels.global_sum_pool(potentials, GAP_ACCUMULATOR_BITS)
         return potentials
+
+    @property
+    def register_act_step(self):
+        """The act_step the chip computes with: floor(act_step·16)/16 per neuron (float32 copy)."""
+        self.require_built()
+        return self._cached("register_act_step",
+                            lambda: kernels.register_act_step(self._values["act_step"])).copy()
 
     def _activate(self, potentials):
         if not self._params.activation:
             return kernels.to_int32(potentials)
-        return kernels.threshold_activation(potentials, self._values["threshold"], self._values["act_step"],
-                                            self._params.act_bits)
+        step = self._cached("register_act_step", lambda: kernels.register_act_step(self._values["act_step"]))
+        return kernels.threshold_activation(potentials, self._values["threshold"], step, self._params.act_bits)
 
     def forward(self, inputs):
         """Run this layer alone on already validated integer inputs of shape (n,) + input_dims."""

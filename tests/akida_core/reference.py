@@ -107,3 +107,33 @@ def activation(p, threshold, act_step, act_bits):
         value = math.ceil(Fraction(int(p[idx]) - int(threshold[u])) / step)
         out[idx] = min(max(value, 0), levels)
     return out
+
+
+def register_step(act_step):
+    """floor(act_step * 16) / 16 per neuron, with exact rationals (Akida's 4-fraction-bit register)."""
+    from fractions import Fraction
+    return np.array([float(Fraction(math.floor(Fraction(float(s)) * 16), 16)) for s in act_step], np.float32)
+
+
+def saturate(p, bits):
+    """Clip every value to the signed `bits`-bit range, one element at a time."""
+    low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
+    out = np.zeros(p.shape, np.int64)
+    for idx in np.ndindex(p.shape):
+        out[idx] = min(max(int(p[idx]), low), high)
+    return out
+
+
+def global_sum(p, bits):
+    """Global pooling in a `bits`-bit saturating register: rows, then columns, clip after each add."""
+    n, h, w, c = p.shape
+    low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
+    out = np.zeros((n, 1, 1, c), np.int64)
+    for b in range(n):
+        for ch in range(c):
+            acc = 0
+            for y in range(h):
+                for x in range(w):
+                    acc = min(max(acc + int(p[b, y, x, ch]), low), high)
+            out[b, 0, 0, ch] = acc
+    return out

@@ -98,7 +98,7 @@ def test_fully_connected_column_major_matches_reference():
 
 def test_global_sum_pool_is_a_sum():
     p = np.arange(24, dtype=np.int32).reshape(1, 2, 3, 4)
-    assert kernels.global_sum_pool(p).ravel().tolist() == [60, 66, 72, 78]
+    assert kernels.global_sum_pool(p, 20).ravel().tolist() == [60, 66, 72, 78]
 
 
 def test_activation_hits_exact_ties_for_every_step():

@@ -201,12 +201,13 @@ def _forward_reference(model, x):
         elif name == "SeparableConvolutional":
             pot = ref.separable(x, v["weights"], v["weights_pw"], p.kernel_stride, same)
         else:
-            pot = ref.fully_connected(x, v["weights"])
+            pot = ref.saturate(ref.fully_connected(x, v["weights"]), 20)
         if getattr(p, "pool_type", None) == ak.PoolType.Max:
             pot = ref.max_pool(pot, p.pool_size, p.pool_stride, same)
         elif getattr(p, "pool_type", None) == ak.PoolType.Average:
-            pot = pot.sum(axis=(1, 2), keepdims=True)
-        x = ref.activation(pot, v["threshold"], v["act_step"], p.act_bits) if p.activation else pot
+            pot = ref.global_sum(pot, 20)
+        step = ref.register_step(v["act_step"])
+        x = ref.activation(pot, v["threshold"], step, p.act_bits) if p.activation else pot
     return x
 
 

@@ -158,6 +158,9 @@ class LayerV2(Layer):
     def _check_inbounds(self, name, inbounds):
         """Kind-specific checks of the inbound layers (default: none)."""
 
+    def _check_potential_bound(self):
+        """Akida 2.0 sums wrap or saturate by definition (akida2-layers.md §3-4): no int32 bound to check."""
+
     # --- variables ---------------------------------------------------------------------------------
 
     def _default_value(self, name, spec_):
