@@ -39,3 +39,7 @@ class MappingError(AkidaError, ValueError):
 
 class LayerParameterTypeError(LayerParameterError, TypeError):
     """A layer parameter has the wrong type (e.g. a tuple where Akida 2.0 takes a plain int)."""
+
+
+class LearningError(AkidaError, RuntimeError):
+    """Edge learning used in the wrong state (e.g. fit or add_classes before compile)."""

@@ -7,8 +7,8 @@ import numpy as np
 from .. import kernels
 from ..enums import IpVersion, PoolType
 from ..errors import LayerParameterError, ModelStructureError
-from .base import (GAP_ACCUMULATOR_BITS, MIN_ACT_STEP, Parameters, Variables, VariableSpec, validate_variable,
-                   weight_range)
+from .base import (GAP_ACCUMULATOR_BITS, MIN_ACT_STEP, Parameters, Variables, VariableSpec, pooled_positions,
+                   validate_variable, weight_range)
 
 INT32_MAX = 2 ** 31 - 1
 
@@ -224,7 +224,6 @@ class Layer:
         bound = self.potential_bound()
         if getattr(self._params, "pool_type", None) == PoolType.Average:
             # The pooled sum saturates to GAP_ACCUMULATOR_BITS: only each pixel's potential must fit.
-            from .convolutional import pooled_positions  # convolutional imports this module
             bound //= pooled_positions(self._params, self.input_dims)
         if bound > INT32_MAX:
             raise ModelStructureError(

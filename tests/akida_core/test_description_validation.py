@@ -248,7 +248,7 @@ def test_layer_count_is_capped_and_big_mapped_models_load_quickly(monkeypatch):
     with pytest.raises(ModelFormatError, match="100,001 layers; a model holds at most 1024 .MAX_LAYERS."):
         ak.Model.from_buffer(fbz.dumps({"format": "akida_core.Model", "version": 1, "layers": layers}))
     assert time.perf_counter() - start < 2
-    monkeypatch.setattr(ak.model, "MAX_LAYERS", 3)
+    monkeypatch.setattr(ak.model.graph, "MAX_LAYERS", 3)
     small = tiny()
     small.add(ak.FullyConnected(2, name="fc2"))
     with pytest.raises(ModelStructureError, match="already holds 3 layers"):

@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from ... import kernels_v2 as k2
+from ...kernels import v2 as k2
 from ...enums import ActivationType, IpVersion, Padding, PoolType
 from ...errors import LayerParameterError, LayerParameterTypeError, ModelStructureError
 from ..base import VariableSpec, as_enum, check_int, check_name

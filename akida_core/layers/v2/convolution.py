@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from ... import kernels_v2 as k2
+from ...kernels import v2 as k2
 from ...enums import ActivationType, LayerType, Padding, PoolType
 from ...errors import LayerParameterError
 from ..base import as_shape

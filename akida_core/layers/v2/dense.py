@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ... import kernels_v2 as k2
+from ...kernels import v2 as k2
 from ...enums import ActivationType, LayerType
 from .base import LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
 from .convolution import _weights_limit

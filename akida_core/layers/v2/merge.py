@@ -3,7 +3,7 @@ import dataclasses
 
 import numpy as np
 
-from ... import kernels_v2 as k2
+from ...kernels import v2 as k2
 from ...enums import LayerType
 from ...errors import ModelStructureError
 from .base import LayerV2, layer_output_dtype, normalise, spec

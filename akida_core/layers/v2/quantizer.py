@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from ... import kernels_v2 as k2
+from ...kernels import v2 as k2
 from ...enums import LayerType
 from ...errors import InputDataError, LayerParameterError
 from ..base import as_shape, check_bool

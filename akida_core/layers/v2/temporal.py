@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from ... import kernels_v2 as k2
+from ...kernels import v2 as k2
 from ...enums import ActivationType, LayerType
 from ...errors import LayerParameterError, ModelStructureError
 from .base import LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
