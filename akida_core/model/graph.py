@@ -2,26 +2,25 @@
 
 A model is all Akida 1.0 (sequential) or all Akida 2.0 (a graph: `add(layer, inbound_layers)` takes
 any earlier layers, so branches, skips, Add and Concatenate work). Layers are kept in insertion
-order, which is a topological order since inbounds are always earlier layers. Mapping (`mapping.py`),
-edge learning (`learning.py`) and the file format (`fbz.py`) live in their own modules; the Model
+order, which is a topological order since inbounds are always earlier layers. Mapping
+(`akida_core.mapping`), edge learning (`akida_core.learning`), the description read and written by
+save/load (`description.py`) and the file format (`akida_core.io`) live elsewhere; the Model
 delegates to them and stores their state so that save/load carries it.
 """
 import numpy as np
 
 from ..enums import IpVersion
-from ..errors import AkidaError, InputDataError, MappingError, ModelFormatError, ModelStructureError
-from .inputs import validate_batch_size, validate_inputs
+from ..errors import AkidaError, InputDataError, MappingError, ModelStructureError
+from ..io import fbz
 from ..layers import LAYER_KINDS, InputData, Layer
 from ..layers.v2 import validate_v2_inputs
+from . import description
+from .description import MAX_LAYERS, MODEL_DICT_VERSION  # noqa: F401 (MODEL_DICT_VERSION: public name)
 from .inference import batch_chunk, check_sample_memory, forward_in_slices
-from .state import arrays_to_lists, check_depth, layer_from_dict, lists_to_arrays, state_hooks
+from .inputs import validate_batch_size, validate_inputs
+from .state import arrays_to_lists, check_depth, lists_to_arrays
 from .statistics import Statistics
 from .summary import summary_text
-
-MODEL_DICT_VERSION = 2
-"""1: sequential Akida 1.0 models; 2: adds per-layer 'inbounds' and the model's 'ip_version'."""
-MAX_LAYERS = 1024
-"""Most layers a model may hold (AKD1000 has 78 NPs); also bounds the cost of loading a file."""
 
 
 class Model:
@@ -217,7 +216,7 @@ class Model:
                 entry = layer.to_dict()
                 if layer.ip_version is IpVersion.v2 and self._layers:
                     entry["inbounds"] = [inbound.name for inbound in layer.inbounds]
-                self._add_from_dict(entry)
+                description.add_from_dict(self, entry)
 
     def _model_changed(self):
         """Any structural change drops the mapping (it described the old model)."""
@@ -467,88 +466,21 @@ class Model:
 
     def to_dict(self):
         """Describe the model as a dict of plain values and numpy arrays (what .fbz stores)."""
-        v2 = self.ip_version is IpVersion.v2
-        layers = []
-        for layer in self._layers:
-            entry = layer.to_dict()
-            if v2:
-                entry["inbounds"] = [inbound.name for inbound in layer.inbounds]
-            layers.append(entry)
-        out = {"format": "akida_core.Model", "version": MODEL_DICT_VERSION, "ip_version": self.ip_version.name,
-               "layers": layers}
-        for name, (save, _) in state_hooks().items():
-            state = save(self)
-            if state is not None:
-                out[name] = state
-        return out
+        return description.describe(self)
 
     @classmethod
-    def from_dict(cls, description):
+    def from_dict(cls, data):
         """Rebuild a model from `to_dict()` output (every field is validated, as when loading a file).
 
         Raises:
             ModelFormatError: anything malformed, naming the layer and the field.
         """
         def read():
-            check_depth(description)
-            return description
+            check_depth(data)
+            return data
         model = cls()
-        model._restore_checked(read, "<dict>")
+        description.restore_checked(model, read, "<dict>")
         return model
-
-    def _restore(self, description):
-        if not isinstance(description, dict) or not isinstance(description.get("format"), str) \
-                or description["format"] != "akida_core.Model":
-            raise ModelFormatError("not an akida_core model description (missing format 'akida_core.Model')")
-        version = description.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MODEL_DICT_VERSION:
-            raise ModelFormatError(f"model description version {version!r} is not supported "
-                                   f"(this build reads 1 to {MODEL_DICT_VERSION})")
-        layers = description.get("layers")
-        if not isinstance(layers, list) or not layers:
-            raise ModelFormatError("model description has no 'layers' list")
-        if len(layers) > MAX_LAYERS:
-            raise ModelFormatError(f"model description has {len(layers):,} layers; a model holds at most "
-                                   f"{MAX_LAYERS} (MAX_LAYERS)")
-        for entry in layers:
-            self._add_from_dict(entry)
-        declared = description.get("ip_version", "v1")
-        if declared not in ("v1", "v2") or declared != self.ip_version.name:
-            raise ModelFormatError(f"model description declares ip_version {declared!r} but its layers are "
-                                   f"{self.ip_version.name}")
-        for name, (_, load) in state_hooks().items():
-            if name in description:
-                load(self, description[name])
-
-    def _add_from_dict(self, entry):
-        layer = layer_from_dict(entry)
-        self.add(layer, self._inbounds_by_name(layer, entry.get("inbounds")))
-        variables = entry.get("variables")
-        if variables is None:
-            variables = {}
-        if not isinstance(variables, dict):
-            raise ModelFormatError(f"layer '{layer.name}': 'variables' must be a dict of arrays, got "
-                                   f"{type(variables).__name__}")
-        for name, value in variables.items():
-            if name not in layer.variable_specs():
-                raise ModelFormatError(f"layer '{layer.name}' has no variable {name!r}")
-            layer.set_variable(name, value)
-
-    def _inbounds_by_name(self, layer, names):
-        if names is None:
-            return None
-        if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(names) > 2:
-            raise ModelFormatError(f"layer '{layer.name}': 'inbounds' must be a list of at most 2 layer names, "
-                                   f"got {str(names)[:100]}")
-        if layer.is_input:
-            if names:
-                raise ModelFormatError(f"layer '{layer.name}' is an input layer but lists inbounds {names}")
-            return None
-        known = {lay.name: lay for lay in self._layers}
-        missing = [name for name in names if name not in known]
-        if missing:
-            raise ModelFormatError(f"layer '{layer.name}': inbounds {missing} are not earlier layers of the model")
-        return [known[name] for name in names]
 
     def to_json(self):
         """The `to_dict()` description as a JSON string (arrays as {dtype, shape, data})."""
@@ -562,53 +494,28 @@ class Model:
         Raises:
             ModelFormatError: not JSON, NaN/Infinity, nested deeper than 64, or a malformed model.
         """
-        import json
-
-        def reject_constant(name):
-            raise ModelFormatError(f"the JSON constant {name} is not allowed; only finite numbers")
-        try:
-            data = json.loads(text, parse_constant=reject_constant)
-        except RecursionError as err:
-            raise ModelFormatError("invalid model JSON: nested too deeply to parse") from err
-        except (ValueError, TypeError) as err:
-            raise ModelFormatError(f"invalid model JSON: {err}") from err
+        data = description.parse_json(text)
         model = cls()
-        model._restore_checked(lambda: lists_to_arrays(data), "<json>")
+        description.restore_checked(model, lambda: lists_to_arrays(data), "<json>")
         return model
 
     def save(self, model_file):
         """Save the model (architecture, variables, mapping, learning state) to a .fbz file, atomically."""
-        from ..io import fbz
         fbz.write(model_file, self.to_dict())
 
     def to_buffer(self):
         """Return the .fbz bytes of the model."""
-        from ..io import fbz
         return fbz.dumps(self.to_dict())
 
     @classmethod
     def from_buffer(cls, data):
         """Load a model from .fbz bytes."""
         model = cls()
-        from ..io import fbz
-        model._restore_checked(lambda: fbz.loads(data), "<buffer>")
+        description.restore_checked(model, lambda: fbz.loads(data), "<buffer>")
         return model
 
     def _load_from(self, filename):
-        from ..io import fbz
-        self._restore_checked(lambda: fbz.read(filename), filename)
-
-    def _restore_checked(self, read, origin):
-        description = read()
-        try:
-            self._restore(description)
-        except ModelFormatError:
-            raise
-        except (AkidaError, LookupError, TypeError, ValueError, AttributeError, ArithmeticError,
-                RecursionError) as err:
-            # A well-formed container with an invalid model inside is still a bad file; the fields are
-            # validated where they are read, this is the net for what a check missed.
-            raise ModelFormatError(f"{origin}: invalid model description: {err}") from err
+        description.restore_checked(self, lambda: fbz.read(filename), filename)
 
     def __repr__(self):
         return f"<akida_core.Model {len(self._layers)} layers {[lay.name for lay in self._layers]}>"
