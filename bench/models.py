@@ -30,11 +30,10 @@ def randomize(model, seed=0):
         scale = max(1.0, float(np.sqrt(fan_in)) * max(abs(low), high) * (2 ** layer.input_bits - 1) / 8)
         units = layer.variables["threshold"].shape
         layer.variables["threshold"] = rng.integers(0, int(scale) + 1, units).astype(np.int32)
-        # act_step rounded to 20 significant bits, as quantizeml's conversions make it (the
-        # runtime then evaluates the activation exactly in float32; any float32 step stays exact)
-        mantissa, exponent = np.frexp(scale / 4)
-        layer.variables["act_step"] = np.full(units, np.ldexp(round(mantissa * 2 ** 20) / 2 ** 20,
-                                                              exponent), np.float32)
+        # act_step a multiple of 1/16, as quantizeml's conversions make it: Akida's act_step
+        # register has 4 fractional bits (and below 2**16 the runtime's float32 path stays exact)
+        step = max(round(scale / 4 * 16), 1) / 16
+        layer.variables["act_step"] = np.full(units, step, np.float32)
     return model
 
 

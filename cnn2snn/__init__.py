@@ -13,7 +13,7 @@ import importlib
 _EXPORTS = {
     "convert": ".conversion", "check_model_compatibility": ".compatibility",
     "akida_inputs": ".quantized", "Cnn2snnError": ".errors", "ConversionError": ".errors",
-    "Issue": ".errors", "ModelFileError": ".errors", "list_patterns": ".patterns",
+    "Issue": ".errors", "ModelFileError": ".errors", "ConversionWarning": ".errors", "list_patterns": ".patterns",
     "registered_patterns": ".patterns", "AkidaVersion": ".versions",
     "get_akida_version": ".versions", "set_akida_version": ".versions",
     "load_model_file": ".files", "UnsafeModelError": ".files",

@@ -1,15 +1,20 @@
 """Turning the hardware constraints table into Issues (never raises for a well-formed model).
 
 Every number comes from the target's table (`akida_core.hardware`); this module only compares and
-words the messages: layer, rule, value found, values allowed, fix.
+words the messages: layer, rule, value found, values allowed, fix. Each issue gets its level: a
+value the Akida 1.0 layers cannot express (akida_core's layer constructors refuse it, or MetaTF's
+converter does) is CONVERT; a value they express but the target's NPs do not map (the rules of
+`akida_core.mapping_rules`, same table) is HARDWARE.
 """
 from __future__ import annotations
 
 import math
 
 from akida_core import LayerType, Padding, PoolType
+from akida_core.errors import LayerParameterError
+from akida_core.layers.base import check_kernel, check_pooling
 
-from .errors import Issue
+from .errors import CONVERT, HARDWARE, Issue
 from .keras_model import KIND_NAMES, NEURAL_KINDS
 
 
@@ -38,15 +43,27 @@ class _Checker:
         role = KIND_NAMES.get(info.kind, info.class_name)
         return f"Layer '{info.name}' ({role} of the {kind} block)"
 
-    def add(self, info, rule, what, found, allowed, hint):
+    def add(self, info, rule, what, found, allowed, hint, level=CONVERT):
+        where = f"on {self.target.name}" if level == CONVERT else \
+            f"in hardware on {self.target.name} (it converts; runs in software there)"
         self.issues.append(Issue(info.name, rule, f"{self._label(info)}: {what}={found} "
-                                 f"is not supported on {self.target.name}; supported: "
+                                 f"is not supported {where}; supported: "
                                  f"{allowed if isinstance(allowed, str) else _fmt(allowed)}.",
-                                 found, allowed, hint))
+                                 found, allowed, hint, level))
 
-    def fact(self, info, rule, message, found, allowed, hint):
+    def fact(self, info, rule, message, found, allowed, hint, level=CONVERT):
         self.issues.append(Issue(info.name, rule, f"{self._label(info)}: {message}", found,
-                                 allowed, hint))
+                                 allowed, hint, level))
+
+
+def _expressible(check, *args) -> bool:
+    """Whether an akida_core layer constructor check accepts these values (the Akida 1.0 layer
+    set expresses them, whatever the device)."""
+    try:
+        check("", *args)
+    except LayerParameterError:
+        return False
+    return True
 
 
 def akida_padding(neural) -> Padding:
@@ -66,6 +83,8 @@ def _check_conv(c, bits):
     neural, row = c.block.get("neural"), c.row
     kernel = _pair(neural.get("kernel_size", 1))
     strides = _pair(neural.get("strides", 1))
+    # Kernels the Akida 1.0 layers take (odd, stride <= kernel) convert whatever the NP accepts.
+    level = HARDWARE if _expressible(check_kernel, kernel, strides) else CONVERT
     if neural.get("data_format", "channels_last") != "channels_last":
         c.add(neural, "data_format", "data_format", neural.get("data_format"), ["channels_last"],
               "build the model with data_format='channels_last'.")
@@ -74,27 +93,28 @@ def _check_conv(c, bits):
               "use dilation_rate=1.")
     if row.square_kernel and kernel[0] != kernel[1]:
         c.add(neural, "kernel_square", "kernel_size", kernel, "square kernels",
-              "use a square kernel (e.g. 3x3).")
+              "use a square kernel (e.g. 3x3).", HARDWARE)
     for k in sorted(set(kernel) - set(row.kernel_sizes)):
         hint = f"use a kernel size in {_fmt(row.kernel_sizes)}."
         if k == 1 and c.block.produces == LayerType.InputConvolutional:
             hint = (f"use a kernel size in {_fmt(row.kernel_sizes)}, or feed <= 4-bit inputs so "
                     "the model starts with InputData and this 1x1 Conv2D becomes Convolutional.")
-        c.add(neural, "kernel_size", "kernel_size", k, row.kernel_sizes, hint)
+        c.add(neural, "kernel_size", "kernel_size", k, row.kernel_sizes, hint,
+              HARDWARE if k % 2 == 1 else CONVERT)
     if not row.independent_strides and strides[0] != strides[1]:
         c.add(neural, "stride_square", "strides", strides, "equal strides on both axes",
-              "use the same stride on both axes.")
+              "use the same stride on both axes.", HARDWARE)
     for s in sorted(set(strides)):
         if s not in row.strides:
             c.add(neural, "stride", "strides", s, row.strides,
                   "use stride 1 and a MaxPooling2D(2) to downsample."
-                  if s > max(row.strides) else f"use a stride in {_fmt(row.strides)}.")
-        elif s in row.kernel_sizes_for_stride and \
+                  if s > max(row.strides) else f"use a stride in {_fmt(row.strides)}.", level)
+        elif s in row.kernel_sizes_for_stride and s <= max(kernel) and \
                 any(k not in row.allowed_kernels_for_stride(s) for k in kernel):
             c.add(neural, "stride_kernel", f"strides={s} with kernel_size", kernel[0],
                   row.allowed_kernels_for_stride(s),
                   f"stride {s} needs a {_fmt(row.allowed_kernels_for_stride(s))} kernel; use "
-                  "stride 1 and a MaxPooling2D(2) instead.")
+                  "stride 1 and a MaxPooling2D(2) instead.", level)
         if s > max(kernel):
             c.add(neural, "stride_gt_kernel", "strides", s, f"at most the kernel size {max(kernel)}",
                   "use a stride no larger than the kernel.")
@@ -102,12 +122,12 @@ def _check_conv(c, bits):
     if padding not in row.paddings:
         c.add(neural, "padding", "padding", neural.get("padding"),
               [p.name.lower() for p in row.paddings],
-              "use padding='same' (a Valid convolution gives a smaller output than Akida's "
-              "Same-only CNP; only 1x1 kernels are identical in both modes).")
+              f"use padding='same' to map it in hardware (the {row.np_type} only pads as "
+              "'same'; only 1x1 kernels are identical in both modes).", HARDWARE)
     filters = neural.get("filters")
     if row.max_filters is not None and filters is not None and filters > row.max_filters:
         c.add(neural, "max_filters", "filters", filters, f"1 to {row.max_filters}",
-              f"use at most {row.max_filters} filters in this layer.")
+              f"use at most {row.max_filters} filters in this layer.", HARDWARE)
     shape = neural.input_shape
     if shape is not None and len(shape) == 3:
         cin = shape[-1]
@@ -117,13 +137,13 @@ def _check_conv(c, bits):
         if row.max_input_width is not None and shape[1] is not None \
                 and shape[1] > row.max_input_width:
             c.add(neural, "input_width", "input width", shape[1], f"at most {row.max_input_width}",
-                  f"resize the input to a width of at most {row.max_input_width}.")
+                  f"resize the input to a width of at most {row.max_input_width}.", HARDWARE)
         wbits = bits.get("weights_bits")
         limit = row.max_input_channels(kernel[0], wbits) if wbits else None
         if limit is not None and cin is not None and cin > limit:
             c.add(neural, "filter_memory", f"input channels (kernel {kernel[0]}, {wbits}-bit)",
                   cin, f"at most {limit}", "use fewer input channels, a smaller kernel or "
-                  "fewer weight bits (the filter does not fit one CNP's memory).")
+                  "fewer weight bits (the filter does not fit one CNP's memory).", HARDWARE)
     if c.block.produces == LayerType.SeparableConvolutional and \
             neural.get("depth_multiplier", 1) != 1:
         c.add(neural, "depth_multiplier", "depth_multiplier", neural.get("depth_multiplier"),
@@ -155,25 +175,30 @@ def _check_pool(c, conv_padding):
                   "MaxPooling2D.")
         if row.gap_max_height is not None and h > row.gap_max_height:
             c.add(pool, "gap_height", "GlobalAveragePooling2D input height", h,
-                  f"at most {row.gap_max_height}", "downsample before the global average pooling.")
+                  f"at most {row.gap_max_height}", "downsample before the global average pooling.",
+                  HARDWARE)
         if row.gap_min_rows is not None and h < row.gap_min_rows:
             c.add(pool, "gap_rows", "GlobalAveragePooling2D input height", h,
                   f"at least {row.gap_min_rows}", "apply the global average pooling one block "
-                  "earlier, or use Flatten > Dense.")
+                  "earlier, or use Flatten > Dense.", HARDWARE)
         return
     size, stride = _pair(pool.get("pool_size", 2)), _pair(pool.get("strides") or pool.get("pool_size", 2))
+    # Pools the Akida 1.0 layers take (positive, stride <= size) convert whatever the NP accepts.
+    level = HARDWARE if _expressible(check_pooling, PoolType.Max, size, stride) else CONVERT
     for p in sorted(set(size)):
         if p not in row.max_pool_sizes:
             c.add(pool, "pool_size", "pool_size", p, row.max_pool_sizes,
-                  "use MaxPooling2D(2) (twice for a 4x downsampling, in two blocks).")
+                  "use MaxPooling2D(2) (twice for a 4x downsampling, in two blocks).", level)
     if row.square_kernel and c.block.produces != LayerType.InputConvolutional and size[0] != size[1]:
-        c.add(pool, "pool_square", "pool_size", size, "square pools", "use a square pool size.")
+        c.add(pool, "pool_square", "pool_size", size, "square pools", "use a square pool size.",
+              level)
     for p, s in sorted(set(zip(size, stride))):
         bad = s != p if row.max_pool_stride_rule == "equal" else s > p
         if bad:
             c.add(pool, "pool_stride", "pool strides", s,
                   f"{'equal to' if row.max_pool_stride_rule == 'equal' else 'at most'} the pool "
-                  f"size {p}", f"use strides={p} (or leave strides unset).")
+                  f"size {p}", f"use strides={p} (or leave strides unset).",
+                  HARDWARE if s <= p else CONVERT)
     if pool.get("data_format", "channels_last") != "channels_last":
         c.add(pool, "data_format", "data_format", pool.get("data_format"), ["channels_last"],
               "use data_format='channels_last'.")
@@ -208,11 +233,12 @@ def _check_dense(c, bits):
     size = math.prod(d for d in src if d is not None) if src else None
     if row.max_inputs is not None and size is not None and size > row.max_inputs:
         c.add(neural, "max_inputs", "flattened input size", size, f"at most {row.max_inputs}",
-              "reduce the spatial size (pooling) or the channels before the Dense layer.")
+              "reduce the spatial size (pooling) or the channels before the Dense layer.",
+              HARDWARE)
     units = neural.get("units")
     if row.max_filters is not None and units is not None and units > row.max_filters:
         c.add(neural, "max_filters", "units", units, f"at most {row.max_filters}",
-              f"use at most {row.max_filters} units.")
+              f"use at most {row.max_filters} units.", HARDWARE)
 
 
 def _check_fused(c, is_last):
@@ -260,7 +286,7 @@ def _check_common(c, bits, is_last):
     if not has_act and row.activation_required and is_last:
         c.fact(neural, "activation_required", f"an activation is required to map this layer on "
                f"the {row.np_type}.", "no activation", ["ReLU"],
-               f"add a ReLU(max_value=6) after '{neural.name}'.")
+               f"add a ReLU(max_value=6) after '{neural.name}'.", HARDWARE)
     if act is not None:
         # Activation("relu") has no max_value either; a QuantizedReLU is bounded by its levels.
         if act.get("max_value") is None and not hasattr(act.layer, "activation_bits"):
@@ -275,10 +301,6 @@ def _check_common(c, bits, is_last):
             c.fact(act, "relu_threshold", f"threshold={act.get('threshold')} is not supported.",
                    act.get("threshold"), [0], "use threshold=0 (fold it into the bias).")
     pool = c.block.get("pool")
-    if pool is not None and pool.kind == "maxpool" and row.max_pool_needs_successor and is_last:
-        c.fact(pool, "pool_last", "max pooling in the last layer of the model cannot be mapped "
-               "(it must be followed by a convolution).", "last layer", "followed by a conv layer",
-               "move the MaxPooling2D to an earlier block or use GlobalAveragePooling2D.")
     for role in ("bn", "bn_after_pool"):
         bn = c.block.get(role)
         if bn is not None and role == "bn_after_pool" and pool is not None \
@@ -296,6 +318,32 @@ def _check_common(c, bits, is_last):
         if value is not None and allowed and value not in allowed:
             c.add(neural, key, key, value, allowed, f"quantize this layer with {key.split('_')[0]}"
                   f" bits in {_fmt(allowed)}.")
+
+
+def _check_pool_successor(c, next_block):
+    """A max-pooling layer cannot end a hardware sequence: the table row names the NPs that may
+    follow it (the same rule akida_core.mapping applies)."""
+    pool, row = c.block.get("pool"), c.row
+    if pool is None or pool.kind != "maxpool":
+        return
+    next_row = c.target.limits(next_block.produces) if next_block is not None else None
+    next_np = next_row.np_type if next_row is not None else None
+    if row.max_pool_successor_ok(next_np):
+        return
+    allowed = f"followed by a layer on a {_fmt(row.max_pool_successor_nps)}"
+    if next_block is None:
+        c.fact(pool, "pool_last", f"max pooling in the last layer of the model cannot be mapped "
+               f"in hardware on {c.target.name}: a max-pooling layer cannot end a sequence (it "
+               "converts; the default mapping runs it in software).", "last layer", allowed,
+               "move the MaxPooling2D to an earlier block or use GlobalAveragePooling2D.",
+               HARDWARE)
+        return
+    c.fact(pool, "pool_successor", f"max pooling followed by '{next_block.name}' "
+           f"({next_block.produces.name}, on an {next_np}) cannot be mapped in hardware on "
+           f"{c.target.name}: a max-pooling layer cannot end a sequence and must be {allowed} "
+           "(it converts; the default mapping runs this layer in software).",
+           f"followed by {next_np}", allowed, "move the MaxPooling2D to an earlier "
+           "convolution, or add a Conv2D after it (before the Flatten > Dense).", HARDWARE)
 
 
 def check_blocks(split, target, bits_of) -> list:
@@ -326,6 +374,7 @@ def check_blocks(split, target, bits_of) -> list:
         else:
             _check_conv(c, bits)
         _check_common(c, bits, is_last=(i == len(layer_blocks) - 1))
+        _check_pool_successor(c, layer_blocks[i + 1] if i + 1 < len(layer_blocks) else None)
         if i > 0:
             prev_row = target.limits(layer_blocks[i - 1].produces)
             pair = (prev_row.np_type if prev_row else "", row.np_type)
@@ -334,6 +383,6 @@ def check_blocks(split, target, bits_of) -> list:
                        f"('{layer_blocks[i - 1].name}') cannot be directly followed by a layer on "
                        f"a {pair[1]} on {target.name}.", f"{pair[0]} > {pair[1]}",
                        "CNP layers before FNP layers",
-                       "move the Dense layers after the convolutions.")
+                       "move the Dense layers after the convolutions.", HARDWARE)
         issues += c.issues
     return issues

@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 
+from .console import quiet_tensorflow
+
 EXIT_OK, EXIT_ISSUES, EXIT_USAGE, EXIT_FILE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
@@ -30,8 +32,9 @@ def _target_names():
 def _check_parser():
     parser = argparse.ArgumentParser(
         prog="cnn2snn-check", description="Check a Keras model (.h5 or .keras) against an Akida "
-        "device and list every problem with a fix. Exit: 0 compatible, 1 issues found, 2 usage "
-        "error, 3 unreadable/unsafe file.")
+        "device and list every problem with a fix, grouped by level: 'convert' (does not "
+        "convert) or 'hardware' (converts; not mappable in hardware only). Exit: 0 no issue, "
+        "1 issues found (any level), 2 usage error, 3 unreadable/unsafe file.")
     parser.add_argument("model", nargs="?", help="model file (.h5 legacy Keras 2, or .keras)")
     parser.add_argument("--target", default="AKD1000", type=str.upper,
                         choices=_target_names(), help="hardware target (default AKD1000)")
@@ -42,14 +45,13 @@ def _check_parser():
     parser.add_argument("--input-weight-bits", type=_bits,
                         help="assumed input-layer weight bits (default: 8 when --weight-bits "
                         "is given)")
+    parser.add_argument("--allow-input-narrowing", action="store_true",
+                        help="accept re-quantizing 8-bit input data to a <= 4-bit InputData "
+                        "(the Akida model then takes cnn2snn.akida_inputs(model, x))")
     parser.add_argument("--list-patterns", action="store_true",
                         help="print the conversion pattern registry and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
-
-
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _print(text):
@@ -82,7 +84,7 @@ def _run(debug, body):
 def check_main(argv=None) -> int:
     """Entry point of `cnn2snn-check`; returns the exit code."""
     args = _check_parser().parse_args(argv)
-    _quiet_tensorflow()
+    quiet_tensorflow(args.debug)
     if args.list_patterns:
         from .patterns import list_patterns
         _print(list_patterns())
@@ -92,19 +94,19 @@ def check_main(argv=None) -> int:
 
     def body():
         from .compatibility import check_model_compatibility
-        from .files import load_model_file
+        from .files import UnsupportedFileLayers, load_model_for_check
         from .match import split_model
         from .report import json_report, text_report
-        from .files import UnsupportedFileLayers
         render = json_report if args.format == "json" else text_report
         try:
-            model = load_model_file(args.model)
+            model = load_model_for_check(args.model)
         except UnsupportedFileLayers as err:  # readable, but not rebuildable: report the layers
             _print(render(err.issues, args.target, os.path.basename(args.model)))
             return EXIT_ISSUES
         issues = check_model_compatibility(model, args.target, weight_bits=args.weight_bits,
                                            activation_bits=args.activation_bits,
-                                           input_weight_bits=args.input_weight_bits)
+                                           input_weight_bits=args.input_weight_bits,
+                                           allow_input_narrowing=args.allow_input_narrowing)
         skipped = [(info.name, reason) for info, reason in split_model(model).skipped]
         _print(render(issues, args.target, os.path.basename(args.model), skipped))
         return EXIT_ISSUES if issues else EXIT_OK
@@ -122,6 +124,8 @@ def _main_parser():
     convert.add_argument("-o", "--output", help="output .fbz (default: <model>.fbz)")
     convert.add_argument("--target", default="AKD1000", type=str.upper, choices=_target_names())
     convert.add_argument("--force", action="store_true", help="overwrite an existing output")
+    convert.add_argument("--allow-input-narrowing", action="store_true",
+                         help="accept re-quantizing 8-bit input data to a <= 4-bit InputData")
     convert.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -130,7 +134,7 @@ def main(argv=None) -> int:
     """Entry point of `cnn2snn` (sub-command `convert`); returns the exit code."""
     parser = _main_parser()
     args = parser.parse_args(argv)
-    _quiet_tensorflow()
+    quiet_tensorflow(args.debug)
     output = args.output or os.path.splitext(args.model)[0] + ".fbz"
     if not os.path.splitext(output)[1]:
         output += ".fbz"
@@ -146,7 +150,8 @@ def main(argv=None) -> int:
         from .match import split_model
         model = load_model_file(args.model)
         try:
-            convert(model, output, target=args.target)
+            convert(model, output, target=args.target,
+                    allow_input_narrowing=args.allow_input_narrowing)
         except ConversionError as err:
             print(str(err), file=sys.stderr)
             return EXIT_ISSUES

@@ -5,6 +5,7 @@ from akida_core import LayerType
 from akida_core.hardware import AKD1000, get_target
 
 from .checks import check_blocks
+from .errors import CONVERT, HARDWARE, Issue, by_level
 from .match import split_model
 
 #: quantizeml's QuantizationParams().input_weight_bits (tests keep the two equal).
@@ -29,11 +30,14 @@ def _bit_options(weight_bits, activation_bits, input_weight_bits):
 
 
 def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activation_bits=None,
-                              input_weight_bits=None) -> list:
-    """Lists every reason a Keras model cannot run on `target` (structure, table limits, bits).
+                              input_weight_bits=None, allow_input_narrowing=False) -> list:
+    """Lists every reason a Keras model cannot convert, or cannot map in hardware, on `target`.
 
     Works on float models (everything decidable before quantization; bit widths are checked when
-    given as arguments) and on quantized models (plus their bit widths and integer value ranges).
+    given as arguments) and on quantized models (plus their bit widths, integer register ranges,
+    act_step grid and the mapping of the converted model). Each Issue has a `level`: "convert"
+    (`convert` refuses the model) or "hardware" (it converts, and `map(device)` runs it as several
+    sequences, part in software; `map(device, hw_only=True)` refuses it).
 
     Args:
         model: a Keras 3 model.
@@ -42,25 +46,107 @@ def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activa
         activation_bits: assumed activation bits of a float model (None: not checked).
         input_weight_bits: assumed weight bits of the input convolution (default: 8 when
             weight_bits is given, as in QuantizationParams).
+        allow_input_narrowing: accept a model whose input data would be re-quantized to fewer
+            bits (8-bit data into a 4-bit InputData), as `convert(..., allow_input_narrowing=True)`.
 
     Returns:
-        A list of `Issue`s, empty when the model is compatible.
+        A list of `Issue`s in model order, empty when the model converts and maps in hardware.
 
     Example:
         >>> for issue in check_model_compatibility(model):
-        ...     print(issue)
+        ...     print(issue.level, issue)
     """
     target = get_target(target)
     split = split_model(model)
     from . import quantized  # local: keeps float-only checks free of quantizeml import cost
     if quantized.is_quantized(model):
-        issues = list(split.issues)
-        issues += check_blocks(split, target, quantized.bits_of)
-        if not issues:
-            issues += quantized.value_issues(model, split, target)
+        issues = quantized_issues(model, split, target, allow_input_narrowing)
+        if not by_level(issues, CONVERT):
+            built, build_issues = quantized.build_layers(model, split, target)
+            issues += build_issues
+            if not by_level(build_issues, CONVERT):
+                issues += mapping_issues(quantized.assemble(built), split, target, issues)
         return order_issues(model, issues)
     bits_of = _bit_options(weight_bits, activation_bits, input_weight_bits)
-    return order_issues(model, list(split.issues) + check_blocks(split, target, bits_of))
+    issues = list(split.issues) + check_blocks(split, target, bits_of)
+    if not allow_input_narrowing:
+        issues += _float_input_narrowing(model, split, target)
+    return order_issues(model, issues)
+
+
+def quantized_issues(model, split, target, allow_input_narrowing) -> list:
+    """Structure, table and input issues of a quantized model (before building its layers)."""
+    from . import quantized
+    issues = list(split.issues) + check_blocks(split, target, quantized.bits_of)
+    if not allow_input_narrowing:
+        issues += quantized.input_narrowing(model, split, target)
+    return issues
+
+
+def _float_input_narrowing(model, split, target) -> list:
+    """A float model that takes 8-bit data (uint8 input or a leading Rescaling(1/255)) but starts
+    with InputData would have its input narrowed by quantize (the quantized model says exactly)."""
+    first = split.blocks[0] if split.blocks else None
+    if first is None or first.produces != LayerType.InputData:
+        return []
+    inputs = getattr(model, "inputs", None) or [None]
+    dtype = str(getattr(inputs[0], "dtype", ""))
+    scale = split.rescaling.get("scale") if split.rescaling is not None else None
+    eight_bit = dtype in ("uint8", "int8") or (
+        isinstance(scale, (int, float)) and 0 < scale <= 1 / 127.5)
+    if not eight_bit:
+        return []
+    big = max(target.limits(LayerType.InputData).input_bits)
+    why = "an 8-bit integer input" if "int8" in dtype else "a Rescaling of about 1/255"
+    return [Issue("model", "input_narrowing",
+                  f"Model '{model.name}' takes 8-bit data ({why}) "
+                  f"but does not start with a Conv2D on a 1- or 3-channel input: on "
+                  f"{target.name} its first layer would be an InputData of at most {big} bits, "
+                  "so quantize would narrow the input and the Akida model would not take the "
+                  "data the Keras model takes.", "8-bit data into InputData",
+                  f"at most {big}-bit data, or a Conv2D on a 1- or 3-channel input",
+                  "start the model with a Conv2D on a 1- or 3-channel input (an "
+                  "InputConvolutional takes uint8 data), or feed <= 4-bit data; to accept a "
+                  "narrower input, pass allow_input_narrowing=True (CLI: "
+                  "--allow-input-narrowing) and feed cnn2snn.akida_inputs(model, x).")]
+
+
+def _device_of(target):
+    """The virtual akida_core Device whose constraints table is `target` (None if none)."""
+    import akida_core
+    for make in (akida_core.AKD1000, akida_core.AKD1500, akida_core.TwoNodesIPv1):
+        device = make()
+        if device.table is target:
+            return device
+    return None
+
+
+def mapping_issues(akida_model, split, target, known) -> list:
+    """HARDWARE issues from mapping the converted model when the table checks (`known`) found
+    none: rules of the device as a whole (NP memory and count) that no single layer shows.
+
+    The table checks word each rule for the Keras layers; this pass maps the converted model
+    (`map(device)`: one hardware sequence is what `hw_only=True` needs), so the checker never
+    says "maps in hardware" when mapping would refuse. With table issues the verdict is already
+    "hardware", and mapping's reasons would mostly repeat them.
+    """
+    device = _device_of(target)
+    if device is None or not akida_model.layers or by_level(known, HARDWARE):
+        return []
+    from akida_core.mapping import mapping_reasons
+    reasons = mapping_reasons(akida_model, device)
+    blocks = {block.name: block for block in split.blocks}
+    issues = []
+    for name, reason in reasons.items():
+        block = blocks.get(name)
+        kind = block.produces.name if block is not None else "layer"
+        issues.append(Issue(name, "mapping", f"Layer '{name}' ({kind}) cannot be mapped in "
+                            f"hardware on {target.name} with the layers around it: {reason} "
+                            "(it converts; the default mapping runs the model as several "
+                            "sequences).", "several sequences", "one hardware sequence",
+                            "map with hw_only=False, or change this layer as the reason says.",
+                            HARDWARE))
+    return issues
 
 
 def order_issues(model, issues) -> list:

@@ -2,26 +2,30 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from akida_core import AkidaError
 from akida_core.hardware import AKD1000, get_target
 
 from . import quantized
-from .checks import check_blocks
-from .compatibility import order_issues
-from .errors import ConversionError, Issue
+from .compatibility import mapping_issues, order_issues, quantized_issues
+from .errors import CONVERT, HARDWARE, ConversionError, ConversionWarning, Issue, by_level
 from .match import split_model
 
 QUANTIZE_CALL = ("quantizeml.models.quantize(model, qparams=QuantizationParams(weight_bits=4, "
                  "activation_bits=4), samples=x_calibration)")
 
 
-def convert(model, file_path=None, input_scaling=None, target=AKD1000):
+def convert(model, file_path=None, input_scaling=None, target=AKD1000, *,
+            allow_input_narrowing=False):
     """Converts a quantized Keras model into an akida_core Model with identical integer outputs.
 
     Every Keras layer becomes part of an Akida layer, is deliberately skipped (InputLayer,
     InputQuantizer, Dropout, a final Softmax/Activation, the final Dequantizer), or is an issue:
-    a model is never converted in part.
+    a model is never converted in part. Convert-level issues (no Akida 1.0 model expresses them)
+    raise; hardware-level issues (the model converts, but `map(device, hw_only=True)` would refuse
+    it on `target`: the default mapping runs it as several sequences, part in software) give one
+    ConversionWarning naming them.
 
     Args:
         model: a Keras model quantized with `quantizeml.models.quantize`.
@@ -29,13 +33,20 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000):
         input_scaling: legacy MetaTF argument; quantizeml models carry their input scaling in
             their InputQuantizer, so it must be None.
         target: the HardwareTarget (or its name); default AKD1000.
+        allow_input_narrowing: accept re-quantizing the model's input data to fewer bits (e.g.
+            8-bit data into a 4-bit InputData, which MetaTF refuses); the Akida model then takes
+            `cnn2snn.akida_inputs(model, x)`, not the raw data (a ConversionWarning says so).
 
     Returns:
         The akida_core Model. Feed it `cnn2snn.akida_inputs(model, x)` (uint8).
 
     Raises:
-        ConversionError: with `.issues` listing every problem (a float model gets one issue
-            telling how to quantize it first).
+        ConversionError: with `.issues` listing every convert-level problem (a float model gets
+            one issue telling how to quantize it first).
+
+    Warns:
+        ConversionWarning: once, naming every hardware-level issue; once when the input is
+            narrowed on request.
     """
     target = get_target(target)
     if not quantized.is_quantized(model):
@@ -54,12 +65,13 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000):
                                      None, "call convert(model) without input_scaling.")],
                               target.name)
     split = split_model(model)
-    issues = list(split.issues) + check_blocks(split, target, quantized.bits_of)
-    if issues:
-        raise ConversionError(order_issues(model, issues), target.name)
-    built, issues = quantized.build_layers(model, split, target)
-    if issues:
-        raise ConversionError(order_issues(model, issues), target.name)
+    issues = quantized_issues(model, split, target, allow_input_narrowing)
+    if by_level(issues, CONVERT):
+        raise ConversionError(order_issues(model, by_level(issues, CONVERT)), target.name)
+    built, build_issues = quantized.build_layers(model, split, target)
+    issues += build_issues
+    if by_level(issues, CONVERT):
+        raise ConversionError(order_issues(model, by_level(issues, CONVERT)), target.name)
     try:
         akida_model = quantized.assemble(built)
     except AkidaError as err:  # a check is missing upstream: still one typed error, with cause
@@ -67,6 +79,9 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000):
                                      f"model: {err}", type(err).__name__, None,
                                      "report this as a cnn2snn bug with the model.")],
                               target.name) from err
+    issues += mapping_issues(akida_model, split, target, issues)
+    _warn(model, target, order_issues(model, by_level(issues, HARDWARE)),
+          allow_input_narrowing and quantized.input_narrowing(model, split, target))
     if file_path is not None:
         path = os.fspath(file_path)
         if not os.path.splitext(path)[1]:
@@ -76,3 +91,18 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000):
             os.makedirs(directory, exist_ok=True)
         akida_model.save(path)
     return akida_model
+
+
+def _warn(model, target, hardware, narrowed):
+    """One ConversionWarning for the hardware-level issues, one for a narrowed input."""
+    name = getattr(model, "name", "model")
+    if hardware:
+        lines = "\n".join(f"  - {issue}" for issue in hardware)
+        warnings.warn(f"Model '{name}' converted, but {len(hardware)} hardware-level "
+                      f"issue{'s' if len(hardware) != 1 else ''}: map(device, hw_only=True) "
+                      f"refuses it on {target.name}; map(device) runs it as several sequences, "
+                      f"part in software.\n{lines}", ConversionWarning, stacklevel=3)
+    if narrowed:
+        warnings.warn(f"Model '{name}' converted with allow_input_narrowing=True: "
+                      f"{narrowed[0].message} So {quantized.FEED_HINT}.", ConversionWarning,
+                      stacklevel=3)

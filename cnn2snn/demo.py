@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from .console import progress_verbose, quiet_tensorflow
+
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_FILE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 IMAGE_SIZE = 16  # digits are 8×8; upsampled ×2 so that two 2×2 max poolings leave a 4×4 map
 
@@ -211,7 +213,8 @@ def run_demo(epochs=10, qat_epochs=3, weight_bits=4, activation_bits=4, input_we
         output: where to save the `.fbz` (None: a new temporary directory).
         train_samples: train on the first N training images only (None: all 1,347).
         batch_size: training batch size.
-        verbose: 0 silent Keras, 1 progress bars, 2 one line per epoch.
+        verbose: 0 silent Keras, 1 progress bars, 2 one plain line per epoch and for
+            calibration (what `cnn2snn-demo` uses when its output is not a terminal).
         print_fn: where step headers go.
 
     Returns:
@@ -250,7 +253,7 @@ def run_demo(epochs=10, qat_epochs=3, weight_bits=4, activation_bits=4, input_we
           f"{input_weight_bits}-bit input layer; calibrating on the training images")
     qparams = QuantizationParams(weight_bits=weight_bits, activation_bits=activation_bits,
                                  input_weight_bits=input_weight_bits)
-    qmodel = quantize(model, qparams=qparams, samples=x_train, verbose=min(verbose, 1))
+    qmodel = quantize(model, qparams=qparams, samples=x_train, verbose=verbose)
     print_fn(f"      post-training accuracy {_keras_accuracy(qmodel, x_test, y_test):.2%}")
 
     steps(f"Quantization-aware training ({qat_epochs} epochs)")
@@ -417,17 +420,18 @@ def _output_problem(path):
 def main(argv=None) -> int:
     """Entry point of `cnn2snn-demo`; returns the exit code."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     problem = _output_problem(args.output)
     if problem:
         print(f"cnn2snn-demo: error: --output {args.output}: {problem}", file=sys.stderr)
         return EXIT_USAGE if os.path.isdir(args.output) else EXIT_FILE
+    quiet_tensorflow(args.debug)
     try:
         result = run_demo(epochs=args.epochs, qat_epochs=args.qat_epochs,
                           weight_bits=args.weight_bits, activation_bits=args.activation_bits,
                           input_weight_bits=args.input_weight_bits, seed=args.seed,
                           output=args.output, train_samples=args.train_samples,
-                          batch_size=args.batch_size, verbose=0 if args.quiet else 1)
+                          batch_size=args.batch_size,
+                          verbose=progress_verbose(args.quiet))
     except OSError as err:
         if args.debug:
             raise

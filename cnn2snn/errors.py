@@ -1,13 +1,24 @@
 """Issue records and the exceptions of cnn2snn.
 
 An :class:`Issue` is one reason a model cannot run on a target: it names the layer, the rule, the
-value found, the values allowed and a fix. Checks return lists of Issues; `convert` raises one
-:class:`ConversionError` holding all of them.
+value found, the values allowed and a fix, and carries a level:
+
+- ``"convert"``: no Akida 1.0 model can express it (MetaTF's converter refuses it too); `convert`
+  raises one :class:`ConversionError` holding every such issue;
+- ``"hardware"``: the model converts, but on the target `map(device, hw_only=True)` refuses it; the
+  default mapping runs the model as several sequences, part of it in software. `convert` accepts it
+  with one :class:`ConversionWarning` naming these issues.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
+
+#: The model cannot be converted: no Akida 1.0 layer expresses it.
+CONVERT = "convert"
+#: The model converts; the target cannot map it in hardware in one sequence (part runs in software).
+HARDWARE = "hardware"
+LEVELS = (CONVERT, HARDWARE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +32,7 @@ class Issue:
         found: the value found (JSON-friendly).
         allowed: the values allowed (JSON-friendly), or a description.
         hint: how to fix it.
+        level: CONVERT (convert refuses it) or HARDWARE (converts; not mappable in hardware only).
     """
 
     layer: str
@@ -29,6 +41,10 @@ class Issue:
     found: Any = None
     allowed: Any = None
     hint: str = ""
+    level: str = CONVERT
+
+    def __post_init__(self):
+        assert self.level in LEVELS, self.level
 
     def __str__(self):
         return f"{self.message} Hint: {self.hint}" if self.hint else self.message
@@ -37,7 +53,7 @@ class Issue:
         """Returns the issue as a JSON-serializable dict."""
         return {"layer": self.layer, "rule": self.rule, "message": self.message,
                 "found": _jsonable(self.found), "allowed": _jsonable(self.allowed),
-                "hint": self.hint}
+                "hint": self.hint, "level": self.level}
 
 
 def _jsonable(value):
@@ -50,13 +66,30 @@ def _jsonable(value):
     return str(value)
 
 
-def summarize(issues, target_name: str) -> str:
-    """Returns the summary line: "N issues in M layers" or "compatible with <target>"."""
-    if not issues:
-        return f"compatible with {target_name}"
+def _count(issues) -> str:
     layers = {issue.layer for issue in issues}
     return (f"{len(issues)} issue{'s' if len(issues) != 1 else ''} in {len(layers)} "
             f"layer{'s' if len(layers) != 1 else ''}")
+
+
+def summarize(issues, target_name: str) -> str:
+    """Returns the summary line: "compatible with <target>", or the issue counts per level, e.g.
+    "2 issues in 2 layers: 1 convert-level (does not convert), 1 hardware-level (converts; not
+    mappable on AKD1000 in hardware only)"."""
+    if not issues:
+        return f"compatible with {target_name}"
+    parts = []
+    for level, meaning in ((CONVERT, "does not convert"),
+                           (HARDWARE, f"converts; not mappable on {target_name} in hardware only")):
+        count = sum(issue.level == level for issue in issues)
+        if count:
+            parts.append(f"{count} {level}-level ({meaning})")
+    return f"{_count(issues)}: {', '.join(parts)}"
+
+
+def by_level(issues, level: str) -> list:
+    """The issues of one level, in their order."""
+    return [issue for issue in issues if issue.level == level]
 
 
 class Cnn2snnError(Exception):
@@ -70,9 +103,14 @@ class ConversionError(Cnn2snnError, ValueError):
         self.issues = list(issues)
         self.target_name = target_name
         lines = [header or f"Model cannot be converted for {target_name}: "
-                 f"{summarize(self.issues, target_name)}."]
+                 f"{_count(self.issues)}."]
         lines += [f"  - {issue}" for issue in self.issues]
         super().__init__("\n".join(lines))
+
+
+class ConversionWarning(UserWarning):
+    """A model converted, with a caveat: hardware-level issues (it maps on the target only as
+    several sequences, part in software), or an input narrowed on request."""
 
 
 class ModelFileError(Cnn2snnError, ValueError):

@@ -30,10 +30,12 @@ class UnsafeModelError(ModelFileError):
 
 
 class UnsupportedFileLayers(ModelFileError):
-    """A model file holds layers Keras 3 cannot rebuild; `.issues` names them (for the report)."""
+    """A model file holds layers Keras 3 cannot rebuild; `.issues` names them (for the report) and
+    `.config` is the file's allowlisted configuration (None when it could not be read safely)."""
 
-    def __init__(self, messages, detail):
+    def __init__(self, messages, detail, config=None):
         self.issues = [_issue_from_message(m) for m in messages]
+        self.config = config
         super().__init__(f"{detail} Unsupported layers: {'; '.join(map(str, messages))}")
 
 
@@ -165,9 +167,28 @@ def load_model_file(path):
         except UnsafeModelError:
             raise
         except ModelFileError as inner:
-            raise UnsupportedFileLayers(err.issues, str(inner)) from err
+            raise UnsupportedFileLayers(err.issues, str(inner),
+                                        getattr(inner, "config", None)) from err
     except QuantizeMLError as err:
         raise ModelFileError(str(err)) from err
+
+
+def load_model_for_check(path):
+    """`load_model_file`, or, for a safe file Keras cannot rebuild whole (e.g. a tf-keras LSTM),
+    its layers rebuilt one by one (`config_chain.ConfigChain`) so that every other layer is still
+    checked.
+
+    Raises:
+        ModelFileError, UnsafeModelError: as `load_model_file`; UnsupportedFileLayers when not
+            even the configuration can be read.
+    """
+    try:
+        return load_model_file(path)
+    except UnsupportedFileLayers as err:
+        if err.config is None:
+            raise
+        from .config_chain import chain_from_config
+        return chain_from_config(err.config, os.path.basename(os.fspath(path)))
 
 
 def read_model_file(path):
@@ -289,5 +310,7 @@ def _load_h5(path):
     try:
         return legacy_h5_format.load_model_from_hdf5(path, compile=False)
     except Exception as err:  # Keras raises many types on bad content; report, never crash.
-        raise ModelFileError(f"{path}: Keras could not rebuild the legacy model "
-                             f"({type(err).__name__}: {str(err)[:300]}).") from err
+        error = ModelFileError(f"{path}: Keras could not rebuild the legacy model "
+                               f"({type(err).__name__}: {str(err)[:300]}).")
+        error.config = config  # allowlisted: the checker can still read it layer by layer
+        raise error from err

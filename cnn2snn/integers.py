@@ -14,7 +14,11 @@ import numpy as np
 from akida_core import Padding, PoolType
 
 from .checks import akida_padding
-from .errors import Issue
+from .errors import CONVERT, HARDWARE, Issue
+
+#: Akida's act_step register has 4 fractional bits: the chip computes with floor(act_step * 16) / 16
+#: (akida-layers.md, "Registers and saturation").
+ACT_STEP_FRACTION = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +120,9 @@ def value_issues(block, params, row, target) -> list:
         target: the HardwareTarget.
 
     Returns:
-        A list of Issues (threshold register range, act_step range).
+        A list of Issues: threshold and act_step register ranges (HARDWARE: akida_core runs them
+        exactly in software, the NP registers cannot hold them), act_step below 1/16 or off the
+        1/16 grid (CONVERT: the Akida model would not compute what the Keras model computes).
     """
     name, kind, issues = block.name, block.produces.name, []
     threshold = np.asarray(params["threshold"], np.int64)
@@ -127,28 +133,59 @@ def value_issues(block, params, row, target) -> list:
         issues.append(Issue(name, "threshold_range",
                             f"Layer '{name}' ({kind}): threshold={bad} does not fit the "
                             f"{row.threshold_bits}-bit signed threshold register of the "
-                            f"{row.np_type} on {target.name}; supported: {rng[0]} to {rng[1]}.",
+                            f"{row.np_type} on {target.name}; supported: {rng[0]} to {rng[1]} "
+                            "(it converts; the layer runs in software there).",
                             bad, list(rng), "quantize this layer with fewer weight bits (a "
                             "coarser weight scale divides the threshold), reduce the pooled area "
-                            "H*W or the bias magnitudes, then quantize again."))
+                            "H*W or the bias magnitudes, then quantize again.", HARDWARE))
     if params["activation"] or params.get("act_step") is not None:
         step = np.asarray(params["act_step"], np.float64)
         if row.max_act_step is not None and step.size and step.max() >= row.max_act_step:
             issues.append(Issue(name, "act_step_range",
                                 f"Layer '{name}' ({kind}): act_step={float(step.max()):g} exceeds "
                                 f"the {row.np_type} register on {target.name}; supported: below "
-                                f"{row.max_act_step:g}.", float(step.max()),
+                                f"{row.max_act_step:g} (it converts; the layer runs in software "
+                                "there).", float(step.max()),
                                 f"< {row.max_act_step:g}",
                                 "quantize this layer with fewer weight bits (q_config="
                                 f"{{'{name}': QuantizationParams(weight_bits=2)}}: a coarser "
-                                "weight scale divides act_step) or reduce the pooled area H*W."))
+                                "weight scale divides act_step) or reduce the pooled area H*W.",
+                                HARDWARE))
         if step.size and step.min() < row.min_act_step:
             issues.append(Issue(name, "act_step_min",
                                 f"Layer '{name}' ({kind}): act_step={float(step.min()):g} is "
                                 f"below the minimum {row.min_act_step:g}.", float(step.min()),
                                 f">= {row.min_act_step:g}", "raise the layer's output range or "
                                 "use fewer activation bits, then quantize again."))
+    act = block.get("act")
+    if act is not None and hasattr(act.layer, "act_step"):
+        # the stored value: export hands out the floored step the twin computes with
+        issues += _act_step_grid_issues(name, kind, np.asarray(act.layer.act_step.numpy(),
+                                                               np.float64))
     return issues
+
+
+def _act_step_grid_issues(name, kind, step) -> list:
+    """A stored act_step off the 1/16 grid (a model quantized by an older quantizeml, or edited):
+    the chip floors it, so the converted model would not compute what the model computed when it
+    was quantized and evaluated."""
+    scaled = step * ACT_STEP_FRACTION
+    off = np.flatnonzero(scaled != np.floor(scaled))
+    if not off.size:
+        return []
+    value = float(step.flat[off[0]])
+    floored = np.floor(value * ACT_STEP_FRACTION) / ACT_STEP_FRACTION
+    return [Issue(name, "act_step_grid",
+                  f"Layer '{name}' ({kind}): act_step={value:.9g} (neuron {int(off[0])}, "
+                  f"{off.size} of {step.size}) is not a multiple of 1/{ACT_STEP_FRACTION}: "
+                  f"Akida's act_step register has 4 fractional bits, so the chip computes with "
+                  f"floor(act_step*{ACT_STEP_FRACTION})/{ACT_STEP_FRACTION} = {floored:g} and the "
+                  "Akida model would not compute what this quantized model computed when it was "
+                  "quantized and evaluated.",
+                  value, f"multiples of 1/{ACT_STEP_FRACTION}",
+                  "quantize the float model again with this version of quantizeml (it emits "
+                  "act_steps on the 1/16 grid and computes with them); a model quantized by an "
+                  "older version keeps its off-grid steps.", CONVERT)]
 
 
 def padding_of(block) -> Padding:

@@ -146,6 +146,9 @@ def read_chain(model):
     Returns:
         (infos, issues): infos excludes nothing (InputLayer included when the model has one).
     """
+    from .config_chain import ConfigChain
+    if isinstance(model, ConfigChain):  # a file Keras cannot rebuild whole, read layer by layer
+        return list(model.infos), list(model.issues)
     issues = []
     if not isinstance(model, keras.Model):
         kind = f"{type(model).__module__}.{type(model).__name__}"

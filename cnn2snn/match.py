@@ -87,6 +87,9 @@ class Split:
 
 
 def _model_input_shape(model):
+    from .config_chain import ConfigChain
+    if isinstance(model, ConfigChain):
+        return model.input_shape
     inputs = getattr(model, "inputs", None) or []
     return tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
 

@@ -77,6 +77,45 @@ def _layer_issues(model, split, target):
     return issues
 
 
+#: What `convert(..., allow_input_narrowing=True)` says (a ConversionWarning) and the issue's hint.
+FEED_HINT = "feed the Akida model cnn2snn.akida_inputs(model, x), not the raw data"
+
+
+def input_narrowing(model, split, target) -> list:
+    """The issue of an InputData model whose InputQuantizer re-quantizes the user's data to fewer
+    than 8 bits (e.g. 8-bit images with 4 channels, a flat 8-bit MLP input into 4-bit InputData).
+
+    An InputQuantizer that is the identity (scale 1, zero point 0: the data already are the
+    `bits`-bit integers) narrows nothing; an 8-bit one feeds an InputConvolutional unchanged.
+
+    Returns:
+        [] or one CONVERT-level Issue (MetaTF refuses these models).
+    """
+    first = split.blocks[0] if split.blocks else None
+    quantizer = input_quantizer(model)
+    if first is None or first.produces != LayerType.InputData or quantizer is None:
+        return []
+    q = quantizer.quantizer
+    if q.bits >= 8 or (float(q.scale) == 1.0 and int(q.zero_point) == 0):
+        return []
+    levels = 2 ** q.bits - 1
+    low, high = -q.zero_point * q.scale, (levels - q.zero_point) * q.scale
+    big = max(target.limits(LayerType.InputData).input_bits)
+    return [Issue(quantizer.name, "input_narrowing",
+                  f"Layer '{quantizer.name}' (InputData): the model input (values {low:g} to "
+                  f"{high:g}) would be re-quantized to {q.bits}-bit integers (scale {q.scale:g}): "
+                  f"the Akida model would not take the data the Keras model takes (predict on "
+                  f"the raw data fails with InputDataError). On {target.name} only an "
+                  f"InputConvolutional takes 8-bit data; InputData takes at most {big} bits.",
+                  f"{q.bits}-bit input for values {low:g} to {high:g}",
+                  f"the data as given (scale 1, zero point 0), or 8-bit data into a Conv2D on a "
+                  "1- or 3-channel input",
+                  "start the model with a Conv2D on a 1- or 3-channel uint8 input (it becomes "
+                  f"an InputConvolutional), or feed integer data in 0..{levels} and quantize "
+                  "again; to accept the narrower input, convert with allow_input_narrowing=True "
+                  f"(CLI: --allow-input-narrowing) and {FEED_HINT}.")]
+
+
 def _context(model, split, target, is_last):
     from quantizeml.layers import Dequantizer, InputQuantizer
     layers = model.layers

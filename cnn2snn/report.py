@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import json
 
-from .errors import summarize
+from .errors import CONVERT, HARDWARE, by_level, summarize
+
+_HEADINGS = {CONVERT: "convert-level issues (the model does not convert):",
+             HARDWARE: "hardware-level issues (it converts; map(device, hw_only=True) refuses it "
+                       "on {target}: the default mapping runs it as several sequences, part in "
+                       "software):"}
 
 
 def text_report(issues, target_name: str, source: str, skipped=()) -> str:
-    """Returns the human-readable report: issues grouped by layer, then the summary line.
+    """Returns the human-readable report: issues grouped by level, then by layer, then the summary.
 
     Args:
         issues: list of Issue.
@@ -16,12 +21,17 @@ def text_report(issues, target_name: str, source: str, skipped=()) -> str:
         skipped: (layer name, reason) pairs of layers producing no Akida layer.
     """
     lines = [f"{source}: checked for {target_name}"]
-    groups = {}
-    for issue in issues:
-        groups.setdefault(issue.layer, []).append(issue)
-    for layer, layer_issues in groups.items():
-        lines.append(f"{layer}:")
-        lines += [f"  [{issue.rule}] {issue}" for issue in layer_issues]
+    for level in (CONVERT, HARDWARE):
+        level_issues = by_level(issues, level)
+        if not level_issues:
+            continue
+        lines.append(_HEADINGS[level].format(target=target_name))
+        groups = {}
+        for issue in level_issues:
+            groups.setdefault(issue.layer, []).append(issue)
+        for layer, layer_issues in groups.items():
+            lines.append(f"  {layer}:")
+            lines += [f"    [{issue.rule}] {issue}" for issue in layer_issues]
     for name, reason in skipped:
         lines.append(f"skipped {name}: {reason}")
     lines.append(summarize(issues, target_name))
@@ -31,6 +41,7 @@ def text_report(issues, target_name: str, source: str, skipped=()) -> str:
 def json_report(issues, target_name: str, source: str, skipped=()) -> str:
     """Returns the report as a JSON document (sorted keys, stable for snapshots)."""
     return json.dumps({"model": source, "target": target_name, "compatible": not issues,
+                       "converts": not by_level(issues, CONVERT),
                        "summary": summarize(issues, target_name),
                        "issues": [issue.to_dict() for issue in issues],
                        "skipped": [{"layer": n, "reason": r} for n, r in skipped]},

@@ -209,7 +209,10 @@ def _cmd_quantize(args):
             warnings.simplefilter("ignore")  # said above, once
         qmodel = quantize(model, qparams=qparams, samples=samples, num_samples=args.num_samples,
                           batch_size=args.batch_size, epochs=args.epochs,
-                          verbose=0 if args.format == "json" or args.quiet else 1)
+                          # Keras draws its bar with escape codes even into a file: a plain
+                          # line there (verbose=2), the bar on a terminal.
+                          verbose=0 if args.format == "json" or args.quiet else
+                          1 if sys.stdout.isatty() else 2)
     save_model(qmodel, output)
     if args.format == "json":
         print(json.dumps({"model": args.model, "output": output, "qparams": qparams.to_dict(),
@@ -365,7 +368,8 @@ def main(argv=None) -> int:
     """Entry point of `quantizeml`; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow is already loaded (by this package's import): the `quantizeml` command quiets it
+    # first, in its entry point cnn2snn.console.quantizeml_main.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)
     from .errors import (CalibrationError, ModelFormatError, QuantizationConfigError,
                          QuantizationError)

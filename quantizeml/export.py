@@ -13,6 +13,7 @@ from .errors import QuantizationError
 from .layers import (Dequantizer, InputQuantizer, QuantizedFlatten, QuantizedGlobalAveragePooling2D,
                      QuantizedMaxPool2D, QuantizedReLU, QuantizedRescaling, QuantizedReshape)
 from .layers.neural import NEURAL_LAYERS
+from .quantizers import floor_act_step_np, is_act_step_on_grid
 
 #: Layers that carry no Akida computation inside or between blocks.
 PASS_THROUGH = (QuantizedFlatten, QuantizedReshape, QuantizedRescaling)
@@ -31,10 +32,11 @@ def block_parameters(neural, pool=None, activation=None, dequantizer=None) -> di
         dict, see docs/quantization.md: weights (int8, Keras layout), weights_pw (separable),
         weight_bits, input_bits, padding_value, is_input_layer, pool_* entries, activation (bool),
         act_bits, threshold (int32 per channel, includes H·W for global pooling), act_step
-        (float32 per channel).
+        (float32 per channel, multiples of 1/16).
 
     Raises:
-        QuantizationError: a block without activation and without Dequantizer (no act_step).
+        QuantizationError: a block without activation and without Dequantizer (no act_step), or
+            a last block whose Dequantizer divisor (its act_step) is not a multiple of 1/16.
     """
     params = neural.akida_parameters()
     bias = params.pop("bias").astype(np.int64)
@@ -53,8 +55,17 @@ def block_parameters(neural, pool=None, activation=None, dequantizer=None) -> di
                      output_scale=act["output_scale"])
     elif dequantizer is not None:
         threshold = -sum_size * bias
-        block.update(activation=False, act_bits=None,
-                     act_step=dequantizer.akida_parameters()["divisor"])
+        divisor = dequantizer.akida_parameters()["divisor"]
+        if not is_act_step_on_grid(divisor):
+            # Akida would compute with floor(divisor · 16) / 16: a silent difference in predict.
+            off = np.flatnonzero(floor_act_step_np(divisor) != divisor.astype(np.float64))
+            raise QuantizationError(
+                f"Block '{neural.name}': the Dequantizer divisor is the Akida act_step of this "
+                f"last layer but {off.size} of {divisor.size} values (channel {int(off[0])}: "
+                f"{float(divisor[off[0]]):g}) are not positive multiples of 1/16; Akida would "
+                "compute with floor(act_step · 16) / 16. Hint: quantize or calibrate the model "
+                "again, or set the divisor to quantizeml.quantizers.round_act_step(divisor).")
+        block.update(activation=False, act_bits=None, act_step=divisor)
     else:
         raise QuantizationError(
             f"Block starting at layer '{neural.name}' has neither a QuantizedReLU nor a final "

@@ -94,6 +94,15 @@ def _ste_round(x):
     return tf.round(x), grad
 
 
+def ste_clip(x: tf.Tensor, low: float, high: float) -> tf.Tensor:
+    """Clip to [low, high] with a straight-through (identity) gradient, also where it clips."""
+    @tf.custom_gradient
+    def _clip(value):
+        return tf.clip_by_value(value, low, high), lambda upstream: upstream
+
+    return _clip(x)
+
+
 def ste_round_clip(x: tf.Tensor, low: float, high: float) -> tf.Tensor:
     """Round half to even, clip to [low, high]; gradient: identity inside the range, else 0."""
     return tf.clip_by_value(_ste_round(x), low, high)
@@ -111,18 +120,53 @@ def quantize_weights(kernel_eff: tf.Tensor, scale: tf.Tensor, bits: int) -> tf.T
     return ste_round_clip(tf.cast(kernel_eff, tf.float32) / scale, float(low), float(high))
 
 
+#: Akida's act_step register is fixed point with 4 fractional bits: the chip computes with
+#: ``floor(act_step · 16) / 16`` (probed on the vendor runtime). quantize() emits multiples of 1/16.
+ACT_STEP_FRACTION_BITS = 4
+ACT_STEP_UNIT = 2.0**-ACT_STEP_FRACTION_BITS
+
+
+def round_act_step(step) -> np.ndarray:
+    """Return the act_step Akida can hold nearest to ``step``: a multiple of 1/16, at least 1/16.
+
+    Float32, exact (k / 16 with k < 2**24 below the registers' 2**20; larger values are integers).
+    Example: 0.7 -> 0.6875, 3.283 -> 3.3125, 0.01 -> 0.0625.
+    """
+    units = np.maximum(np.round(np.asarray(step, np.float64) / ACT_STEP_UNIT), 1.0)
+    return (units * ACT_STEP_UNIT).astype(np.float32)
+
+
+def floor_act_step_np(act_step) -> np.ndarray:
+    """The act_step Akida computes with: ``floor(float32(act_step) · 16) / 16`` (float64)."""
+    step = np.asarray(act_step, np.float32).astype(np.float64)
+    return np.floor(step / ACT_STEP_UNIT) * ACT_STEP_UNIT
+
+
+def is_act_step_on_grid(act_step) -> bool:
+    """Whether every value is a positive multiple of 1/16 (Akida then uses it unchanged)."""
+    step = np.asarray(act_step, np.float32).astype(np.float64)
+    return bool(np.all(step > 0) and np.all(floor_act_step_np(step) == step))
+
+
+def floor_act_step(act_step) -> tf.Tensor:
+    """TensorFlow twin of ``floor_act_step_np`` (float64, exact)."""
+    step = tf.cast(tf.cast(act_step, tf.float32), tf.float64)
+    return tf.floor(step / ACT_STEP_UNIT) * ACT_STEP_UNIT
+
+
 def activation_boundaries(threshold, act_step, bits: int) -> tf.Tensor:
     """Return float64 boundaries ``T + floor(n * s)``, shape (2**bits - 1, channels).
 
-    ``s = float64(act_step) * 2**(4 - bits)``: exact in float64 (n <= 15, act_step has a 24-bit
-    mantissa), so the integer boundaries equal akida_core's whatever the platform.
+    ``s = floor_act_step(act_step) * 2**(4 - bits)`` (the value Akida computes with, equal to
+    ``act_step`` for the multiples of 1/16 quantize emits): exact in float64, so the integer
+    boundaries equal akida_core's whatever the platform.
     """
     if bits not in ALLOWED_ACTIVATION_BITS:
         raise QuantizationConfigError(
             f"activation bits={bits!r} is not supported; allowed: {ALLOWED_ACTIVATION_BITS}."
         )
     threshold = tf.cast(tf.convert_to_tensor(threshold), tf.float64)
-    step = tf.cast(tf.cast(act_step, tf.float32), tf.float64) * (2.0 ** (4 - bits))
+    step = floor_act_step(act_step) * (2.0 ** (4 - bits))
     levels = tf.range(2**bits - 1, dtype=tf.float64)[:, None]
     return threshold[None, :] + tf.floor(levels * step[None, :])
 
@@ -133,7 +177,7 @@ def threshold_activation(potentials: tf.Tensor, boundaries: tf.Tensor, act_step,
     Comparisons run in float64 (exact for any int32 potential). Gradient (straight-through): the
     slope ``1 / (act_step * 2**(4-bits))`` where the level is not saturated, 0 elsewhere.
     """
-    step = tf.cast(tf.cast(act_step, tf.float32), tf.float64) * (2.0 ** (4 - bits))
+    step = floor_act_step(act_step) * (2.0 ** (4 - bits))
     low = boundaries[0]
     high = boundaries[-1] + step
 
@@ -146,7 +190,8 @@ def threshold_activation(potentials: tf.Tensor, boundaries: tf.Tensor, act_step,
 
         def grad(upstream):
             inside = tf.logical_and(p64 > low - step, p64 <= high)
-            slope = tf.where(inside, 1.0 / step, tf.zeros_like(p64))
+            # An act_step below 1/16 floors to 0 (no level width): keep the slope finite.
+            slope = tf.where(inside, 1.0 / tf.maximum(step, ACT_STEP_UNIT), tf.zeros_like(p64))
             return upstream * tf.cast(slope, upstream.dtype)
 
         return tf.cast(out, tf.float32), grad
@@ -166,7 +211,7 @@ def quantize_input(x, scale: float, zero_point: int, bits: int) -> tf.Tensor:
 
 def activation_boundaries_np(threshold, act_step, bits: int) -> np.ndarray:
     """Numpy twin of ``activation_boundaries``: int64 array (2**bits - 1, channels)."""
-    step = np.asarray(act_step, np.float32).astype(np.float64) * (2.0 ** (4 - bits))
+    step = floor_act_step_np(act_step) * (2.0 ** (4 - bits))
     levels = np.arange(2**bits - 1, dtype=np.float64)[:, None]
     return np.asarray(threshold, np.int64)[None, :] + np.floor(levels * step[None, :]).astype(
         np.int64

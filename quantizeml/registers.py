@@ -8,6 +8,11 @@ threshold on CNPs/FNPs). Clamping them, as other toolchains do, changes what the
 instead the weight scale of the offending output channels is made coarser by the excess factor,
 which divides both quantities and keeps the quantized Keras model and the Akida model identical.
 The cost, a coarser weight grid in those channels, is reported in a QuantizationWarning.
+
+act_step itself is a fixed-point register with 4 fractional bits (Akida computes with
+floor(act_step · 16) / 16), so every act_step set here, the final Dequantizer's divisor included,
+is the nearest multiple of 1/16; where that moves a channel's step by more than GRID_TOLERANCE, a
+QuantizationWarning names the layer, the channels and both steps.
 """
 from __future__ import annotations
 
@@ -17,12 +22,17 @@ import numpy as np
 
 from .export import block_parameters
 from .params import INPUT_LAYER_REGISTERS, LAYER_REGISTERS
+from .quantizers import round_act_step
 from .transforms import QuantizationWarning
 
 #: Coarsening rounds before giving up (then cnn2snn reports the register issue); each round
 #: multiplies by the measured excess plus a margin, so one round almost always suffices.
 MAX_ROUNDS = 6
 MARGIN = 1.02
+#: Relative change of an act_step by the 1/16 grid above which quantize warns. Rounding to the
+#: nearest 1/16 moves a step by at most 1/32, so only steps below about 1.6 (or raised to the
+#: minimum 1/16) can exceed it; their output step and range then change by as much.
+GRID_TOLERANCE = 0.02
 
 
 def register_excess(params: dict, is_input_layer: bool) -> np.ndarray:
@@ -51,16 +61,17 @@ def set_block_ranges(neural, pool, relu, dequantizer, input_scale, act_range, su
         The block's output scale per channel (``relu``) or None (last block).
     """
     total = np.ones(neural.weight_scale.shape, np.float64)
-    for _ in range(MAX_ROUNDS):
+    for attempt in range(MAX_ROUNDS + 1):  # the last round only sets the ranges it ends with
         potential = neural.weight_scale.numpy().astype(np.float64)
         if relu is not None:
             output_scale = relu.set_activation_range(act_range, potential, sum_size)
+            calibrated = relu.calibrated_act_step
         else:
-            output_scale = None
-            dequantizer.set_divisor(sum_size / potential)
+            output_scale, calibrated = None, sum_size / potential
+            dequantizer.set_divisor(round_act_step(calibrated))
         params = block_parameters(neural, pool, relu, dequantizer if relu is None else None)
         excess = register_excess(params, params["is_input_layer"])
-        if np.all(excess < 1.0) or not np.all(np.isfinite(excess)):
+        if np.all(excess < 1.0) or not np.all(np.isfinite(excess)) or attempt == MAX_ROUNDS:
             break
         factor = np.where(excess >= 1.0, excess * MARGIN, 1.0)
         if neural.per_tensor_weights:
@@ -69,6 +80,8 @@ def set_block_ranges(neural, pool, relu, dequantizer, input_scale, act_range, su
         _coarsen(neural, input_scale, total)
     if np.any(total > 1.0):
         _warn_coarsened(neural, total, sum_size)
+    used = np.asarray(params["act_step"], np.float64)
+    _warn_off_grid(neural, relu, np.broadcast_to(calibrated, used.shape), used)
     return output_scale
 
 
@@ -95,4 +108,23 @@ def _warn_coarsened(neural, factor, sum_size):
         f"up to {float(factor.max()):.3g}x coarser so that threshold and act_step fit the Akida "
         f"1.0 registers{pooled}; the model stays exact but those channels lose weight precision. "
         "Check the quantized accuracy; fewer pooled positions or smaller biases avoid it.",
+        QuantizationWarning, stacklevel=5)  # > set_block_ranges > _apply_ranges > quantize
+
+
+def _warn_off_grid(neural, relu, calibrated, used):
+    change = np.abs(used - calibrated) / np.maximum(calibrated, np.finfo(np.float64).tiny)
+    bad = np.flatnonzero(change > GRID_TOLERANCE)
+    if not bad.size:
+        return
+    worst = int(bad[np.argmax(change[bad])])
+    listed = ", ".join(map(str, bad[:8])) + (", ..." if bad.size > 8 else "")
+    part = f"its activation '{relu.name}'" if relu is not None else "the final Dequantizer"
+    warnings.warn(
+        f"Layer '{neural.name}' ({part}): act_step of {bad.size} of {used.size} channels "
+        f"({listed}) moved by more than {GRID_TOLERANCE:.0%} to fit Akida's 1/16 act_step grid; "
+        f"worst channel {worst}: calibrated {calibrated[worst]:.4g}, used {used[worst]:g} "
+        f"({used[worst] / calibrated[worst] - 1:+.0%} output step). The model stays exact. An "
+        "act_step this small means the potential is coarse for the output step: give this layer "
+        "more weight bits or the layer before it more activation bits, or fine-tune (QAT) to "
+        "adapt the weights to the used step.",
         QuantizationWarning, stacklevel=5)  # > set_block_ranges > _apply_ranges > quantize

@@ -1,7 +1,10 @@
 """AKD1000 (NSoC_v2, Akida 1.0 IP) hardware constraints: the one place these numbers live.
 
-Source: /work/shared/reference/akida-layers.md §2 (probed with `map(hw_only=True)` on `AKD1000()`)
-and conversion.md §3/§5 (converter rules and register limits). Comments give the probe message.
+Source: probed on BrainChip's runtime (akida 2.x): small models mapped with `map(hw_only=True)` on
+its virtual `AKD1000()`, just inside and just outside each limit; the comments give the message it
+printed. Limits whose comment says "converter" are per-layer checks and register limits of
+BrainChip's cnn2snn (2.19, quantizeml path), read from its conversion messages.
+docs/hardware-constraints.md shows this table (generated from it).
 """
 from ..enums import LayerType, Padding, PoolType
 from .limits import HardwareTarget, LayerLimits
@@ -54,7 +57,8 @@ CONVOLUTIONAL = LayerLimits(
     pool_types=(PoolType.NoPooling, PoolType.Max, PoolType.Average),
     max_pool_sizes=(1, 2),                   # pool 3 "not supported on NSoC_v2", pool 4 rejected
     max_pool_stride_rule="at_most",          # pool stride <= pool size (stride 1 ok)
-    max_pool_needs_successor=True,           # max pooling cannot end a sequence
+    max_pool_needs_successor=True,           # max pooling cannot end a sequence: it must be
+    max_pool_successor_nps=("CNP",),         # followed by a conv-type (CNP) layer
     gap_min_rows=3,                          # GAP needs >= 3 rows of conv output
     gap_max_height=32,                       # ... and a height <= 32
     gap_max_area=256,                        # converter: GAP input H*W <= 256
@@ -80,6 +84,7 @@ SEPARABLE_CONVOLUTIONAL = LayerLimits(
     max_pool_sizes=(1, 2),
     max_pool_stride_rule="at_most",
     max_pool_needs_successor=True,
+    max_pool_successor_nps=("CNP",),
     gap_min_rows=3,
     gap_max_height=32,
     gap_max_area=256,

@@ -1,8 +1,10 @@
 """AKD1500 (AKD1500_v1) and TwoNodesIP_v1: Akida 1.0 IP devices sharing AKD1000's layer rows.
 
 Same IP (v1) as AKD1000, so the per-layer limits are AKD1000's rows; only the mesh differs.
-Source: /work/shared/reference/api.md "Devices". TwoNodesIP_v1's split of NP capabilities is not in
-the reference: it is our assumption (2 nodes of 4 NPs, 5 CNP2-capable, 2 FNP3, 1 FNP2).
+Source: the virtual devices of BrainChip's runtime (akida 2.x `AKD1500()`, `TwoNodesIPv1()`:
+versions, node and NP counts as it reports them; the Akida API reference's "Devices"). How
+TwoNodesIP_v1 splits NP capabilities was not reported: it is our assumption (2 nodes of 4 NPs,
+5 CNP2-capable, 2 FNP3, 1 FNP2).
 """
 import dataclasses
 

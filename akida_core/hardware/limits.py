@@ -35,7 +35,9 @@ class LayerLimits:
         pool_types: allowed pooling types.
         max_pool_sizes: allowed max-pooling sizes (per axis).
         max_pool_stride_rule: "equal" (pool stride must equal pool size) or "at_most" (<= size).
-        max_pool_needs_successor: a max-pooling layer cannot end a sequence (must feed a conv layer).
+        max_pool_needs_successor: a max-pooling layer cannot end a hardware sequence.
+        max_pool_successor_nps: NP types that may follow such a layer in its sequence (a layer on
+            another NP, or none, moves it to software); see :meth:`max_pool_successor_ok`.
         gap_min_rows: minimum number of rows of the convolution output before global average pooling.
         gap_max_height: maximum height of the convolution output before global average pooling.
         gap_max_area: maximum H*W of the global average pooling input (converter rule).
@@ -68,6 +70,7 @@ class LayerLimits:
     max_pool_sizes: tuple = ()
     max_pool_stride_rule: str = "equal"
     max_pool_needs_successor: bool = False
+    max_pool_successor_nps: tuple = ()
     gap_min_rows: Optional[int] = None
     gap_max_height: Optional[int] = None
     gap_max_area: Optional[int] = None
@@ -102,6 +105,20 @@ class LayerLimits:
             return None
         half = 2 ** (self.threshold_bits - 1)
         return (-half, half - 1)
+
+    def max_pool_successor_ok(self, next_np_type: Optional[str]) -> bool:
+        """Whether a max-pooling layer of this kind maps when followed by a layer on `next_np_type`
+        (None: it is the last layer). cnn2snn checks and akida_core mapping both ask this.
+
+        Args:
+            next_np_type: the np_type of the next layer's row ("CNP", "FNP", ...) or None.
+
+        Returns:
+            True when the rule does not apply or the successor is allowed.
+        """
+        if not self.max_pool_needs_successor:
+            return True
+        return next_np_type is not None and next_np_type in self.max_pool_successor_nps
 
     def allowed_kernels_for_stride(self, stride: int) -> tuple:
         """Kernel sizes allowed with this stride (all kernel sizes when the stride has no rule)."""

@@ -38,7 +38,8 @@ def constraints_markdown(target) -> str:
             ("max-pool sizes", lambda r: _values(r.max_pool_sizes)),
             ("max-pool stride", lambda r: f"{r.max_pool_stride_rule} pool size"
              if r.max_pool_sizes else "-"),
-            ("max pool ends a sequence", lambda r: "no" if r.max_pool_needs_successor else "-"),
+            ("max pool ends a sequence", lambda r: "no; next layer on: " + _values(
+                r.max_pool_successor_nps) if r.max_pool_needs_successor else "-"),
             ("GAP input rows", lambda r: "-" if r.gap_min_rows is None else
              f">= {r.gap_min_rows}, height <= {r.gap_max_height}, H*W <= {r.gap_max_area}"),
             ("weights bits", lambda r: _values(r.weights_bits)),

@@ -181,6 +181,20 @@ def map_model(model, device, hw_only=False, mode=None, single_np_layers=None):
         model._statistics._model = model   # so statistics.estimates reports this mapping before inference
 
 
+def mapping_reasons(model, device):
+    """Why `map(device)` would put layers in software or start new sequences, without mapping.
+
+    Args:
+        model: the akida_core Model.
+        device: an Akida 1.0 Device.
+
+    Returns:
+        {layer name: reason}, in layer order; empty when every layer maps in one hardware
+        sequence (what `hw_only=True` needs; cnn2snn's checker asks this).
+    """
+    return _plan(model, device, MapMode.AllNps, tuple(_learning_layers(model)))[1]
+
+
 def _plan(model, device, mode, single):
     """[(backend, layers, allocation)] and {layer name: why it is in software or starts a new sequence}."""
     table = device.table
@@ -192,7 +206,7 @@ def _plan(model, device, mode, single):
             needs[layer.name], issue = layer_need(layer, table, layer.name in single)
         if issue is not None:
             reasons[layer.name] = issue
-    _drop_trailing_max_pools(layers, reasons)
+    _drop_trailing_max_pools(layers, reasons, table)
 
     def misfit(group):  # why a group does not fit (the messages); SequenceFit answers whether, faster
         return _allocation(device, group, needs, MapMode.Minimal)[1]
@@ -227,7 +241,7 @@ def _plan(model, device, mode, single):
             fit = bigger
             continue
         carried = []   # a max-pooling layer cannot end a sequence: it moves to the next one
-        while current and has_max_pool(current[-1]):
+        while current and has_max_pool(current[-1], device.table):
             carried.insert(0, current.pop())
         _close(plan, device, current, needs, mode)
         current = carried + [layer]
@@ -254,25 +268,28 @@ def _close(plan, device, layers, needs, mode):
         plan.append((BackendType.Hardware, list(layers), allocation))
 
 
-def _drop_trailing_max_pools(layers, reasons):
-    """A max-pooling CNP layer must be followed by a hardware CNP layer, else it runs in software."""
+def _drop_trailing_max_pools(layers, reasons, table):
+    """A max-pooling CNP layer must be followed by a hardware layer on an NP its table row allows
+    (`LayerLimits.max_pool_successor_ok`, also read by cnn2snn's checker), else it runs in software."""
     changed = True
     while changed:
         changed = False
         for i, layer in enumerate(layers):
-            if layer.name in reasons or not has_max_pool(layer):
+            if layer.name in reasons or not has_max_pool(layer, table):
                 continue
+            row = table.limits(layer.layer_type)
             nxt = layers[i + 1] if i + 1 < len(layers) else None
             if nxt is None:
                 why = "it is the last layer of the model"
             elif nxt.name in reasons:
                 why = f"the next layer '{nxt.name}' cannot be mapped"
-            elif np_kind(nxt) != "CNP":
+            elif not row.max_pool_successor_ok(np_kind(nxt)):
                 why = f"the next layer '{nxt.name}' is {nxt.layer_type.name}"
             else:
                 continue
+            allowed = ", ".join(row.max_pool_successor_nps)
             reasons[layer.name] = (f"A layer with max pooling cannot end a sequence: it must be followed by a "
-                                   f"convolutional (CNP) layer, but {why}.")
+                                   f"layer on a {allowed}, but {why}.")
             changed = True
 
 

@@ -43,9 +43,11 @@ def np_kind(layer):
             LayerType.SeparableConvolutional: "CNP", LayerType.FullyConnected: "FNP"}.get(layer.layer_type, "")
 
 
-def has_max_pool(layer):
-    """Whether the layer is a CNP layer with max pooling (it cannot end a sequence)."""
-    return layer.layer_type in CNP_KINDS and layer.params.pool_type == PoolType.Max
+def has_max_pool(layer, table):
+    """Whether the layer max-pools and its table row says such a layer cannot end a sequence."""
+    row = table.limits(layer.layer_type)
+    return row is not None and row.max_pool_needs_successor and \
+        getattr(layer.params, "pool_type", None) == PoolType.Max
 
 
 def _allowed(values):

@@ -6,20 +6,12 @@ import numpy as np
 
 from ..errors import QuantizationConfigError
 from ..params import ALLOWED_ACTIVATION_BITS
-from ..quantizers import ActivationQuantizer
+from ..quantizers import (ACT_STEP_UNIT, ActivationQuantizer, floor_act_step_np,
+                          round_act_step)
 from .base import check_bits, force_float32, register
 
-#: Smallest act_step Akida 1.0 accepts.
-MIN_ACT_STEP = 1.0 / 16.0
-#: Significant bits kept in act_step: with at most 20 (of float32's 24) the runtime evaluates the
-#: activation exactly in float32 (akida_core.kernels.FLOAT32_STEP_BITS; a test keeps them equal).
-ACT_STEP_BITS = 20
-
-
-def round_significant(values, bits: int) -> np.ndarray:
-    """Round positive values to ``bits`` significant bits (float32, exact)."""
-    mantissa, exponent = np.frexp(np.asarray(values, np.float64))
-    return np.ldexp(np.round(mantissa * 2.0**bits) / 2.0**bits, exponent).astype(np.float32)
+#: Smallest act_step Akida 1.0 accepts (one unit of its 4 fractional bits).
+MIN_ACT_STEP = ACT_STEP_UNIT
 
 
 @register
@@ -30,10 +22,12 @@ class QuantizedReLU(keras.layers.ReLU):
     or global sum). Output: levels ``sum_{n<L} [q > threshold + floor(n · act_step · 2**(4-b))]``,
     ``L = 2**b - 1``, as float32 integers. Its real value is ``level · output_scale``.
 
-    Non-trainable variables (per channel, set by ``set_activation_range``): ``act_step`` (float32),
-    ``step_threshold`` (integers: round(step / 2) so the levels round to nearest), and
-    ``output_scale`` (float32, real value of one level). The effective bound is
-    ``output_scale · (2**b − 1)``; ``max_value`` keeps the float model's bound (a calibration cap).
+    Non-trainable variables (per channel, set by ``set_activation_range``): ``act_step`` (float32,
+    a multiple of 1/16: Akida's act_step register has 4 fractional bits and computes with
+    ``floor(act_step · 16) / 16``, which this layer uses too), ``step_threshold`` (integers:
+    round(step / 2) so the levels round to nearest), and ``output_scale`` (float32, real value of
+    one level). The effective bound is ``output_scale · (2**b − 1)``; ``max_value`` keeps the float
+    model's bound (a calibration cap).
 
     Quantization args: ``activation_bits`` (1, 2, 4), ``per_tensor_activations`` (calibration of
     one range per layer or per channel).
@@ -70,14 +64,18 @@ class QuantizedReLU(keras.layers.ReLU):
             potential_scale: real value of one unit of the input potential, per channel.
             sum_size: H·W when the input is a global sum (global average pooling), else 1.
         Returns:
-            The per-channel output scale actually used (act_step is raised to 1/16 if needed).
+            The per-channel output scale actually used: act_step is rounded to the nearest
+            multiple of 1/16 (at least 1/16), and the output scale follows it. The calibrated
+            act_step is kept in ``calibrated_act_step`` (float64, not saved) for the warnings of
+            ``quantizeml.registers``.
         """
         levels = 2**self.activation_bits - 1
         shift = 2.0 ** (4 - self.activation_bits)
         max_value = np.broadcast_to(np.asarray(max_value, np.float64), self.act_step.shape)
         output_scale = max_value / levels
         step = output_scale * sum_size / np.asarray(potential_scale, np.float64)
-        act_step = round_significant(np.maximum(step / shift, MIN_ACT_STEP), ACT_STEP_BITS)
+        self.calibrated_act_step = step / shift
+        act_step = round_act_step(self.calibrated_act_step)
         step = act_step.astype(np.float64) * shift
         self.act_step.assign(act_step)
         self.step_threshold.assign(np.round(step / 2.0).astype(np.float32))
@@ -95,11 +93,12 @@ class QuantizedReLU(keras.layers.ReLU):
         return keras.KerasTensor(inputs.shape, dtype="float32")
 
     def akida_parameters(self) -> dict:
-        """Export ``act_bits``, ``act_step`` (float32) and the activation part of the threshold."""
+        """Export ``act_bits``, ``act_step`` (float32, the multiple of 1/16 ``call`` computes with)
+        and the activation part of the threshold."""
         return {
             "layer_type": type(self).__name__,
             "act_bits": self.activation_bits,
-            "act_step": np.asarray(self.act_step.numpy(), np.float32),
+            "act_step": floor_act_step_np(self.act_step.numpy()).astype(np.float32),
             "threshold": np.asarray(self.step_threshold.numpy()).astype(np.int32),
             "output_scale": np.asarray(self.output_scale.numpy(), np.float32),
         }

@@ -60,7 +60,8 @@ class InputQuantizer(keras.layers.Layer):
 class Dequantizer(keras.layers.Layer):
     """Last layer of a quantized model: ``float32(x) / divisor`` per channel.
 
-    After a block without activation ``divisor`` is that block's Akida ``act_step`` and the output
+    After a block without activation ``divisor`` is that block's Akida ``act_step`` (so a
+    multiple of 1/16, as ``quantize`` sets it; the export refuses other values) and the output
     equals Akida ``predict`` bit for bit; after an activation it is ``1 / output_scale`` (levels to
     real values). The input (integers) is the Akida ``forward`` output.
     """

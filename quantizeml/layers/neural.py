@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..accumulators import saturate_potentials
 from ..errors import QuantizationConfigError
 from .base import force_float32, register
 from .neural_base import ALLOWED_INPUT_BITS, INPUT_LAYER_BITS, NeuralQuantization, same_pads
@@ -237,8 +238,12 @@ class QuantizedDepthwiseConv2D(NeuralQuantization, keras.layers.DepthwiseConv2D)
 
 @register
 class QuantizedDense(NeuralQuantization, keras.layers.Dense):
-    """Dense on integers over a flat input (put a QuantizedFlatten before it for images).
+    """Dense on integers over a flat input (put a QuantizedFlatten before it for images):
+    ``q = clip(x @ w_int, −2**19, 2**19 − 1) + bias_int``.
 
+    Akida 1.0's FullyConnected saturates its potential to 20 bits signed before the threshold, so
+    the twin clips ``Σ w·x`` the same way (computed exactly first; straight-through gradient). The
+    clip is skipped when the static bound ``max|w| · max|x| · features`` proves it cannot happen.
     ``input_scale`` has one value per input feature (a per-channel scale tiled by the flatten).
     """
 
@@ -280,7 +285,9 @@ class QuantizedDense(NeuralQuantization, keras.layers.Dense):
     def call(self, inputs):
         dtype = self.compute_dtype_for_bound()
         (w_int,) = self.integer_weights()
+        # Exact: the unclipped sum stays below the bound that chose ``dtype``.
         p = tf.matmul(tf.cast(inputs, dtype), tf.cast(w_int, dtype))
+        p = saturate_potentials(p, self.product_bound())
         return p + tf.cast(self._integer_bias(self._all_pv_potential([w_int])), dtype)
 
     def get_config(self):

@@ -74,9 +74,13 @@ class NeuralQuantization:
         """Largest |integer weight| of the product chain (separable: product of both)."""
         return max(abs(v) for v in weight_range(self.weight_bits))
 
+    def product_bound(self) -> int:
+        """Static bound of the bias-free potential |p| = |Σ w·x|: max|w| · max|x| · fan_in."""
+        return self.max_weight() * (2**self.input_bits - 1) * self.fan_in
+
     def potential_bound(self) -> int:
         """Static bound of |p + bias_int|: 3 · max|w| · max|x| · fan_in (bias clipped to 2/3)."""
-        return 3 * self.max_weight() * (2**self.input_bits - 1) * self.fan_in
+        return 3 * self.product_bound()
 
     def compute_dtype_for_bound(self):
         """float32 when every integer of the layer is exact in float32, else float64."""

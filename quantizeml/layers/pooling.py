@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..accumulators import POTENTIAL_MAX, saturating_global_sum
 from ..errors import QuantizationConfigError
 from .base import check_channels_last, force_float32, register
 
@@ -36,7 +37,17 @@ class QuantizedMaxPool2D(keras.layers.MaxPooling2D):
 
 @register
 class QuantizedGlobalAveragePooling2D(keras.layers.GlobalAveragePooling2D):
-    """Global average pooling the Akida way: the SUM of the potentials over H·W (float64, exact).
+    """Global average pooling the Akida way: the SUM of the potentials over H·W, in Akida's 20-bit
+    signed saturating register, exactly (float64).
+
+    Akida adds the bias-free potentials ``p`` of the H·W positions row by row into a register that
+    saturates at ``[−2**19, 2**19 − 1]`` after every addition, then applies the threshold (which
+    holds H·W · bias). The quantized neural layer before this one outputs ``q = p + bias_int``, so
+    the layer takes its producer's integer bias off, sums in the register and adds
+    ``H·W · bias_int`` back: ``sat_sum(q − bias_int) + H·W · bias_int``. When the producer's static
+    bound proves no running sum can leave the register, or no running sum does, this is the plain
+    sum of ``q``. Gradient: the plain sum's (straight-through). Used on its own (not after a
+    quantized neural layer of a model) its input is taken as bias-free potentials.
 
     The following QuantizedReLU / Dequantizer are calibrated in sum units, so the exported threshold
     already includes the H·W factor.
@@ -60,9 +71,30 @@ class QuantizedGlobalAveragePooling2D(keras.layers.GlobalAveragePooling2D):
         self.sum_size = int(dims[0]) * int(dims[1])
         self.built = True
 
+    def neural_producer(self):
+        """The quantized neural layer whose output this layer pools in its model, or None."""
+        producers = {id(parent.operation): parent.operation for node in self._inbound_nodes
+                     for parent in node.parent_nodes}
+        if len(producers) != 1:
+            return None
+        (producer,) = producers.values()
+        return producer if hasattr(producer, "integer_bias") else None
+
     def call(self, inputs):
         # A sum of H·W potentials may exceed 2**24: float64 keeps it exact.
-        return tf.reduce_sum(tf.cast(inputs, tf.float64), axis=[1, 2], keepdims=self.keepdims)
+        q = tf.cast(inputs, tf.float64)
+        producer = self.neural_producer()
+        if producer is None:
+            total = saturating_global_sum(q, None)
+        elif self.sum_size * producer.product_bound() <= POTENTIAL_MAX:
+            total = tf.reduce_sum(q, axis=[1, 2])  # no running sum can leave the register
+        else:
+            bias = tf.stop_gradient(tf.cast(producer.integer_bias(), tf.float64))
+            plain = tf.reduce_sum(q, axis=[1, 2])
+            pooled = saturating_global_sum(q - bias, None)
+            # Straight through: the gradient of the plain sum of q (bias included via q).
+            total = plain + tf.stop_gradient(pooled + float(self.sum_size) * bias - plain)
+        return total[:, None, None, :] if self.keepdims else total
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="float64")

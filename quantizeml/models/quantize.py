@@ -198,7 +198,7 @@ def quantize(model, q_config=None, qparams=QuantizationParams(), samples=None, n
         num_samples: maximum number of samples per epoch.
         batch_size: batch size for array samples (default min(len, 128)).
         epochs: passes over ``samples``.
-        verbose: 0 silent, 1 progress bar.
+        verbose: 0 silent, 1 progress bar, 2 one plain line (for logs and files).
 
     Returns:
         The quantized Keras model (InputQuantizer > ... > Dequantizer).

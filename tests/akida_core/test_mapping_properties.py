@@ -57,7 +57,7 @@ def test_mapping_invariants(model, device_index, mode):
             assert sequence.program is None and not any(sequence.nps.values())
             continue
         assert sequence.name == f"HW/{sequence.layers[0].name}-{sequence.layers[-1].name}"
-        assert not has_max_pool(sequence.layers[-1])
+        assert not has_max_pool(sequence.layers[-1], device.table)
         kinds = [np_kind(lay) for lay in sequence.layers]
         assert ("FNP", "CNP") not in set(zip(kinds, kinds[1:]))
         idents = [m.ident for nps in sequence.nps.values() for m in nps]

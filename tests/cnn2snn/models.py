@@ -33,12 +33,13 @@ PATTERN_FIXTURES = {
                                         L.MaxPooling2D(), *head()),
     "conv-pool-relu": lambda: seq((8, 8, 2), conv(), L.BatchNormalization(), L.GlobalAveragePooling2D(),
                                   L.BatchNormalization(), relu(), L.Dense(3)),
+    # A max-pooling CNP layer must feed a CNP layer to map in hardware: a conv follows each.
     "conv-relu-pool": lambda: seq((8, 8, 2), conv(), relu(), L.MaxPooling2D(padding="same"),
-                                  *head()),
+                                  conv(), relu(), *head()),
     "sepconv-pool-relu": lambda: seq((8, 8, 3), conv(), relu(), sep(), L.MaxPooling2D(
-        padding="same"), relu(), *head()),
+        padding="same"), relu(), conv(), relu(), *head()),
     "sepconv-relu-pool": lambda: seq((8, 8, 3), conv(), relu(), sep(), relu(),
-                                     L.MaxPooling2D(padding="same"), *head()),
+                                     L.MaxPooling2D(padding="same"), conv(), relu(), *head()),
     "dense-relu": lambda: seq((8, 8, 3), conv(), relu(), L.Flatten(), L.Dense(5), relu(),
                               L.Dropout(0.5), L.Dense(3), L.Softmax()),
 }

@@ -51,7 +51,8 @@ def test_check_never_raises(data):
 
 def test_bn_with_negative_gamma_after_max_pool():
     model = seq((8, 8, 2), L.Conv2D(4, 3, padding="same"), L.MaxPooling2D(),
-                L.BatchNormalization(), L.ReLU(6.0), L.Flatten(), L.Dense(3))
+                L.BatchNormalization(), L.ReLU(6.0), L.Conv2D(4, 3, padding="same"),
+                L.ReLU(6.0), L.Flatten(), L.Dense(3))
     assert check_model_compatibility(model) == []
     bn = model.layers[2]
     bn.gamma.assign(-np.ones(4, np.float32))

@@ -106,16 +106,35 @@ def test_legacy_h5_bits_issue(files, capsys):
 
 
 def test_legacy_h5_with_unsupported_layers_is_reported(files, capsys):
+    """Keras 3 cannot rebuild this tf-keras LSTM: it is one issue, and every other layer is still
+    checked (the 9x9 kernel and the unbounded ReLU before it, the Reshape feeding it)."""
     assert check_main([files["lstm.h5"], "--format", "json"]) == 1
     issues = json.loads(capsys.readouterr().out)["issues"]
-    assert [(i["layer"], i["rule"], i["found"]) for i in issues] == [
-        ("lstm", "unsupported_layer", "LSTM")]
+    assert [(i["rule"], i["level"]) for i in issues] == [
+        ("kernel_size", "hardware"), ("relu_unbounded", "convert"), ("no_pattern", "convert"),
+        ("unsupported_layer", "convert")]
+    assert issues[0]["found"] == 9 and issues[-1]["found"] == "LSTM"
+
+
+def test_exit_1_for_hardware_level_issues_only(tmp_path, capsys):
+    model = seq((8, 8, 3), conv(4, 3), relu(), conv(4, 9), relu(), L.Flatten(), L.Dense(3))
+    path = str(tmp_path / "k9.keras")
+    model.save(path)
+    assert check_main([path, "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["converts"] and not report["compatible"]
+    assert [(i["rule"], i["level"]) for i in report["issues"]] == [("kernel_size", "hardware")]
+    assert check_main([path]) == 1
+    out = capsys.readouterr().out
+    assert "hardware-level issues" in out and "convert-level issues" not in out
 
 
 def test_text_report_golden(files, capsys):
     assert check_main([files["bad.keras"]]) == 1
     out = capsys.readouterr().out
-    assert out.strip().endswith("5 issues in 5 layers")
+    assert out.strip().endswith("5 issues in 5 layers: 3 convert-level (does not convert), "
+                                "2 hardware-level (converts; not mappable on AKD1000 in hardware "
+                                "only)")
     _snapshot("cnn2snn_check_multi_problem.txt", out)
 
 

@@ -28,11 +28,13 @@ def test_all_issues_of_a_quantized_model_at_once():
                                relu(), conv(4, 3, strides=3), relu(), flatten(), dense(3)])
     with pytest.raises(ConversionError) as exc:
         cnn2snn.convert(qmodel)
-    rules = [(i.layer, i.rule) for i in exc.value.issues]
     names = [la.name for la in qmodel.layers]
-    assert rules == [(names[3], "weights_bits"), (names[5], "stride")]
-    assert "2 issues in 2 layers" in str(exc.value)
-    assert cnn2snn.check_model_compatibility(qmodel) == exc.value.issues
+    issues = cnn2snn.check_model_compatibility(qmodel)
+    assert [(i.layer, i.rule, i.level) for i in issues] == [
+        (names[3], "weights_bits", "convert"), (names[5], "stride", "hardware")]
+    # convert raises with the convert-level issues only (a 3x3 stride-3 conv is an Akida layer)
+    assert exc.value.issues == issues[:1]
+    assert "1 issue in 1 layer" in str(exc.value)
 
 
 def test_threshold_beyond_register_is_an_issue():
@@ -41,19 +43,23 @@ def test_threshold_beyond_register_is_an_issue():
     inner = qmodel.layers[3]
     inner.bias.assign(np.full(inner.bias.shape, 1e9, np.float32))
     issues = cnn2snn.check_model_compatibility(qmodel)
-    assert [(i.layer, i.rule) for i in issues] == [(inner.name, "threshold_range")]
+    assert [(i.layer, i.rule, i.level) for i in issues] == [(inner.name, "threshold_range",
+                                                             "hardware")]
     assert issues[0].allowed == [-2 ** 19, 2 ** 19 - 1] and issues[0].found < -2 ** 19
-    with pytest.raises(ConversionError, match="threshold"):
-        cnn2snn.convert(qmodel)
+    # exact in software: it converts (one warning); the CNP register cannot hold it
+    with pytest.warns(cnn2snn.ConversionWarning, match="threshold"):
+        akida_model = cnn2snn.convert(qmodel)
+    with pytest.raises(akida_core.MappingError, match="Thresholds"):
+        akida_model.map(akida_core.AKD1000(), hw_only=True)
 
 
 def test_act_step_beyond_register_is_an_issue():
     qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), conv(4, 3), maxpool(),
-                               relu(), flatten(), dense(3)])
+                               relu(), conv(4, 3), relu(), flatten(), dense(3)])
     act = qmodel.layers[5]
     act.act_step.assign(np.full(act.act_step.shape, 2.0 ** 16, np.float32))
     issues = cnn2snn.check_model_compatibility(qmodel)
-    assert [i.rule for i in issues] == ["act_step_range"]
+    assert [(i.rule, i.level) for i in issues] == [("act_step_range", "hardware")]
     act.act_step.assign(np.full(act.act_step.shape, 2.0 ** 16 - 1, np.float32))
     assert cnn2snn.check_model_compatibility(qmodel) == []
 

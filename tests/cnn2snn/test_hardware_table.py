@@ -84,11 +84,25 @@ def test_quantizeml_registers_are_the_table_numbers(target):
 
 
 def test_quantizeml_act_steps_take_the_float32_activation_path():
-    """quantize() rounds act_step so that akida_core runs the activation in float32 (exact)."""
+    """quantize() puts act_step on Akida's 1/16 grid; below the CNP/FNP register (2**16) such
+    steps have at most 4 + 16 significant bits, so akida_core runs the activation in float32."""
     import numpy as np
     from akida_core import kernels
-    from quantizeml.layers.activation import ACT_STEP_BITS, round_significant
-    assert ACT_STEP_BITS == kernels.FLOAT32_STEP_BITS
-    steps = round_significant(np.random.default_rng(0).uniform(1 / 16, 2 ** 15, 1000), ACT_STEP_BITS)
+    from quantizeml.params import LAYER_REGISTERS
+    from quantizeml.quantizers import ACT_STEP_FRACTION_BITS, round_act_step
+    register_bits = int(np.log2(LAYER_REGISTERS[0]))
+    assert ACT_STEP_FRACTION_BITS + register_bits <= kernels.FLOAT32_STEP_BITS
+    raw = np.random.default_rng(0).uniform(1 / 16, LAYER_REGISTERS[0] - 1 / 32, 1000)
+    steps = round_act_step(np.concatenate([raw, [LAYER_REGISTERS[0] - 1 / 16, 1 / 16]]))
     for bits in (1, 2, 4):
         assert kernels.float32_exact_steps(steps, bits)
+
+
+def test_quantizeml_registers_equal_the_runtime_registers():
+    """quantizeml's Keras twins and akida_core must emulate the same Akida 1.0 register widths."""
+    from akida_core import kernels
+    from akida_core.layers.base import FC_POTENTIAL_BITS, GAP_ACCUMULATOR_BITS
+    from quantizeml.accumulators import POTENTIAL_BITS
+    from quantizeml.quantizers import ACT_STEP_FRACTION_BITS
+    assert POTENTIAL_BITS == FC_POTENTIAL_BITS == GAP_ACCUMULATOR_BITS == 20
+    assert ACT_STEP_FRACTION_BITS == kernels.ACT_STEP_FRACTION_BITS == 4

@@ -23,11 +23,17 @@ def inner(layer, shape=(8, 8, 2), pool=None, tail=None):
     return seq(shape, *layers, *(tail if tail is not None else head()))
 
 
+def pooled(pool, tail=None):
+    """A Convolutional with max pooling, then a convolution (a max-pooling CNP layer must feed a
+    CNP layer to map in hardware)."""
+    return inner(conv(), pool=pool, tail=tail if tail is not None else [conv(), relu(), *head()])
+
+
 def gap_model(h, w):
     return seq((h, w, 2), conv(), L.GlobalAveragePooling2D(), relu(), L.Dense(3))
 
 
-# name: (model just inside, model just outside, expected rule, check kwargs)
+# name: (model just inside, model just outside, expected rule, check kwargs); LEVELS below.
 LIMITS = {
     "hrc-kernel": (lambda: input_conv(kernel=max(HRC.kernel_sizes)),
                    lambda: input_conv(kernel=max(HRC.kernel_sizes) + 2), "kernel_size", {}),
@@ -51,9 +57,16 @@ LIMITS = {
                    lambda: inner(conv(kernel=3, strides=3)), "stride", {}),
     "cnp-padding": (lambda: inner(conv(kernel=1, padding="valid")),
                     lambda: inner(conv(kernel=3, padding="valid")), "padding", {}),
-    "cnp-pool-size": (lambda: inner(conv(), pool=L.MaxPooling2D(2, 1, padding="same")),
-                      lambda: inner(conv(), pool=L.MaxPooling2D(3, 2, padding="same")),
-                      "pool_size", {}),
+    "cnp-pool-size": (lambda: pooled(L.MaxPooling2D(2, 1, padding="same")),
+                      lambda: pooled(L.MaxPooling2D(3, 2, padding="same")), "pool_size", {}),
+    "cnp-pool-stride": (lambda: pooled(L.MaxPooling2D(2, 2, padding="same")),
+                        lambda: pooled(L.MaxPooling2D(2, 3, padding="same")), "pool_stride", {}),
+    "cnp-valid-3x3": (lambda: inner(conv(kernel=3, padding="same")),
+                      lambda: inner(conv(kernel=3, padding="valid")), "padding", {}),
+    "cnp-kernel-even": (lambda: inner(conv(kernel=3)), lambda: inner(conv(kernel=4)),
+                        "kernel_size", {}),
+    "cnp-stride-gt-kernel": (lambda: inner(conv(kernel=1, strides=1)),
+                             lambda: inner(conv(kernel=1, strides=2)), "stride_gt_kernel", {}),
     "cnp-gap-area": (lambda: gap_model(16, 16), lambda: gap_model(17, 16), "gap_area", {}),
     "cnp-gap-height": (lambda: gap_model(32, 4), lambda: gap_model(33, 4), "gap_height", {}),
     "cnp-gap-rows": (lambda: gap_model(3, 3), lambda: gap_model(2, 3), "gap_rows", {}),
@@ -73,13 +86,24 @@ LIMITS = {
                    lambda: seq((FNP.max_inputs + 1,), L.Dense(2)), "max_inputs", {}),
     "fnp-units": (lambda: seq((2,), L.Dense(FNP.max_filters)),
                   lambda: seq((2,), L.Dense(FNP.max_filters + 1)), "max_filters", {}),
-    "pool-not-last": (lambda: inner(conv(), pool=L.MaxPooling2D(padding="same")),
-                      lambda: inner(conv(), pool=L.MaxPooling2D(padding="same"), tail=[]),
-                      "pool_last", {}),
+    "pool-not-last": (lambda: pooled(L.MaxPooling2D(padding="same")),
+                      lambda: pooled(L.MaxPooling2D(padding="same"), tail=[]), "pool_last", {}),
+    "pool-before-dense": (lambda: pooled(L.MaxPooling2D(padding="same")),
+                          lambda: pooled(L.MaxPooling2D(padding="same"), tail=head()),
+                          "pool_successor", {}),
     "activation-between": (lambda: seq((8, 8, 2), conv(), relu(), conv(), relu(), *head()),
                            lambda: seq((8, 8, 2), conv(), conv(), relu(), *head()),
                            "activation_required", {}),
 }
+
+
+# Limits whose outside value an Akida 1.0 layer still expresses: the model converts, and only
+# map(hw_only=True) refuses it (the rest are convert-level: MetaTF's converter refuses them too).
+HARDWARE_LIMITS = {"hrc-kernel", "hrc-stride", "hrc-filters", "hrc-width", "hrc-pool-size",
+                   "hrc-pool-stride", "cnp-kernel", "cnp-stride2-kernel", "cnp-stride",
+                   "cnp-padding", "cnp-valid-3x3", "cnp-pool-size", "cnp-gap-height",
+                   "cnp-gap-rows", "cnp-filter-memory", "fnp-inputs", "fnp-units", "pool-not-last",
+                   "pool-before-dense", "sep-kernel"}
 
 
 @pytest.mark.parametrize("name", sorted(LIMITS))
@@ -92,6 +116,8 @@ def test_limit(name):
     issue = issues[0]
     assert issue.hint and issue.allowed is not None and issue.found is not None
     assert issue.layer in issue.message
+    assert issue.level == ("hardware" if name in HARDWARE_LIMITS else "convert")
+    assert issue.to_dict()["level"] == issue.level
 
 
 def test_issue_message_names_found_and_allowed():
@@ -104,8 +130,8 @@ def test_issue_message_names_found_and_allowed():
 
 def test_equivalent_forms_accepted():
     # Same conv + Valid max pool with identical output shape: same computation on Akida.
-    model = inner(conv(), pool=L.MaxPooling2D(2, padding="valid"))
+    model = pooled(L.MaxPooling2D(2, padding="valid"))
     assert check_model_compatibility(model) == []
     # Max pooling after a bounded ReLU equals pooling before it.
     assert check_model_compatibility(seq((8, 8, 2), conv(), relu(), L.MaxPooling2D(),
-                                         *head())) == []
+                                         conv(), relu(), *head())) == []

@@ -96,6 +96,8 @@ def test_all_problems_in_one_report():
     assert kinds == [("Conv2D", "kernel_size"), ("ReLU", "relu_unbounded"), ("Conv2D", "stride"),
                      ("Reshape", "no_pattern"), ("LSTM", "unsupported_layer")]
     assert all(i.hint and i.layer in i.message for i in issues)
+    # a 9x9 kernel and a 3x3 stride-3 convolution are Akida 1.0 layers the HRC/CNP cannot map
+    assert [i.level for i in issues] == ["hardware", "convert", "hardware", "convert", "convert"]
 
 
 def test_branches_and_unknown_layers_reported():
@@ -109,7 +111,7 @@ def test_branches_and_unknown_layers_reported():
 
 
 @pytest.mark.parametrize("activation,pool,rules", [
-    ("relu6", L.MaxPooling2D(padding="same"), []),
+    ("relu6", L.MaxPooling2D(padding="same"), ["pool_successor"]),  # hardware level
     ("relu", None, ["relu_unbounded"]),
     ("relu6", L.GlobalAveragePooling2D(), ["gap_after_activation"]),
     ("sigmoid", None, ["fused_activation"]),
@@ -171,3 +173,21 @@ def test_zero_padding_folded_only_when_it_is_same_padding(pad, strides, rules):
 def test_per_channel_rescaling_is_an_issue():
     model = seq((8, 8, 3), L.Rescaling([1 / 255.0] * 3, [0.0, 0.1, 0.2]), conv(), relu(), *head())
     assert [i.rule for i in check_model_compatibility(model)] == ["rescaling_per_channel"]
+
+
+def test_checking_goes_past_a_lambda_and_an_unknown_class():
+    import keras
+
+    class Custom(keras.layers.Layer):
+        def call(self, x):
+            return x
+
+    model = seq((16, 16, 2), conv(8, 9), L.ReLU(), L.Lambda(lambda x: x * 2, name="double"),
+                conv(8, 3, strides=3), relu(), Custom(name="custom"), conv(8, 4), relu(),
+                *head())
+    issues = check_model_compatibility(model)
+    assert [(i.rule, i.level) for i in issues] == [
+        ("kernel_size", "hardware"), ("relu_unbounded", "convert"),
+        ("unsupported_layer", "convert"), ("stride", "hardware"),
+        ("unsupported_layer", "convert"), ("kernel_size", "convert")]
+    assert [i.layer for i in issues if i.rule == "unsupported_layer"] == ["double", "custom"]

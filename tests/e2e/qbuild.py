@@ -10,6 +10,7 @@ import numpy as np
 from quantizeml.layers import (Dequantizer, InputQuantizer, QuantizedConv2D, QuantizedDense,
                                QuantizedFlatten, QuantizedGlobalAveragePooling2D,
                                QuantizedMaxPool2D, QuantizedReLU, QuantizedSeparableConv2D)
+from quantizeml.quantizers import round_act_step
 
 
 def conv(filters, kernel=3, strides=1, padding="same", weight_bits=4, **kw):
@@ -22,8 +23,8 @@ def sep(filters, kernel=3, strides=1, padding="same", weight_bits=4):
                         weight_bits=weight_bits))
 
 
-def dense(units, weight_bits=4):
-    return ("dense", dict(units=units, weight_bits=weight_bits))
+def dense(units, weight_bits=4, **kw):
+    return ("dense", dict(units=units, weight_bits=weight_bits, **kw))
 
 
 def maxpool(size=2, strides=None, padding="same"):
@@ -68,11 +69,15 @@ def build(input_shape, specs, seed=0, input_bits=8, padding_value=0, calib=None)
     for kind, kwargs in specs:
         kwargs = dict(kwargs)
         if kind in ("conv", "sep", "dense"):
+            # weight_mean (broadcast to the kernel, e.g. per filter) biases the random kernel so
+            # that potentials grow large, e.g. to saturate Akida's 20-bit registers.
+            mean = np.asarray(kwargs.pop("weight_mean", 0.0), np.float32)
             kwargs.update(input_bits=in_bits, padding_value=padding_value if first else 0)
             layer = _CLASSES[kind](**kwargs)
             layer.build(x.shape)
             for var in layer.trainable_weights:
-                var.assign(rng.normal(0.0, 1.0, var.shape).astype(np.float32))
+                shift = mean if "kernel" in var.path else 0.0
+                var.assign(rng.normal(shift, 1.0, var.shape).astype(np.float32))
             scale = in_scale if in_scale is not None else rng.uniform(0.5, 1.5, x.shape[-1])
             layer.set_scales(np.broadcast_to(scale, layer.input_scale.shape))
             neural, first = layer, False
@@ -95,7 +100,9 @@ def build(input_shape, specs, seed=0, input_bits=8, padding_value=0, calib=None)
     if specs[-1][0] != "relu":
         deq = Dequantizer()
         deq.build(x.shape)
-        deq.set_divisor(np.clip(1.0 / neural.weight_scale.numpy(), 0.0625, 1000.0))
+        # The divisor is the last layer's Akida act_step: a multiple of 1/16.
+        deq.set_divisor(round_act_step(np.clip(1.0 / neural.weight_scale.numpy(), 0.0625,
+                                               1000.0)))
         layers.append(deq)
     return keras.Sequential([keras.Input(input_shape), *layers])
 

@@ -83,11 +83,21 @@ def test_quantize_then_convert_is_exact(name):
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (32, *shape)).astype(np.float32)
     qmodel = quantize_module.quantize(model, qparams=qparams, samples=x, verbose=0)
-    akida_model = cnn2snn.convert(qmodel)
+    # bits < 8: 8-bit data re-quantized to a 4-bit InputData, an explicit opt-in (issue 13).
+    akida_model = cnn2snn.convert(qmodel, allow_input_narrowing=bits < 8)
+    assert_act_steps_on_grid(akida_model)
     for data in (x[:16], digits_like(shape, 8).astype(np.float32)):
         x_int = cnn2snn.akida_inputs(qmodel, data)
         assert x_int.dtype == np.uint8 and int(x_int.max()) < 2 ** bits
         assert_parity_float(qmodel, akida_model, data, x_int)
+
+
+def assert_act_steps_on_grid(akida_model):
+    """Every act_step is a multiple of 1/16 (Akida's register: 4 fractional bits), >= 1/16."""
+    for layer in akida_model.layers:
+        if "act_step" in layer.variables.names:
+            step = layer.variables["act_step"].astype(np.float64)
+            assert np.all(step * 16 == np.floor(step * 16)) and step.min() >= 1 / 16, layer.name
 
 
 def assert_parity_float(qmodel, akida_model, x_float, x_int):

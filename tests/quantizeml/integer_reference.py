@@ -53,11 +53,25 @@ def max_pool(p, size, stride, padding):
     return out
 
 
+#: Akida 1.0's 20-bit signed potential register (FullyConnected, global average pooling).
+LOW, HIGH = -2**19, 2**19 - 1
+
+
+def global_sum(p):
+    """The global pooling register: row-major, saturating after every addition."""
+    acc = np.zeros((p.shape[0], p.shape[3]), np.int64)
+    for y in range(p.shape[1]):
+        for x in range(p.shape[2]):
+            acc = np.clip(acc + p[:, y, x], LOW, HIGH)
+    return acc
+
+
 def block_potential(block, x):
     """Akida potential of a block (weights as exported, Keras layouts, no bias)."""
     kind = block["layer_type"]
-    if kind == "QuantizedDense":
-        return x.reshape(x.shape[0], -1).astype(np.int64) @ block["weights"].astype(np.int64)
+    if kind == "QuantizedDense":  # a FullyConnected: saturated to 20 bits
+        p = x.reshape(x.shape[0], -1).astype(np.int64) @ block["weights"].astype(np.int64)
+        return np.clip(p, LOW, HIGH)
     if x.ndim == 2:  # after a global pooling, Akida's layers see (1, 1, channels)
         x = x[:, None, None, :]
     stride, padding = block["strides"], block["padding"]
@@ -76,11 +90,13 @@ def block_forward(block, x):
     if block["pool_type"] == "max":
         p = max_pool(p, block["pool_size"], block["pool_stride"], block["pool_padding"])
     elif block["pool_type"] == "global_average":
-        p = p.sum(axis=(1, 2))
+        p = global_sum(p)
     if not block["activation"]:
         return p
     bits = block["act_bits"]
-    step = block["act_step"].astype(np.float32).astype(np.float64) * 2.0 ** (4 - bits)
+    # Akida's act_step register keeps 4 fractional bits.
+    step = np.floor(block["act_step"].astype(np.float32).astype(np.float64) * 16) / 16
+    step = step * 2.0 ** (4 - bits)
     out = np.zeros(p.shape, np.uint8)
     for n in range(2**bits - 1):
         bound = block["threshold"].astype(np.int64) + np.floor(n * step).astype(np.int64)
@@ -90,8 +106,8 @@ def block_forward(block, x):
 
 def block_predict(block, p):
     """Akida predict of a last block without activation: float32(p - T) / float32(act_step)."""
-    return (p - block["threshold"].astype(np.int64)).astype(np.float32) / block["act_step"].astype(
-        np.float32)
+    step = np.floor(block["act_step"].astype(np.float32).astype(np.float64) * 16) / 16
+    return (p - block["threshold"].astype(np.int64)).astype(np.float32) / step.astype(np.float32)
 
 
 def model_forward(spec, x_int):
