@@ -1,12 +1,11 @@
 """Akida 2.0 models in .fbz files: graph edges, every variable and the IP version round-trip; files of
 the previous format version still load; damaged Akida 2.0 descriptions and files only ever raise
-ModelFormatError (fuzzed), quickly."""
+ModelFormatError (fuzzed), and huge shapes are refused before allocating."""
 import copy
 import hashlib
 import json
 import pathlib
 import random
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from akida_core import fbz
 from akida_core.errors import AkidaError, ModelFormatError
 from akida_core.model_state import arrays_to_lists
 
+from ..workload import allocated
 from .v2_models import random_inputs, random_model
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -128,7 +128,6 @@ def _mutate(description, rng):
 
 
 def _outcome(load):
-    start = time.perf_counter()
     try:
         model = load()
     except ModelFormatError:
@@ -140,7 +139,6 @@ def _outcome(load):
         ak.Model.from_buffer(model.to_buffer())
     except AkidaError:
         pass
-    assert time.perf_counter() - start < 30  # a guard against hangs, not a speed claim
     return "loaded"
 
 
@@ -186,7 +184,6 @@ def test_huge_v2_dimensions_are_refused_before_allocating():
     description["layers"][0]["params"]["input_shape"] = [2 ** 20, 2 ** 20, 2]
     description["layers"].insert(2, {"layer_type": "Dense1D", "params": {"units": 4096}, "inbounds": ["conv"]})
     description["layers"] = description["layers"][:3]
-    start = time.perf_counter()
-    with pytest.raises(ModelFormatError, match="bytes"):
+    with allocated() as work, pytest.raises(ModelFormatError, match="bytes"):
         ak.Model.from_dict(description)
-    assert time.perf_counter() - start < 5
+    assert work.peak_bytes < 2 ** 20  # refused from the shapes, before allocating the 256 GiB of weights
