@@ -5,6 +5,5 @@
 (map_model, sequences, MapMode), `program` (the program bytes of a sequence), `estimates` (labelled
 hardware estimates) and `state` (the mapping saved in .fbz and shown by summary). Akida 1.0 only.
 """
-from .mapper import BackendType, MapMode, MappingState, Sequence, map_model, model_sequences
-
-__all__ = ["BackendType", "MapMode", "MappingState", "Sequence", "map_model", "model_sequences"]
+from .mapper import *  # noqa: F401,F403 (the flat `akida_core.mapping` module's API: map_model, MapMode, ...)
+from .mapper import BackendType, MapMode, MappingState, Sequence, map_model, mapping_reasons, model_sequences
