@@ -35,3 +35,11 @@ class VersionError(ModelFormatError):
 
 class MappingError(AkidaError, ValueError):
     """A model cannot be mapped on a device as asked (e.g. `hw_only=True` with an unmappable layer)."""
+
+
+class LayerParameterTypeError(LayerParameterError, TypeError):
+    """A layer parameter has the wrong type (e.g. a tuple where Akida 2.0 takes a plain int)."""
+
+
+class LearningError(AkidaError, RuntimeError):
+    """Edge learning used in the wrong state (e.g. fit or add_classes before compile)."""

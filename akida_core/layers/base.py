@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 
+from .. import kernels
 from ..enums import PoolType
 from ..errors import LayerParameterError
 
@@ -130,6 +131,18 @@ def check_pooling(owner, pool_type, pool_size, pool_stride):
             f"{owner}: pool_size={pool_size}, pool_stride={pool_stride} must be left at (-1, -1) with "
             f"{what}; Akida average pooling is always global")
     return pool_size, pool_stride
+
+
+def conv_positions(params, input_shape):
+    """Number of convolution outputs (before pooling) per sample and per filter (Akida 1.0 params)."""
+    h, w, _ = input_shape
+    return (kernels.output_size(h, params.kernel_size[0], params.kernel_stride[0], params.padding)
+            * kernels.output_size(w, params.kernel_size[1], params.kernel_stride[1], params.padding))
+
+
+def pooled_positions(params, input_shape):
+    """How many potentials one pooled output sums (H·W for global average pooling, else 1)."""
+    return conv_positions(params, input_shape) if params.pool_type == PoolType.Average else 1
 
 
 def check_act_bits(owner, act_bits):

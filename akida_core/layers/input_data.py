@@ -8,7 +8,9 @@ from .layer import Layer
 
 @dataclasses.dataclass(frozen=True)
 class InputDataParams:
-    """Parameters of InputData. Inputs are unsigned for input_bits <= 4, signed above."""
+    """Parameters of InputData. Inputs are unsigned for input_bits <= 4, signed above.
+
+    Akida 1.0 layers take at most 8 bits; Akida 2.0 accepts up to 32 (inputs are int8 above 4 bits)."""
 
     input_shape: tuple
     input_bits: int = 4
@@ -17,7 +19,7 @@ class InputDataParams:
     def __post_init__(self):
         owner = f"InputData '{self.name}'"
         object.__setattr__(self, "input_shape", as_shape(owner, self.input_shape))
-        object.__setattr__(self, "input_bits", check_int(owner, "input_bits", self.input_bits, 1, 8))
+        object.__setattr__(self, "input_bits", check_int(owner, "input_bits", self.input_bits, 1, 32))
         check_name(self.name)
 
 
@@ -33,6 +35,7 @@ class InputData(Layer):
     short_name = "Input"
     params_type = InputDataParams
     is_input = True
+    ip_version = None  # shared by Akida 1.0 and 2.0 models
 
     def __init__(self, input_shape, input_bits=4, name=""):
         super().__init__(InputDataParams(input_shape, input_bits, name))

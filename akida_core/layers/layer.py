@@ -5,10 +5,10 @@ import math
 import numpy as np
 
 from .. import kernels
-from ..enums import PoolType
+from ..enums import IpVersion, PoolType
 from ..errors import LayerParameterError, ModelStructureError
-from .base import (GAP_ACCUMULATOR_BITS, MIN_ACT_STEP, Parameters, Variables, VariableSpec, validate_variable,
-                   weight_range)
+from .base import (GAP_ACCUMULATOR_BITS, MIN_ACT_STEP, Parameters, Variables, VariableSpec, pooled_positions,
+                   validate_variable, weight_range)
 
 INT32_MAX = 2 ** 31 - 1
 
@@ -34,6 +34,9 @@ class Layer:
     short_name = "Layer"
     params_type = None
     is_input = False
+    ip_version = IpVersion.v1
+    """IpVersion of the kind (Akida 1.0 unless a subclass says otherwise; None for the shared InputData)."""
+    _inbound_layers = ()
 
     def __init__(self, params):
         self._params = params
@@ -77,12 +80,10 @@ class Layer:
 
     @property
     def inbounds(self):
-        """The layers feeding this one (the previous layer of the sequential model, or none)."""
+        """The layers feeding this one (none for an input layer or a layer outside a model)."""
         if self._model is None:
             return []
-        layers = self._model.layers
-        index = layers.index(self)
-        return [] if index == 0 else [layers[index - 1]]
+        return list(self._inbound_layers)
 
     def set_parameter(self, name, value):
         """Change one parameter; the new value is validated and the model's shapes re-checked."""
@@ -215,6 +216,7 @@ class Layer:
 
     def _detach(self):
         self._model = None
+        self._inbound_layers = ()
         self.input_dims = self.output_dims = None
         self._cache.clear()
 
@@ -222,7 +224,6 @@ class Layer:
         bound = self.potential_bound()
         if getattr(self._params, "pool_type", None) == PoolType.Average:
             # The pooled sum saturates to GAP_ACCUMULATOR_BITS: only each pixel's potential must fit.
-            from .convolutional import pooled_positions  # convolutional imports this module
             bound //= pooled_positions(self._params, self.input_dims)
         if bound > INT32_MAX:
             raise ModelStructureError(

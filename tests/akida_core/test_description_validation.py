@@ -249,12 +249,12 @@ def test_layer_count_is_capped_and_big_mapped_models_load_quickly(monkeypatch):
     layers += [{"layer_type": "FullyConnected", "params": {"units": 2}}] * 100_000
     blob = fbz.dumps({"format": "akida_core.Model", "version": 1, "layers": layers})
     built = []  # refused from the list's length, before any layer is built
-    monkeypatch.setattr(ak.model, "layer_from_dict", built.append)
+    monkeypatch.setattr(ak.model.description, "layer_from_dict", built.append)
     with pytest.raises(ModelFormatError, match="100,001 layers; a model holds at most 1024 .MAX_LAYERS."):
         ak.Model.from_buffer(blob)
     assert built == []
     monkeypatch.undo()
-    monkeypatch.setattr(ak.model, "MAX_LAYERS", 3)
+    monkeypatch.setattr(ak.model.graph, "MAX_LAYERS", 3)
     small = tiny()
     small.add(ak.FullyConnected(2, name="fc2"))
     with pytest.raises(ModelStructureError, match="already holds 3 layers"):

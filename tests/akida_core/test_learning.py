@@ -249,7 +249,7 @@ def test_compile_and_add_classes_keep_a_mapped_model_mapped_with_the_learning_la
 
 
 def test_a_failed_add_classes_changes_nothing(monkeypatch):
-    import akida_core.learning as learning
+    import akida_core.learning.training as learning
     model = binary_model(units=4)
     model.compile(ak.AkidaUnsupervised(5, num_classes=2))
     model.fit(samples(3, seed=9), [0, 1, 0])

@@ -1,0 +1,123 @@
+"""Convolutional: a true convolution (kernel flipped) + optional pooling + Akida activation."""
+import dataclasses
+
+import numpy as np
+
+from ... import kernels
+from ...enums import LayerType, Padding, PoolType
+from ...errors import LayerParameterError
+from ..base import (as_enum, as_pair, check_act_bits, check_bool, check_int, check_kernel, check_name, conv_positions,
+                   check_pooling, pooled_positions, weight_range)
+from ..layer import Layer
+
+PROCESSING_WEIGHT_BITS = (1, 2, 4, 8)
+
+
+def check_conv_fields(params, owner, weight_bits_allowed):
+    """Validate and normalise the fields shared by the three convolutional kinds (in place)."""
+    set_ = object.__setattr__
+    check_name(params.name)
+    set_(params, "kernel_size", as_pair(owner, "kernel_size", params.kernel_size))
+    set_(params, "filters", check_int(owner, "filters", params.filters, 1, 2 ** 20))
+    set_(params, "padding", as_enum(owner, "padding", Padding, params.padding))
+    if params.padding == Padding.SameUpper:
+        raise LayerParameterError(f"{owner}: padding=Padding.SameUpper is an Akida 2.0 mode; Akida 1.0 layers "
+                                  "take Padding.Same or Padding.Valid")
+    set_(params, "kernel_stride", as_pair(owner, "kernel_stride", params.kernel_stride))
+    check_kernel(owner, params.kernel_size, params.kernel_stride)
+    set_(params, "weights_bits", check_int(owner, "weights_bits", params.weights_bits,
+                                           allowed=weight_bits_allowed))
+    set_(params, "pool_type", as_enum(owner, "pool_type", PoolType, params.pool_type))
+    size, stride = check_pooling(owner, params.pool_type, as_pair(owner, "pool_size", params.pool_size),
+                                 as_pair(owner, "pool_stride", params.pool_stride))
+    set_(params, "pool_size", size)
+    set_(params, "pool_stride", stride)
+    set_(params, "activation", check_bool(owner, "activation", params.activation))
+    set_(params, "act_bits", check_act_bits(owner, params.act_bits))
+    set_(params, "threshold", check_int(owner, "threshold", params.threshold, -2 ** 31, 2 ** 31 - 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvolutionalParams:
+    """Parameters of Convolutional (Akida 1.0)."""
+
+    kernel_size: tuple
+    filters: int
+    name: str = ""
+    padding: Padding = Padding.Same
+    kernel_stride: tuple = (1, 1)
+    weights_bits: int = 1
+    pool_size: tuple = (-1, -1)
+    pool_type: PoolType = PoolType.NoPooling
+    pool_stride: tuple = (-1, -1)
+    activation: bool = True
+    act_bits: int = 1
+    threshold: int = 0
+
+    def __post_init__(self):
+        kind = type(self).__name__[:-len("Params")]
+        check_conv_fields(self, f"{kind} '{self.name}'", PROCESSING_WEIGHT_BITS)
+
+
+def conv_output_shape(params, input_shape):
+    """Output (height, width, filters) of a convolution followed by the layer's pooling."""
+    h, w, _ = input_shape
+    kh, kw = params.kernel_size
+    sh, sw = params.kernel_stride
+    out_h = kernels.output_size(h, kh, sh, params.padding)
+    out_w = kernels.output_size(w, kw, sw, params.padding)
+    if params.pool_type == PoolType.Max:
+        (ph, pw), (psh, psw) = params.pool_size, params.pool_stride
+        out_h = kernels.output_size(out_h, ph, psh, params.padding)
+        out_w = kernels.output_size(out_w, pw, psw, params.padding)
+    elif params.pool_type == PoolType.Average:
+        out_h = out_w = 1
+    return out_h, out_w, params.filters
+
+
+def max_input(layer):
+    """Largest input value of a layer reading `layer.input_bits`-bit unsigned inputs."""
+    return 2 ** layer.input_bits - 1
+
+
+class Convolutional(Layer):
+    """Akida Convolutional layer (a true convolution: weights are flipped on both spatial axes)."""
+
+    layer_type = LayerType.Convolutional
+    short_name = "Conv"
+    params_type = ConvolutionalParams
+
+    def __init__(self, kernel_size, filters, name="", padding=Padding.Same, kernel_stride=(1, 1),
+                 weights_bits=1, pool_size=(-1, -1), pool_type=PoolType.NoPooling, pool_stride=(-1, -1),
+                 activation=True, act_bits=1, threshold=0):
+        super().__init__(ConvolutionalParams(kernel_size, filters, name, padding, kernel_stride,
+                                             weights_bits, pool_size, pool_type, pool_stride, activation,
+                                             act_bits, threshold))
+
+    def _output_dims(self, input_dims):
+        return conv_output_shape(self._params, input_dims)
+
+    def _base_specs(self):
+        p = self._params
+        cin = self.input_dims[2]
+        return {"weights": self._weight_spec((*p.kernel_size, cin, p.filters), p.weights_bits),
+                **self._neuron_specs(p.filters)}
+
+    def potential_bound(self):
+        p = self._params
+        fan_in = p.kernel_size[0] * p.kernel_size[1] * self.input_dims[2]
+        w = max(map(abs, weight_range(p.weights_bits)))
+        return w * max_input(self) * fan_in * pooled_positions(p, self.input_dims)
+
+    @property
+    def macs(self):
+        p = self._params
+        return conv_positions(p, self.input_dims) * p.kernel_size[0] * p.kernel_size[1] \
+            * self.input_dims[2] * p.filters
+
+    def _forward(self, inputs):
+        p = self._params
+        # Akida convolves: flipping once here lets the kernel cross-correlate.
+        flipped = self._cached("flipped", lambda: np.ascontiguousarray(self._values["weights"][::-1, ::-1]))
+        potentials = kernels.conv2d(inputs, flipped, p.kernel_stride, p.padding)
+        return self._activate(self._pool(potentials))

@@ -1,0 +1,63 @@
+"""SeparableConvolutional: depthwise then pointwise true convolution, one exact potential."""
+import dataclasses
+
+import numpy as np
+
+from ... import kernels
+from ...enums import LayerType, Padding, PoolType
+from ..base import weight_range
+from .convolutional import (ConvolutionalParams, conv_output_shape, conv_positions, max_input,
+                            pooled_positions)
+from ..layer import Layer
+
+
+@dataclasses.dataclass(frozen=True)
+class SeparableConvolutionalParams(ConvolutionalParams):
+    """Parameters of SeparableConvolutional (Akida 1.0); `filters` counts pointwise filters."""
+
+    weights_bits: int = 2
+
+
+class SeparableConvolutional(Layer):
+    """Depthwise (kh, kw, cin, 1) then pointwise (1, 1, cin, filters) weights, both `weights_bits`."""
+
+    layer_type = LayerType.SeparableConvolutional
+    short_name = "SepConv"
+    params_type = SeparableConvolutionalParams
+
+    def __init__(self, kernel_size, filters, name="", padding=Padding.Same, kernel_stride=(1, 1),
+                 weights_bits=2, pool_size=(-1, -1), pool_type=PoolType.NoPooling, pool_stride=(-1, -1),
+                 activation=True, act_bits=1, threshold=0):
+        super().__init__(SeparableConvolutionalParams(
+            kernel_size, filters, name, padding, kernel_stride, weights_bits, pool_size, pool_type,
+            pool_stride, activation, act_bits, threshold))
+
+    def _output_dims(self, input_dims):
+        return conv_output_shape(self._params, input_dims)
+
+    def _base_specs(self):
+        p = self._params
+        cin = self.input_dims[2]
+        return {"weights": self._weight_spec((*p.kernel_size, cin, 1), p.weights_bits),
+                "weights_pw": self._weight_spec((1, 1, cin, p.filters), p.weights_bits),
+                **self._neuron_specs(p.filters)}
+
+    def potential_bound(self):
+        p = self._params
+        w = max(map(abs, weight_range(p.weights_bits)))
+        depthwise = w * max_input(self) * p.kernel_size[0] * p.kernel_size[1]
+        return depthwise * w * self.input_dims[2] * pooled_positions(p, self.input_dims)
+
+    @property
+    def macs(self):
+        p = self._params
+        cin = self.input_dims[2]
+        return conv_positions(p, self.input_dims) * cin * (p.kernel_size[0] * p.kernel_size[1] + p.filters)
+
+    def _forward(self, inputs):
+        p = self._params
+        depthwise = self._cached("flipped", lambda: np.ascontiguousarray(
+            self._values["weights"][::-1, ::-1, :, 0]))
+        pointwise = self._values["weights_pw"][0, 0]
+        potentials = kernels.separable_conv2d(inputs, depthwise, pointwise, p.kernel_stride, p.padding)
+        return self._activate(self._pool(potentials))

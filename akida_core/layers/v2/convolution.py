@@ -1,0 +1,291 @@
+"""InputConv2D, Conv2D and DepthwiseConv2D (Akida 2.0): convolution, POST with pooling.
+
+InputConv2D cross-correlates uint8 images padded with `padding_value`; Conv2D and DepthwiseConv2D
+shift their inputs (`input_shift`, saturated to `buffer_bits`) and perform a true convolution
+(kernel flipped on both axes) summed modulo 2**32 (akida2-layers.md §4).
+"""
+import dataclasses
+
+import numpy as np
+
+from ...kernels import v2 as k2
+from ...enums import ActivationType, LayerType, Padding, PoolType
+from ...errors import LayerParameterError
+from ..base import as_shape
+from .base import (LayerV2, activate, add_bias, check_pool, finish, int32_post, make_post, neural_specs, normalise,
+                   pooled_shape, shifted_inputs, spatial_size, spec)
+
+_BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
+_ENUMS = {"padding": Padding, "pool_type": PoolType, "activation": ActivationType}
+
+
+def _weights_limit(weights_bits):
+    """Conv2D / DepthwiseConv2D / Dense1D weights: [-128, 127] with weights_bits 8, else [-8, 7]."""
+    return (-128, 127) if weights_bits == 8 else (-8, 7)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConv2DParams:
+    """Parameters of InputConv2D (first layer, uint8 images of 1 or 3 channels)."""
+
+    input_shape: tuple
+    filters: int
+    kernel_size: int
+    padding: Padding = Padding.Same
+    kernel_stride: int = 1
+    pool_type: PoolType = PoolType.NoPooling
+    pool_size: int = -1
+    pool_stride: int = -1
+    activation: ActivationType = ActivationType.ReLU
+    output_bits: int = 8
+    buffer_bits: int = 32
+    post_op_buffer_bits: int = 32
+    weights_bits: int = 8
+    name: str = ""
+
+    def __post_init__(self):
+        owner = normalise(self, ints={"filters": (1, 2 ** 20), "kernel_size": (1, 1024),
+                                      "kernel_stride": (1, 1024), "weights_bits": (None, None)},
+                          bits=_BITS, enums=_ENUMS)
+        object.__setattr__(self, "input_shape", as_shape(owner, self.input_shape))
+        if self.input_shape[2] not in (1, 3):
+            raise LayerParameterError(f"{owner}: input must have 1 or 3 channels; got input_shape "
+                                      f"{self.input_shape}")
+        if self.padding == Padding.SameUpper:
+            raise LayerParameterError(f"{owner}: padding=Padding.SameUpper gives garbage outputs on Akida 2.0 "
+                                      "input convolutions (vendor bug); use Padding.Same or Padding.Valid")
+        if self.pool_type == PoolType.Average:
+            raise LayerParameterError(f"{owner}: pool_type=PoolType.Average: InputConv2D can't perform a Global "
+                                      "Average Pooling; use PoolType.Max or NoPooling")
+        check_pool(self, owner)
+
+
+def conv_output_shape(params, input_shape, owner, kernel, stride, channels):
+    """(h, w, channels) after the convolution and the pooling."""
+    h = spatial_size(owner, input_shape[0], kernel, stride, params.padding)
+    w = spatial_size(owner, input_shape[1], kernel, stride, params.padding)
+    return (*pooled_shape(params, owner, h, w), channels)
+
+
+def pool_and_finish(layer, acc, post, rule="standard", bound=None):
+    """Steps 2-7 of POST with the layer's max pooling or global average pooling."""
+    p = layer.params
+    if rule == "standard" and p.pool_type != PoolType.Average:
+        pool = None
+        if p.pool_type == PoolType.Max:
+            def pool(values):
+                return k2.max_pool(values, p.pool_size, p.pool_stride, p.padding)
+        fast = int32_post(acc, post, bound, pool)
+        if fast is not None:
+            return fast
+    values, bound = add_bias(acc, post, rule, bound)
+    if p.pool_type == PoolType.Max:
+        values = k2.max_pool(values, p.pool_size, p.pool_stride, p.padding)
+    values, bound = activate(values, post, bound)
+    if p.pool_type == PoolType.Average:
+        pixels = values.shape[1] * values.shape[2]
+        if bound * pixels < 1 << (post.pb - 1):  # no partial sum can saturate: a plain exact sum
+            values = values.sum(axis=(1, 2), keepdims=True)
+            bound *= pixels
+        else:
+            values = k2.global_sum(values, post.pb)
+            bound = 1 << (post.pb - 1)
+    return finish(values, post, bound)
+
+
+class InputConv2D(LayerV2):
+    """Akida 2.0 input convolution: cross-correlation of uint8 images (no kernel flip, no input shift)."""
+
+    layer_type = LayerType.InputConv2D
+    short_name = "InputConv2D"
+    params_type = InputConv2DParams
+    is_input = True
+    inbound_count = 0
+
+    def __init__(self, input_shape, filters, kernel_size, padding=Padding.Same, kernel_stride=1,
+                 pool_type=PoolType.NoPooling, pool_size=-1, pool_stride=-1, activation=ActivationType.ReLU,
+                 output_bits=8, buffer_bits=32, post_op_buffer_bits=32, weights_bits=8, name=""):
+        super().__init__(InputConv2DParams(input_shape, filters, kernel_size, padding, kernel_stride, pool_type,
+                                           pool_size, pool_stride, activation, output_bits, buffer_bits,
+                                           post_op_buffer_bits, weights_bits, name))
+
+    def _output_dims(self, input_dims):
+        p = self._params
+        return conv_output_shape(p, input_dims, f"InputConv2D '{self.name}'", p.kernel_size, p.kernel_stride,
+                                 p.filters)
+
+    def _base_specs(self):
+        p = self._params
+        c = self.input_dims[2]
+        specs = {"weights": spec((p.kernel_size, p.kernel_size, c, p.filters), np.int8),
+                 "padding_value": spec((c,), np.uint8)}
+        specs.update(neural_specs(p, p.filters))
+        return specs
+
+    def _prepare(self):
+        super()._prepare()
+        return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits),
+                "weights": self._values["weights"].astype(np.int64)}
+
+    @property
+    def macs(self):
+        p = self._params
+        h, w, _ = self.output_dims_before_pool()
+        return h * w * p.kernel_size ** 2 * self.input_dims[2] * p.filters
+
+    def output_dims_before_pool(self):
+        """(h, w, filters) of the convolution before pooling."""
+        p = self._params
+        from ... import kernels
+        return (kernels.output_size(self.input_dims[0], p.kernel_size, p.kernel_stride, p.padding),
+                kernels.output_size(self.input_dims[1], p.kernel_size, p.kernel_stride, p.padding), p.filters)
+
+    def _run(self, inputs):
+        p, c = self._params, self._prepared()
+        # Exact, no int32 wrap: the vendor's uint8 sums cannot reach 2**31 below kernel 148, and whether
+        # it wraps beyond is unknown (akida2-layers.md §8).
+        acc = k2.correlate2d(inputs[0], c["weights"], p.kernel_stride, p.padding,
+                             self._values["padding_value"].astype(np.int64))
+        return pool_and_finish(self, acc, c["post"], rule="input")
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2DParams:
+    """Parameters of Conv2D: odd kernel, stride 1 or 2 (2 only with kernel 1 or 3)."""
+
+    filters: int
+    kernel_size: int
+    kernel_stride: int = 1
+    padding: Padding = Padding.Same
+    pool_type: PoolType = PoolType.NoPooling
+    pool_size: int = -1
+    pool_stride: int = -1
+    output_bits: int = 8
+    buffer_bits: int = 28
+    activation: ActivationType = ActivationType.ReLU
+    post_op_buffer_bits: int = 32
+    weights_bits: int = 8
+    name: str = ""
+
+    def __post_init__(self):
+        owner = normalise(self, ints={"filters": (1, 2 ** 20), "kernel_size": (1, 1023),
+                                      "weights_bits": (None, None)}, bits=_BITS, enums=_ENUMS)
+        check_kernel_v2(self, owner, strides_for_2=(1, 3))
+        check_pool(self, owner)
+
+
+def check_kernel_v2(params, owner, strides_for_2):
+    """Kernel odd; stride 1 or 2; stride 2 only with the kernels in `strides_for_2`."""
+    if params.kernel_size % 2 == 0:
+        raise LayerParameterError(f"{owner}: Kernel size must be odd; got kernel_size={params.kernel_size}")
+    stride = normalise_stride(params, owner)
+    if stride == 2 and params.kernel_size not in strides_for_2:
+        raise LayerParameterError(f"{owner}: kernel_stride=2 needs kernel_size in {strides_for_2}; got "
+                                  f"kernel_size={params.kernel_size}")
+
+
+def normalise_stride(params, owner):
+    from .base import plain_int
+    stride = plain_int(owner, "kernel_stride", params.kernel_stride)
+    if stride not in (1, 2):
+        raise LayerParameterError(f"{owner}: Kernel stride must be equal to 1 or 2; got kernel_stride={stride}")
+    object.__setattr__(params, "kernel_stride", stride)
+    return stride
+
+
+class Conv2D(LayerV2):
+    """Akida 2.0 convolution: shifted inputs, true convolution (wrap32), POST with optional pooling."""
+
+    layer_type = LayerType.Conv2D
+    short_name = "Conv2D"
+    params_type = Conv2DParams
+    depthwise = False
+
+    def __init__(self, filters, kernel_size, kernel_stride=1, padding=Padding.Same, pool_type=PoolType.NoPooling,
+                 pool_size=-1, pool_stride=-1, output_bits=8, buffer_bits=28, activation=ActivationType.ReLU,
+                 post_op_buffer_bits=32, weights_bits=8, name=""):
+        super().__init__(Conv2DParams(filters, kernel_size, kernel_stride, padding, pool_type, pool_size,
+                                      pool_stride, output_bits, buffer_bits, activation, post_op_buffer_bits,
+                                      weights_bits, name))
+
+    @property
+    def filters(self):
+        """Output channels (the input channels for DepthwiseConv2D)."""
+        return self.input_dims[2] if self.depthwise else self._params.filters
+
+    def _output_dims(self, input_dims):
+        p = self._params
+        channels = input_dims[2] if self.depthwise else p.filters
+        return conv_output_shape(p, input_dims, f"{self.layer_type.name} '{self.name}'", p.kernel_size,
+                                 p.kernel_stride, channels)
+
+    def _base_specs(self):
+        p = self._params
+        c = self.input_dims[2]
+        low, high = _weights_limit(p.weights_bits)
+        shape = (p.kernel_size, p.kernel_size, c, 1 if self.depthwise else p.filters)
+        return {"weights": spec(shape, np.int8, low, high), **neural_specs(p, self.filters, in_shift=c)}
+
+    def _prepare(self):
+        super()._prepare()
+        return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits),
+                "weights": self._values["weights"].astype(np.int64),
+                "input_shift": self._values["input_shift"].astype(np.int64)}
+
+    @property
+    def macs(self):
+        p = self._params
+        from ... import kernels
+        h = kernels.output_size(self.input_dims[0], p.kernel_size, p.kernel_stride, p.padding)
+        w = kernels.output_size(self.input_dims[1], p.kernel_size, p.kernel_stride, p.padding)
+        fan = p.kernel_size ** 2 * (1 if self.depthwise else self.input_dims[2])
+        return h * w * fan * self.filters
+
+    def _run(self, inputs):
+        p, c = self._params, self._prepared()
+        xs = shifted_inputs(inputs[0], c["input_shift"], p.buffer_bits)
+        if self.depthwise:
+            acc, bound = k2.depthwise_convolve2d(xs, c["weights"][..., 0], p.kernel_stride, p.padding)
+        else:
+            acc, bound = k2.convolve2d(xs, c["weights"], p.kernel_stride, p.padding)
+        return pool_and_finish(self, acc, c["post"], bound=bound)
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthwiseConv2DParams:
+    """Parameters of DepthwiseConv2D: odd kernel, stride 2 only with kernel 3; filters = input channels."""
+
+    kernel_size: int
+    kernel_stride: int = 1
+    padding: Padding = Padding.Same
+    pool_type: PoolType = PoolType.NoPooling
+    pool_size: int = -1
+    pool_stride: int = -1
+    output_bits: int = 8
+    buffer_bits: int = 28
+    post_op_buffer_bits: int = 32
+    activation: ActivationType = ActivationType.ReLU
+    weights_bits: int = 8
+    name: str = ""
+
+    def __post_init__(self):
+        owner = normalise(self, ints={"kernel_size": (1, 1023), "weights_bits": (None, None)}, bits=_BITS,
+                          enums=_ENUMS)
+        check_kernel_v2(self, owner, strides_for_2=(3,))
+        check_pool(self, owner)
+
+
+class DepthwiseConv2D(Conv2D):
+    """Akida 2.0 depthwise convolution: one (k, k) kernel per channel, as Conv2D otherwise."""
+
+    layer_type = LayerType.DepthwiseConv2D
+    short_name = "DepthwiseConv2D"
+    params_type = DepthwiseConv2DParams
+    depthwise = True
+
+    def __init__(self, kernel_size, kernel_stride=1, padding=Padding.Same, pool_type=PoolType.NoPooling,
+                 pool_size=-1, pool_stride=-1, output_bits=8, buffer_bits=28, post_op_buffer_bits=32,
+                 activation=ActivationType.ReLU, weights_bits=8, name=""):
+        LayerV2.__init__(self, DepthwiseConv2DParams(kernel_size, kernel_stride, padding, pool_type, pool_size,
+                                                     pool_stride, output_bits, buffer_bits, post_op_buffer_bits,
+                                                     activation, weights_bits, name))

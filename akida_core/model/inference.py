@@ -1,0 +1,88 @@
+"""Batch chunking for inference: bounded memory for any batch size, cache-sized slices per layer."""
+import math
+
+import numpy as np
+
+from ..errors import ModelStructureError
+
+BATCH_MEMORY_BYTES = 512 * 2 ** 20
+"""Inference holds at most about this many bytes of layer outputs for one chunk of the batch."""
+LAYER_MEMORY_BYTES = 32 * 2 ** 20
+"""Each layer runs on sub-chunks whose intermediates (im2col columns, potentials) stay near this size."""
+MAX_SAMPLE_BYTES = 2 ** 30
+"""A layer's intermediates for one sample may not exceed this: a sample cannot be split further."""
+
+
+def batch_chunk(layers):
+    """Samples per outer chunk so that one layer's outputs for the chunk stay near BATCH_MEMORY_BYTES."""
+    per_sample = max(math.prod(layer.output_dims) for layer in layers)
+    return max(1, BATCH_MEMORY_BYTES // per_sample)
+
+
+def check_sample_memory(layers):
+    """Raise before inference if one sample of some layer needs more than MAX_SAMPLE_BYTES.
+
+    Raises:
+        ModelStructureError: naming the layer, its shapes and the bytes one sample needs.
+    """
+    for layer in layers:
+        need = working_bytes(layer)
+        if need > MAX_SAMPLE_BYTES:
+            raise ModelStructureError(
+                f"Layer '{layer.name}' ({layer.layer_type.name}): one sample needs about {need:,} bytes "
+                f"of intermediates (input {layer.input_dims}, output {layer.output_dims}); inference is "
+                f"limited to {MAX_SAMPLE_BYTES:,} bytes per sample and layer (MAX_SAMPLE_BYTES). "
+                "Hint: use a smaller input size or fewer filters")
+
+
+def working_bytes(layer):
+    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or potentials)."""
+    out = math.prod(layer.output_dims) * 8
+    params = layer.params
+    kernel = getattr(params, "kernel_size", None)
+    if kernel is None:
+        return max(out, math.prod(layer.input_dims) * 8)
+    kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
+    stride = getattr(params, "kernel_stride", 1)
+    stride = (stride, stride) if isinstance(stride, int) else stride
+    h, w, c = layer.input_dims
+    positions = (-(-h // stride[0])) * (-(-w // stride[1]))
+    return max(out, positions * (kernel[0] * kernel[1] * c + layer.output_dims[2]) * 8,
+               _padded_pool_bytes(params, -(-h // stride[0]), -(-w // stride[1]), layer.output_dims[2]))
+
+
+def _padded_pool_bytes(params, h, w, c):
+    """Bytes of the padded max-pooling input (a pool window far larger than its input pads a lot)."""
+    from ..enums import PoolType
+    from ..kernels import padding_amounts
+    if getattr(params, "pool_type", None) != PoolType.Max:
+        return 0
+    size, stride = params.pool_size, params.pool_stride
+    size = (size, size) if isinstance(size, int) else size
+    stride = (stride, stride) if isinstance(stride, int) else stride
+    pads = [sum(padding_amounts(n, k, s, params.padding)) for n, k, s in ((h, size[0], stride[0]),
+                                                                          (w, size[1], stride[1]))]
+    return (h + pads[0]) * (w + pads[1]) * c * 8
+
+
+def forward_in_slices(layer, x):
+    """Run one layer over `x` in sub-batches sized to LAYER_MEMORY_BYTES (cache-friendly, bounded memory).
+
+    `x` is an array, or a list of arrays (one per inbound) sliced alike; slices run in order, so
+    temporal layers see the samples as one sequence.
+    """
+    step = max(1, LAYER_MEMORY_BYTES // working_bytes(layer))
+    size = x[0].shape[0] if isinstance(x, list) else x.shape[0]
+    if size <= step:
+        return layer._forward(x)
+
+    def part(start):
+        if isinstance(x, list):
+            return [array[start:start + step] for array in x]
+        return x[start:start + step]
+    first = layer._forward(part(0))
+    out = np.empty((size,) + first.shape[1:], first.dtype)
+    out[:step] = first
+    for start in range(step, size, step):
+        out[start:start + step] = layer._forward(part(start))
+    return out

@@ -1,0 +1,114 @@
+"""Benchmark of the akida_core Akida 2.0 runtime on an 8-bit AkidaNet-like graph.
+
+The model: an 8-bit input convolution, depthwise-separable blocks (DepthwiseConv2D + pointwise
+Conv2D, stride 2 on some), one residual Add around a separable block, global average pooling, a
+Dense1D head and a Dequantizer. Weights are random 8-bit, shifts and scales keep activations alive.
+Prints samples/s and effective GMAC/s at batch 1 and 64.
+
+Run: python bench/runtime_v2.py [--repeats N] [--size 128]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import akida_core as ak  # noqa: E402
+
+A = ak.ActivationType
+
+
+def _randomize(layer, rng):
+    v = layer.variables
+    if "weights" in v:
+        v["weights"] = rng.integers(-127, 128, v["weights"].shape).astype(np.int8)
+    if "output_scales" in v:
+        units = v["output_scales"].shape[0]
+        v["bias"] = rng.integers(-20, 20, units).astype(np.int8)
+        v["output_scales"] = rng.integers(64, 256, units).astype(np.uint8)
+
+
+def _calibrate(model, x):
+    """Per layer, in order, the least negative output shift that saturates < 1% of its outputs."""
+    for index, layer in enumerate(model.layers):
+        if "output_shift" not in layer.variables.names or layer.layer_type.name == "Add":
+            continue
+        units = layer.variables["output_shift"].shape[0]
+        low, high = -31, 0
+        while low < high:  # binary search on a monotone property
+            shift = (low + high + 1) // 2
+            layer.variables["output_shift"] = np.full(units, shift, np.int8)
+            out = model._run(x, 0, layers=model.layers[:index + 1])
+            if np.mean(out >= np.iinfo(out.dtype).max) < 0.01:
+                low = shift
+            else:
+                high = shift - 1
+        layer.variables["output_shift"] = np.full(units, low, np.int8)
+
+
+def akidanet_v2(size=128, width=32):
+    """The benchmark graph (8-bit weights and activations), returned with its layers randomized."""
+    rng = np.random.default_rng(0)
+    model = ak.Model()
+    model.add(ak.InputConv2D((size, size, 3), width, 3, kernel_stride=2, name="conv_0"))
+    channels = width
+
+    def separable(name, filters, stride):
+        model.add(ak.DepthwiseConv2D(3, kernel_stride=stride, name=f"{name}_dw"))
+        model.add(ak.Conv2D(filters, 1, name=f"{name}_pw"))
+
+    separable("sep_1", 2 * channels, 1)
+    separable("sep_2", 4 * channels, 2)
+    separable("sep_3", 4 * channels, 1)
+    block_in = model.get_layer("sep_3_pw")
+    separable("sep_4", 4 * channels, 1)
+    model.add(ak.Add(name="residual"), [block_in, model.get_layer("sep_4_pw")])
+    separable("sep_5", 8 * channels, 2)
+    separable("sep_6", 8 * channels, 2)
+    model.add(ak.Conv2D(16 * channels, 1, pool_type=ak.PoolType.Average, name="gap_pw"))
+    model.add(ak.Dense1D(10, name="classifier"))
+    model.add(ak.Dequantizer(name="dequantizer"))
+    for layer in model.layers:
+        _randomize(layer, rng)
+    _calibrate(model, rng.integers(0, 256, (2, size, size, 3)).astype(np.uint8))
+    return model
+
+
+def best_time(fn, repeats):
+    """Best wall time of `repeats` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv=None):
+    """Time the graph at batch 1 and 64 and print samples/s and GMAC/s."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per measurement")
+    parser.add_argument("--size", type=int, default=128, help="input height and width")
+    args = parser.parse_args(argv)
+    model = akidanet_v2(args.size)
+    print(f"AkidaNet-like Akida 2.0 graph, input {args.size}x{args.size}x3, {model.layer_count} layers, "
+          f"{model.macs / 1e6:.1f} MMAC/sample")
+    print(f"{'batch':>6}{'samples/s':>12}{'GMAC/s':>9}{'ms/batch':>10}")
+    rng = np.random.default_rng(1)
+    for batch in (1, 64):
+        x = rng.integers(0, 256, (batch, args.size, args.size, 3)).astype(np.uint8)
+        seconds = best_time(lambda: model.forward(x), args.repeats)
+        print(f"{batch:>6}{batch / seconds:>12.1f}{model.macs * batch / seconds / 1e9:>9.2f}{seconds * 1e3:>10.1f}")
+    stats = model.statistics
+    dead = [name for name, s in stats.layers.items() if s.events == 0]
+    if dead:
+        print(f"warning: layers with all-zero outputs: {dead}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
