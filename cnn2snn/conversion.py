@@ -11,12 +11,14 @@ from . import quantized
 from .compatibility import mapping_issues, order_issues, quantized_issues
 from .errors import CONVERT, HARDWARE, ConversionError, ConversionWarning, Issue, by_level
 from .match import split_model
+from .v2 import convert_v2, is_akida2_model
+from .versions import _ENV as VERSION_VARIABLE
 
 QUANTIZE_CALL = ("quantizeml.models.quantize(model, qparams=QuantizationParams(weight_bits=4, "
                  "activation_bits=4), samples=x_calibration)")
 
 
-def convert(model, file_path=None, input_scaling=None, target=AKD1000, *,
+def convert(model, file_path=None, input_scaling=None, target=None, *,
             allow_input_narrowing=False):
     """Converts a quantized Keras model into an akida_core Model with identical integer outputs.
 
@@ -32,7 +34,9 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000, *,
         file_path: optional path; the model is saved there (".fbz" appended when no extension).
         input_scaling: legacy MetaTF argument; quantizeml models carry their input scaling in
             their InputQuantizer, so it must be None.
-        target: the HardwareTarget (or its name); default AKD1000.
+        target: the Akida 1.0 HardwareTarget (or its name); default AKD1000. Models quantized
+            with the Akida 2.0 scheme (``quantizeml.models.QuantizationParams``) convert to an
+            Akida 2.0 graph Model and take no Akida 1.0 target.
         allow_input_narrowing: accept re-quantizing the model's input data to fewer bits (e.g.
             8-bit data into a 4-bit InputData, which MetaTF refuses); the Akida model then takes
             `cnn2snn.akida_inputs(model, x)`, not the raw data (a ConversionWarning says so).
@@ -48,7 +52,11 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000, *,
         ConversionWarning: once, naming every hardware-level issue; once when the input is
             narrowed on request.
     """
-    target = get_target(target)
+    if is_akida2_model(model):
+        akida_model = _convert_akida2(model, target)
+        _save(akida_model, file_path)
+        return akida_model
+    target = get_target(AKD1000 if target is None else target)
     if not quantized.is_quantized(model):
         name = getattr(model, "name", type(model).__name__)
         raise ConversionError([Issue("model", "not_quantized",
@@ -82,6 +90,11 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000, *,
     issues += mapping_issues(akida_model, split, target, issues)
     _warn(model, target, order_issues(model, by_level(issues, HARDWARE)),
           allow_input_narrowing and quantized.input_narrowing(model, split, target))
+    _save(akida_model, file_path)
+    return akida_model
+
+
+def _save(akida_model, file_path):
     if file_path is not None:
         path = os.fspath(file_path)
         if not os.path.splitext(path)[1]:
@@ -90,7 +103,20 @@ def convert(model, file_path=None, input_scaling=None, target=AKD1000, *,
         if directory:
             os.makedirs(directory, exist_ok=True)
         akida_model.save(path)
-    return akida_model
+
+
+def _convert_akida2(model, target):
+    """An Akida 2.0 quantized model: refused under an explicit Akida 1.0 selection or target."""
+    name = getattr(model, "name", "model")
+    if os.environ.get(VERSION_VARIABLE) == "v1" or target is not None:
+        found = target if target is not None else "set_akida_version(AkidaVersion.v1)"
+        raise ConversionError([Issue("model", "generation", f"Model '{name}' is quantized with "
+                                     "the Akida 2.0 scheme but Akida 1.0 is targeted.",
+                                     str(getattr(found, "name", found)), "Akida 2.0",
+                                     "quantize under set_akida_version(AkidaVersion.v1) with "
+                                     "4-bit settings for AKD1000, or convert without an Akida "
+                                     "1.0 target.")], "Akida 1.0")
+    return convert_v2(model)
 
 
 def _warn(model, target, hardware, narrowed):

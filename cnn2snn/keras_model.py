@@ -38,7 +38,9 @@ KIND_NAMES = {
     "gap": "GlobalAveragePooling2D", "relu": "ReLU", "softmax": "Softmax",
     "activation": "Activation", "bn": "BatchNormalization", "flatten": "Flatten",
     "reshape": "Reshape", "dropout": "Dropout", "identity": "Activation(linear)",
-    "unknown": "unsupported layer",
+    "unknown": "unsupported layer", "conv_transpose": "Conv2DTranspose", "add": "Add",
+    "concatenate": "Concatenate", "input_quantizer": "InputQuantizer",
+    "dequantizer": "Dequantizer",
 }
 
 #: Kinds of the layers that compute a weighted sum (one Akida layer each).

@@ -188,7 +188,7 @@ def split_model(model) -> Split:
     infos, issues = read_chain(model)
     input_shape = _model_input_shape(model)
     rescaling, skipped, body = _strip(infos, issues)
-    patterns = registered_patterns()
+    patterns = registered_patterns("v1")
     blocks, pos = [], 0
     if not _first_is_input_conv(body, input_shape):
         input_data = next(p for p in patterns if p.produces == LayerType.InputData)
@@ -244,7 +244,7 @@ _CLASS_HINTS = {
 
 
 def _patterns_using(kind):
-    return [p for p in registered_patterns() if p.uses(kind)]
+    return [p for p in registered_patterns("v1") if p.uses(kind)]
 
 
 def near_miss(body, pos, previous: Optional[Block]) -> Issue:

@@ -48,6 +48,7 @@ class Pattern:
         build: `build(block, context) -> (akida layer, issues)`; None for structure-only patterns.
         first_only: the pattern only applies to the model's first block (input layers).
         description: one line for `--list-patterns`.
+        generation: the Akida generation of the produced layer, "v1" or "v2".
     """
 
     name: str
@@ -56,6 +57,7 @@ class Pattern:
     build: Optional[Callable] = None
     first_only: bool = False
     description: str = ""
+    generation: str = "v1"
 
     def __str__(self):
         return " > ".join(str(s) for s in self.sequence) or "(no Keras layer)"
@@ -105,9 +107,10 @@ def register(pattern: Pattern) -> Pattern:
     return pattern
 
 
-def registered_patterns() -> tuple:
-    """Returns every registered pattern, in registration order."""
-    return tuple(_REGISTRY.values())
+def registered_patterns(generation=None) -> tuple:
+    """Returns every registered pattern (of one generation, "v1" or "v2", if given), in
+    registration order."""
+    return tuple(p for p in _REGISTRY.values() if generation in (None, p.generation))
 
 
 def list_patterns() -> str:
@@ -115,5 +118,5 @@ def list_patterns() -> str:
     lines = []
     for p in registered_patterns():
         where = " (first layer only)" if p.first_only else ""
-        lines.append(f"{p.name:<28} {p.produces.name:<24} {p}{where}")
+        lines.append(f"{p.name:<28} {p.generation}  {p.produces.name:<24} {p}{where}")
     return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Splitting an Akida 2.0 quantized Keras model (quantizeml.v2) into blocks, one per Akida layer.
+
+A block is the run of layers from a neural layer (or an Add, a Concatenate, the InputQuantizer,
+the Dequantizer) to the first layer carrying an output quantizer (``output_bits`` set); a Flatten
+joins the Dense after it (Akida's Dense1D flattens row-major itself). The blocks keep the graph:
+each knows the blocks feeding it.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+#: kind of each quantizeml.v2 layer class name, as the patterns name them
+KINDS = {"QuantizedConv2D": "conv", "QuantizedDepthwiseConv2D": "depthwise",
+         "QuantizedConv2DTranspose": "conv_transpose", "QuantizedDense": "dense",
+         "QuantizedMaxPool2D": "maxpool", "QuantizedReLU": "relu",
+         "QuantizedGlobalAveragePooling2D": "gap", "QuantizedAdd": "add",
+         "QuantizedConcatenate": "concatenate", "QuantizedFlatten": "flatten",
+         "InputQuantizer": "input_quantizer", "Dequantizer": "dequantizer"}
+#: kinds that start a block
+STARTS = ("conv", "depthwise", "conv_transpose", "dense", "add", "concatenate",
+          "input_quantizer", "dequantizer", "flatten")
+
+
+def is_akida2_model(model) -> bool:
+    """Whether a Keras model was quantized with the Akida 2.0 scheme (quantizeml.v2 layers)."""
+    return any(type(layer).__module__.startswith("quantizeml.v2")
+               for layer in getattr(model, "layers", []))
+
+
+@dataclasses.dataclass
+class Block:
+    """Keras layers becoming one Akida 2.0 layer, the blocks feeding it, its matched pattern."""
+
+    layers: list
+    inbounds: list
+    pattern: object = None
+
+    @property
+    def kinds(self) -> tuple:
+        return tuple(KINDS.get(type(layer).__name__, "unknown") for layer in self.layers)
+
+    @property
+    def name(self) -> str:
+        """The Akida layer name: the block's first non-Flatten Keras layer name."""
+        return next((lay.name for lay in self.layers if KINDS.get(type(lay).__name__) !=
+                     "flatten"), self.layers[0].name)
+
+    @property
+    def chain(self) -> str:
+        return " > ".join(layer.name for layer in self.layers)
+
+    def role(self, kind):
+        """The layer of ``kind`` in the block, or None."""
+        return next((lay for lay, k in zip(self.layers, self.kinds) if k == kind), None)
+
+    @property
+    def last(self):
+        return self.layers[-1]
+
+
+def _sources(layer) -> list:
+    node = layer._inbound_nodes[0]
+    return [t._keras_history.operation for t in node.input_tensors]
+
+
+def split_blocks(model) -> tuple[list, list]:
+    """Return (blocks in topological order, unknown layers); block inbounds are Block objects
+    (an empty list for the first block, fed by the model input)."""
+    block_of, blocks, unknown = {}, [], []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        kind = KINDS.get(type(layer).__name__)
+        if kind is None:
+            unknown.append(layer)
+            continue
+        sources = [src for src in _sources(layer) if type(src).__name__ != "InputLayer"]
+        parent = block_of.get(id(sources[0])) if sources else None
+        open_parent = parent is not None and len(sources) == 1 and \
+            getattr(parent.last, "output_bits", None) is None and kind not in STARTS \
+            and parent.kinds[-1] not in ("add", "concatenate", "input_quantizer")
+        if parent is not None and parent.kinds == ("flatten",) and kind == "dense":
+            open_parent = True
+        if open_parent:
+            parent.layers.append(layer)
+            block_of[id(layer)] = parent
+            continue
+        block = Block([layer], [block_of[id(src)] for src in sources if id(src) in block_of])
+        blocks.append(block)
+        block_of[id(layer)] = block
+    return blocks, unknown

@@ -1,0 +1,126 @@
+"""convert() for Akida 2.0: a quantizeml.v2 Keras model -> an akida_core Akida 2.0 graph Model.
+
+Every block is matched by one registered "v2" pattern (longest first) and built by it; problems
+are collected as Issues and raised together. The integers are transferred, never recomputed, so
+the Akida model's integer outputs equal the quantized Keras model's.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from akida_core import AkidaError, Model
+
+from ..errors import CONVERT, ConversionError, Issue
+from ..patterns import registered_patterns
+from ..patterns.akida2.neural import BlockIssue
+from .blocks import split_blocks
+
+TARGET_NAME = "Akida 2.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    kind: str
+
+
+def match_block(block, first: bool):
+    """The longest v2 pattern consuming exactly the block's layers, or None; the first block of
+    an input convolution (uint8 images) takes the first-layer patterns only."""
+    best = None
+    infos = [_Kind(k) for k in block.kinds]
+    input_conv = bool(getattr(block.layers[0], "input_conv", False))
+    for pattern in registered_patterns("v2"):
+        if pattern.first_only and not first or (pattern.produces.name == "InputConv2D") != \
+                input_conv:
+            continue
+        roles = pattern.match(infos, 0)
+        if roles and len(roles) == len(infos) and (best is None or len(pattern.sequence) >
+                                                   len(best.sequence)):
+            best = pattern
+    return best
+
+
+def _no_pattern(block) -> Issue:
+    kinds = " > ".join(block.kinds)
+    candidates = "; ".join(f"{p.name} ({p})" for p in registered_patterns("v2")
+                           if p.uses(block.kinds[0]))
+    return Issue(block.chain, "no_pattern", f"No Akida 2.0 pattern matches block {block.chain} "
+                 f"({kinds}). Patterns using {block.kinds[0]}: {candidates or 'none'}.", kinds,
+                 [str(p) for p in registered_patterns("v2")],
+                 "end the block with an activation or a quantized output, or check the order "
+                 "(MaxPool2D before ReLU; GAP only after a convolution).")
+
+
+def plan(model):
+    """Blocks with their patterns, and the issues of the structure."""
+    blocks, unknown = split_blocks(model)
+    issues = [Issue(layer.name, "unsupported_layer", f"Layer '{layer.name}' "
+                    f"({type(layer).__name__}) is not an Akida 2.0 quantized layer.",
+                    type(layer).__name__, "quantizeml.v2 layers",
+                    "quantize the float model with quantizeml.models.quantize(model, "
+                    "qparams=QuantizationParams()).") for layer in unknown]
+    for index, block in enumerate(blocks):
+        first = index == 0
+        block.pattern = match_block(block, first)
+        if block.pattern is None:
+            issues.append(_no_pattern(block))
+    if blocks and blocks[0].kinds[0] not in ("conv", "input_quantizer"):
+        issues.append(Issue(blocks[0].chain, "input", "The first Akida 2.0 layer must be an "
+                            "InputConv2D (uint8 images, 1 or 3 channels) or a Quantizer.",
+                            blocks[0].kinds[0], ["conv", "input_quantizer"],
+                            "quantize with float calibration samples (an InputQuantizer is "
+                            "inserted) or make the first layer a Conv2D on 1 or 3 channels."))
+    elif blocks and blocks[0].kinds[0] == "conv" and not blocks[0].layers[0].input_conv:
+        issues.append(Issue(blocks[0].chain, "input", "Only signed inputs are supported "
+                            "unless the first layer is an input convolution on uint8 images.",
+                            "uint8 input", "InputConv2D", "quantize with float samples."))
+    if len(model.outputs) != 1:
+        issues.append(Issue("model", "outputs", "Model must have only one output layer.",
+                            len(model.outputs), 1, "keep one output."))
+    return blocks, issues
+
+
+def convert_v2(model):
+    """Convert a quantizeml.v2 model; returns the akida_core Model.
+
+    Raises:
+        ConversionError: every convert-level issue at once.
+    """
+    blocks, issues = plan(model)
+    if issues:
+        raise ConversionError(issues, TARGET_NAME)
+    context = {"input_shape": tuple(model.inputs[0].shape[1:])}
+    built = []
+    for block in blocks:
+        try:
+            layer, variables = block.pattern.build(block, context)
+        except BlockIssue as err:
+            rule, message, found, allowed, hint = err.args
+            issues.append(Issue(block.chain, rule, message, found, allowed, hint, CONVERT))
+            continue
+        except AkidaError as err:
+            issues.append(Issue(block.chain, "akida_layer", f"Block {block.chain} "
+                                f"({block.pattern.name}): {err}", None, None,
+                                "change the layer's settings to what the message allows."))
+            continue
+        built.append((block, layer, variables))
+    if issues:
+        raise ConversionError(issues, TARGET_NAME)
+    return _assemble(built)
+
+
+def _assemble(built):
+    akida_model, made = Model(), {}
+    try:
+        for block, layer, variables in built:
+            inbounds = [made[id(src)] for src in block.inbounds] or None
+            akida_model.add(layer, inbounds)
+            for name, value in variables.items():
+                layer.set_variable(name, value)
+            made[id(block)] = layer
+    except (AkidaError, KeyError) as err:
+        raise ConversionError([Issue(block.chain, "akida_core", f"akida_core refused block "
+                                     f"{block.chain}: {err}", type(err).__name__, None,
+                                     "report this as a cnn2snn bug with the model.")],
+                              TARGET_NAME) from err
+    return akida_model

@@ -1,0 +1,152 @@
+"""Akida 2.0: quantized Keras (quantizeml.v2) -> akida_core, identical integer outputs; MetaTF's
+exactness misses (conversion-v2.md §6) each pass here."""
+import keras
+import numpy as np
+import pytest
+
+import akida_core
+from cnn2snn import AkidaVersion, ConversionError, convert, registered_patterns, set_akida_version
+from cnn2snn.v2 import plan
+from quantizeml.models import QuantizationParams, quantize
+from quantizeml.v2 import layers as ql
+
+from ..quantizeml.v2_models import branches_concat, decoder, images, residual_separable
+
+
+def integer_outputs(qmodel, akida_model, x):
+    """(Keras integers before the Dequantizer, Akida integers before its Dequantizer)."""
+    keras_ints = keras.Model(qmodel.inputs, qmodel.layers[-2].output).predict(x, verbose=0)
+    akida_model.pop_layer()
+    akida_ints = akida_model.forward(x if isinstance(qmodel.layers[1], ql.InputQuantizer)
+                                     else x.astype(np.uint8))
+    return keras_ints.reshape(akida_ints.shape), akida_ints
+
+
+def assert_exact(qmodel, x):
+    akida_model = convert(qmodel)
+    keras_float = qmodel.predict(x, verbose=0)
+    akida_float = akida_model.forward(x if isinstance(qmodel.layers[1], ql.InputQuantizer)
+                                      else x.astype(np.uint8))
+    np.testing.assert_array_equal(keras_float.reshape(akida_float.shape), akida_float)
+    keras_ints, akida_ints = integer_outputs(qmodel, akida_model, x)
+    np.testing.assert_array_equal(keras_ints, akida_ints)
+    return akida_model
+
+
+SCHEMES = {"8bit-per-axis": {}, "8bit-per-tensor": {"per_tensor_activations": True},
+           "4bit": {"weight_bits": 4, "activation_bits": 4, "output_bits": 4},
+           "4bit-weights-8bit-act": {"weight_bits": 4, "input_weight_bits": 4},
+           "last-8": {"last_output_bits": 8}, "last-16": {"last_output_bits": 16}}
+
+
+@pytest.fixture(scope="module")
+def residual_data():
+    return residual_separable(), images(48)
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+def test_residual_separable_is_bit_exact(residual_data, scheme):
+    model, x = residual_data
+    qmodel = quantize(model, qparams=QuantizationParams(**SCHEMES[scheme]), samples=x[:32])
+    akida_model = assert_exact(qmodel, x)
+    kinds = [layer.layer_type.name for layer in akida_model.layers]
+    assert kinds[0] == "InputConv2D" and "Add" in kinds and "DepthwiseConv2D" in kinds
+
+
+@pytest.mark.parametrize("per_tensor", [False, True])
+def test_branches_concat_flatten_dense_is_bit_exact(per_tensor):
+    # §6 #3: per-axis Flatten -> Dense: the Dense1D gets one input_shift per flattened input.
+    model, x = branches_concat(), images(32, size=12, channels=1)
+    branch = model.layers[3]  # the Conv2D of the max-pool branch: 16x wider range
+    assert isinstance(branch, keras.layers.Conv2D)
+    branch.set_weights([w * 16 for w in branch.get_weights()])
+    qmodel = quantize(model, qparams=QuantizationParams(per_tensor_activations=per_tensor),
+                      samples=x)
+    akida_model = assert_exact(qmodel, x)
+    dense = next(layer for layer in akida_model.layers if layer.layer_type.name == "Dense1D")
+    # the branches' fractional bits differ (also per tensor: the concatenation is per channel)
+    assert np.any(dense.variables["input_shift"] > 0)
+
+
+def test_decoder_float_inputs_ties_and_out_of_range():
+    # §6 #6 (ties x·2**f = k + 1/2, half away from zero) and #7 (inputs below the calibrated
+    # minimum clip as on the chip).
+    model = decoder()
+    rng = np.random.default_rng(1)
+    calibration = rng.normal(0, 1, (16, 6, 6, 4)).astype(np.float32)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=calibration)
+    frac = qmodel.layers[1].frac_bits.numpy()[0]
+    ties = (rng.integers(-100, 100, (4, 6, 6, 4)) + 0.5) * 2.0**-frac
+    wide = calibration[:4] * 4.0
+    akida_model = assert_exact(qmodel, np.concatenate([ties, wide]).astype(np.float32))
+    assert [layer.layer_type.name for layer in akida_model.layers][:2] == ["Quantizer", "Conv2D"]
+
+
+def _single_conv(inputs, weights, scale, shift, pool=akida_core.PoolType.NoPooling):
+    """InputData(8) > Conv2D 1x1 (NoActivation) with the given integers, Akida and Keras."""
+    channels = inputs.shape[-1]
+    akida_model = akida_core.Model()
+    akida_model.add(akida_core.InputData(inputs.shape[1:], input_bits=8))
+    conv = akida_core.Conv2D(1, 1, activation=akida_core.ActivationType.NoActivation,
+                             output_bits=8, pool_type=pool)
+    akida_model.add(conv)
+    conv.set_variable("weights", np.asarray(weights, np.int8).reshape(1, 1, channels, 1))
+    conv.set_variable("output_scales", np.array([scale], np.uint8))
+    conv.set_variable("output_shift", np.array([shift], np.int8))
+    layer = ql.QuantizedConv2D(1, 1, use_bias=False, output_bits=8)
+    layer.build((None,) + inputs.shape[1:])
+    layer.set_weights([np.asarray(weights, np.float64).reshape(1, 1, channels, 1)] +
+                      layer.get_weights()[1:])
+    layer.weight_scale.assign([1.0])
+    layer.set_output_quantizer([scale], [shift])
+    x = inputs.astype(np.float64)
+    if pool == akida_core.PoolType.Average:
+        gap = ql.QuantizedGlobalAveragePooling2D(output_bits=8)
+        gap.build((None,) + inputs.shape[1:-1] + (1,))
+        gap.set_output_quantizer([scale], [shift])
+        layer.output_bits = None
+        keras_out = gap(layer(x)).numpy()
+    else:
+        keras_out = layer(x).numpy()
+    return keras_out.ravel(), akida_model.forward(inputs).ravel()
+
+
+def test_products_above_2_24_are_exact():
+    # §6 #1: A = 98 455, S = 217, shift -18: exact 21 364 735 / 2**18 = 81.49... -> 81 (a float32
+    # product, 21 364 736, gives MetaTF's Keras 82).
+    x = np.array([127] * 6 + [41], np.int8).reshape(1, 1, 1, 7)
+    keras_out, akida_out = _single_conv(x, [127] * 6 + [41], 217, -18)
+    assert keras_out.tolist() == akida_out.tolist() == [81]
+
+
+def test_gap_saturates_at_32_bits_as_akida():
+    # §6 #4: a 64x64 global sum times the scale saturates at 2**31 - 1 (MetaTF's Keras: 2**32).
+    x = np.full((1, 64, 64, 1), 127, np.int8)
+    keras_out, akida_out = _single_conv(x, [127], 255, -24, akida_core.PoolType.Average)
+    assert keras_out.tolist() == akida_out.tolist() == [127]  # sat_8(R(2**31 - 1, -24)) = 127
+
+
+def test_conversion_issues_and_generation():
+    model, x = residual_separable(), images(16)
+    qmodel = quantize(model, qparams=QuantizationParams(weight_bits=6), samples=x)
+    with pytest.raises(ConversionError, match="4- or 8-bit") as err:
+        convert(qmodel)
+    assert len(err.value.issues) >= 5  # every 6-bit layer at once
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    with set_akida_version(AkidaVersion.v1):
+        with pytest.raises(ConversionError, match="Akida 2.0 scheme"):
+            convert(qmodel)
+    with pytest.raises(ConversionError, match="Akida 1.0 is targeted"):
+        convert(qmodel, target="AKD1000")
+
+
+def test_every_v2_pattern_is_used():
+    model, x = residual_separable(), images(16)
+    used = set()
+    for qmodel in (quantize(model, qparams=QuantizationParams(), samples=x),
+                   quantize(branches_concat(), qparams=QuantizationParams(),
+                            samples=images(16, size=12, channels=1)),
+                   quantize(decoder(), qparams=QuantizationParams(),
+                            samples=np.random.default_rng(0).normal(0, 1, (8, 6, 6, 4)))):
+        used |= {block.pattern.name for block in plan(qmodel)[0]}
+    assert used == {p.name for p in registered_patterns("v2")}
