@@ -74,6 +74,17 @@ def plan(model):
         issues.append(Issue(blocks[0].chain, "input", "Only signed inputs are supported "
                             "unless the first layer is an input convolution on uint8 images.",
                             "uint8 input", "InputConv2D", "quantize with float samples."))
+    for block in blocks:
+        if block.kinds == ("concatenate",):
+            ends = [(src.last.name, src.last.output_bits, bool(src.last.output_signed))
+                    for src in block.inbounds]
+            if len({(bits, signed) for _, bits, signed in ends}) > 1:
+                issues.append(Issue(block.chain, "concatenate_bits", "Concatenate "
+                                    f"'{block.name}': its inputs must have the same output bits "
+                                    f"and signedness on Akida 2.0; found {ends}.",
+                                    [bits for _, bits, _ in ends], "equal bits",
+                                    "end both branches alike (both with a ReLU, or "
+                                    "activation_bits == output_bits)."))
     if len(model.outputs) != 1:
         issues.append(Issue("model", "outputs", "Model must have only one output layer.",
                             len(model.outputs), 1, "keep one output."))

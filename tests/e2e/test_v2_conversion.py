@@ -140,6 +140,20 @@ def test_conversion_issues_and_generation():
         convert(qmodel, target="AKD1000")
 
 
+def test_concatenate_of_unequal_bits_is_an_issue():
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    a = keras.layers.Conv2D(4, 1, activation="relu")(x)
+    b = keras.layers.Conv2D(4, 1)(x)
+    x = keras.layers.Concatenate(name="concat")([a, b])
+    x = keras.layers.Conv2D(2, 1)(x)
+    qmodel = quantize(keras.Model(inp, x), qparams=QuantizationParams(activation_bits=4),
+                      samples=images(8, size=8))
+    with pytest.raises(ConversionError, match="same output bits") as err:
+        convert(qmodel)
+    assert err.value.issues[0].rule == "concatenate_bits"
+
+
 def test_every_v2_pattern_is_used():
     model, x = residual_separable(), images(16)
     used = set()
