@@ -1,5 +1,7 @@
 """`cnn2snn-demo`: the whole toolchain end to end on scikit-learn's bundled digits.
 
+Targets Akida 1.0 (AKD1000) unless `--akida-version v2` is given (then `demo_v2.py`).
+
 Trains a small Keras CNN, quantizes it (4-bit weights and activations, 8-bit input layer by
 default), fine-tunes it with quantization-aware training, checks it against AKD1000, converts it,
 proves the akida_core model computes the same outputs as the quantized Keras model bit for bit,
@@ -371,12 +373,16 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"cnn2snn-demo {_version()}")
     parser.add_argument("--epochs", type=_non_negative, default=10,
                         help="float training epochs (default 10)")
-    parser.add_argument("--qat-epochs", type=_non_negative, default=3,
-                        help="quantization-aware training epochs (default 3)")
-    parser.add_argument("-w", "--weight-bits", type=int, choices=(1, 2, 4, 8), default=4,
-                        help="weight bits after the input layer (default 4; AKD1000 rejects 8)")
-    parser.add_argument("-a", "--activation-bits", type=int, choices=(1, 2, 4), default=4,
-                        help="activation bits (default 4)")
+    parser.add_argument("--qat-epochs", type=_non_negative, default=None,
+                        help="quantization-aware training epochs (default 3 on v1, 0 on v2)")
+    parser.add_argument("--akida-version", choices=("v1", "v2"), default="v1",
+                        help="the Akida generation: v1 (AKD1000, default) or v2 (Akida 2.0: "
+                        "8-bit quantizeml scheme, post-training only by default)")
+    parser.add_argument("-w", "--weight-bits", type=int, choices=(1, 2, 4, 8), default=None,
+                        help="weight bits after the input layer (default 4 on v1, 8 on v2; "
+                        "AKD1000 rejects 8)")
+    parser.add_argument("-a", "--activation-bits", type=int, choices=(1, 2, 4, 8), default=None,
+                        help="activation bits (default 4 on v1, 8 on v2; v1 takes 1, 2, 4)")
     parser.add_argument("-i", "--input-weight-bits", type=int, choices=(4, 8), default=8,
                         help="weight bits of the input convolution (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -419,15 +425,31 @@ def _output_problem(path):
 
 def main(argv=None) -> int:
     """Entry point of `cnn2snn-demo`; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.akida_version == "v1" and args.activation_bits == 8:
+        parser.error("argument -a/--activation-bits: 8 needs --akida-version v2 (Akida 1.0 "
+                     "activations are 1, 2 or 4 bits)")
     problem = _output_problem(args.output)
     if problem:
         print(f"cnn2snn-demo: error: --output {args.output}: {problem}", file=sys.stderr)
         return EXIT_USAGE if os.path.isdir(args.output) else EXIT_FILE
     quiet_tensorflow(args.debug)
     try:
-        result = run_demo(epochs=args.epochs, qat_epochs=args.qat_epochs,
-                          weight_bits=args.weight_bits, activation_bits=args.activation_bits,
+        if args.akida_version == "v2":
+            from .demo_v2 import format_table_v2, run_demo_v2
+            result = run_demo_v2(epochs=args.epochs, qat_epochs=args.qat_epochs or 0,
+                                 weight_bits=args.weight_bits or 8,
+                                 activation_bits=args.activation_bits or 8, seed=args.seed,
+                                 output=args.output, train_samples=args.train_samples,
+                                 batch_size=args.batch_size, verbose=progress_verbose(args.quiet))
+            print(format_table_v2(result))
+            ok = result.identical_samples == result.test_samples and result.reloaded_identical
+            return EXIT_OK if ok else EXIT_MISMATCH
+        qat_epochs = 3 if args.qat_epochs is None else args.qat_epochs
+        result = run_demo(epochs=args.epochs, qat_epochs=qat_epochs,
+                          weight_bits=args.weight_bits or 4,
+                          activation_bits=args.activation_bits or 4,
                           input_weight_bits=args.input_weight_bits, seed=args.seed,
                           output=args.output, train_samples=args.train_samples,
                           batch_size=args.batch_size,

@@ -210,3 +210,20 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_file(tmp_path):
     with open(tmp_path / "log.txt", "w") as log:
         assert progress_verbose(stream=log) == 2
     assert progress_verbose(quiet=True, stream=Terminal()) == 0
+
+
+def test_akida2_path_is_bit_exact_and_saves(tmp_path, capsys):
+    path = tmp_path / "digits_v2.fbz"
+    code = demo.main(["--akida-version", "v2", "--epochs", "1", "--train-samples", "128", "-q",
+                      "-o", str(path)])
+    out = capsys.readouterr().out
+    assert code == demo.EXIT_OK, out
+    assert "Akida 2.0" in out and "InputConv2D" in out and "Dense1D" in out
+    assert "samples bit-identical" in out and path.exists()
+
+
+def test_akida2_result_figures():
+    from cnn2snn.demo_v2 import run_demo_v2
+    result = run_demo_v2(epochs=0, train_samples=64, verbose=0, print_fn=lambda *_: None)
+    assert result.identical_samples == result.test_samples and result.reloaded_identical
+    assert result.layers[0].endswith("InputConv2D") and result.layers[-1].endswith("Dequantizer")
