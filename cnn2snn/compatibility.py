@@ -5,7 +5,7 @@ from akida_core import LayerType
 from akida_core.hardware import AKD1000, get_target
 
 from .checks import check_blocks
-from .errors import CONVERT, HARDWARE, Issue, by_level
+from .errors import ConversionError, CONVERT, HARDWARE, Issue, by_level
 from .match import split_model
 
 #: quantizeml's QuantizationParams().input_weight_bits (tests keep the two equal).
@@ -55,7 +55,17 @@ def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activa
     Example:
         >>> for issue in check_model_compatibility(model):
         ...     print(issue.level, issue)
+
+    A model quantized with the Akida 2.0 scheme is checked by converting it to Akida 2.0 (its
+    convert-level issues; Akida 2.0 hardware limits are not checked in this release).
     """
+    from .v2 import convert_v2, is_akida2_model
+    if is_akida2_model(model):  # quantized for Akida 2.0: its convert-level issues
+        try:
+            convert_v2(model)
+        except ConversionError as err:
+            return list(err.issues)
+        return []
     target = get_target(target)
     split = split_model(model)
     from . import quantized  # local: keeps float-only checks free of quantizeml import cost

@@ -253,20 +253,25 @@ def _rewire_except(graph, old, new, keep):
             node.inbounds = [new if name == old else name for name in node.inbounds]
 
 
+def _needs_identity_conv(graph: Graph, node: Node) -> bool:
+    """A ReLU/MaxPool2D/GAP whose input is not the single-consumer output of a block layer."""
+    if node.class_name not in ("ReLU", "MaxPooling2D", "GlobalAveragePooling2D"):
+        return False
+    source = node.inbounds[0]
+    producer = None if source == INPUT else graph.node(source)
+    continuing = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "MaxPooling2D", "ReLU")
+    return not (producer is not None and producer.class_name in continuing and
+                len(graph.consumers(source)) == 1)
+
+
 def insert_identity_convs(graph: Graph, issues: list, channels: dict) -> Graph:
     """A ReLU, MaxPool2D or GlobalAveragePooling2D that does not follow a neural layer (e.g. after
     an Add) gets an identity 1×1 Conv2D before it (``<producer>_identity_conv``), as MetaTF does:
     Akida 2.0 applies them inside a neural layer."""
-    continuing = {"Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "MaxPooling2D",
-                  "ReLU"}
     for node in list(graph.nodes):
-        if node.class_name not in ("ReLU", "MaxPooling2D", "GlobalAveragePooling2D"):
+        if not _needs_identity_conv(graph, node):
             continue
         source = node.inbounds[0]
-        producer = None if source == INPUT else graph.node(source)
-        if producer is not None and producer.class_name in continuing and \
-                len(graph.consumers(source)) == 1:
-            continue
         width = channels[source]
         name = f"{source}_identity_conv" if source != INPUT else "input_identity_conv"
         conv = Node("Conv2D", name, {"name": name, "filters": width, "kernel_size": (1, 1),
@@ -295,6 +300,8 @@ def sanitize(graph: Graph) -> Graph:
         graph = transform(graph, issues)
     if issues:
         raise QuantizationError(list(dict.fromkeys(issues)))
+    if not any(_needs_identity_conv(graph, node) for node in graph.nodes):
+        return graph  # no shapes needed: skip building a model for them
     channels = {INPUT: graph.input_shape[-1]}
     for name, shape in output_shapes(graph).items():
         channels[name] = shape[-1]

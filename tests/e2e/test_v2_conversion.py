@@ -132,7 +132,11 @@ def test_conversion_issues_and_generation():
     with pytest.raises(ConversionError, match="4- or 8-bit") as err:
         convert(qmodel)
     assert len(err.value.issues) >= 5  # every 6-bit layer at once
+    from cnn2snn import check_model_compatibility
+    assert [i.rule for i in check_model_compatibility(qmodel)] == \
+        [i.rule for i in err.value.issues]
     qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    assert check_model_compatibility(qmodel) == []
     with set_akida_version(AkidaVersion.v1):
         with pytest.raises(ConversionError, match="Akida 2.0 scheme"):
             convert(qmodel)
