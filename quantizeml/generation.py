@@ -32,12 +32,20 @@ def selected_generation() -> str | None:
 def to_akida1(params):
     """The Akida 1.0 QuantizationParams with the same fields as Akida 2.0 ``params``.
 
+    ``output_bits`` (MetaTF default 8) only sets the InputData bits of an Akida 1.0 model that
+    does not start with an input convolution: a value Akida 1.0 has no InputData for becomes the
+    Akida 1.0 default (4), as MetaTF ignores it for image models.
+
     Raises:
         QuantizationConfigError: a value Akida 1.0 cannot use, with the fix.
     """
+    from .params import ALLOWED_INPUT_DATA_BITS
     from .params import QuantizationParams as Akida1Params
+    fields = params.to_dict()
+    if fields["output_bits"] not in ALLOWED_INPUT_DATA_BITS:
+        fields["output_bits"] = Akida1Params().output_bits
     try:
-        return Akida1Params(**params.to_dict())
+        return Akida1Params(**fields)
     except QuantizationConfigError as err:
         raise QuantizationConfigError(
             f"{err} The selected Akida version is v1 (AKD1000). Hint: use 4-bit weights and "

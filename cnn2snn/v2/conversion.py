@@ -51,6 +51,13 @@ def _no_pattern(block) -> Issue:
                  "(MaxPool2D before ReLU; GAP only after a convolution).")
 
 
+def _output_format(block):
+    """(bits, signed) of a block's output; a Concatenate passes its first input's on."""
+    if block.kinds == ("concatenate",) and block.inbounds:
+        return _output_format(block.inbounds[0])
+    return block.last.output_bits, bool(block.last.output_signed)
+
+
 def plan(model):
     """Blocks with their patterns, and the issues of the structure."""
     blocks, unknown = split_blocks(model)
@@ -75,9 +82,17 @@ def plan(model):
                             "unless the first layer is an input convolution on uint8 images.",
                             "uint8 input", "InputConv2D", "quantize with float samples."))
     for block in blocks:
+        wide = [src.last for src in block.inbounds
+                if (getattr(src.last, "output_bits", None) or 0) > 8]
+        if wide and block.kinds != ("dequantizer",):
+            issues.append(Issue(block.chain, "input_bits", f"Block {block.chain}: its inputs "
+                                f"{[layer.name for layer in wide]} have "
+                                f"{[layer.output_bits for layer in wide]}-bit outputs; Akida 2.0 "
+                                "layers take inputs of at most 8 bits.",
+                                [layer.output_bits for layer in wide], "<= 8",
+                                "use activation_bits and output_bits of at most 8."))
         if block.kinds == ("concatenate",):
-            ends = [(src.last.name, src.last.output_bits, bool(src.last.output_signed))
-                    for src in block.inbounds]
+            ends = [(src.last.name, *_output_format(src)) for src in block.inbounds]
             if len({(bits, signed) for _, bits, signed in ends}) > 1:
                 issues.append(Issue(block.chain, "concatenate_bits", "Concatenate "
                                     f"'{block.name}': its inputs must have the same output bits "

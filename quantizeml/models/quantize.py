@@ -195,7 +195,10 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
     ``CNN2SNN_TARGET_AKIDA_VERSION``) if any, else the kind of ``qparams``: Akida 1.0 for
     ``quantizeml.QuantizationParams`` (and None), Akida 2.0 for MetaTF's
     ``quantizeml.models.QuantizationParams`` (see ``quantizeml.v2.quantize``). Akida 2.0 settings
-    under Akida 1.0 are translated field by field.
+    under Akida 1.0 are translated field by field; settings with no Akida 1.0 meaning (8-bit
+    activations, ...) are quantized with the Akida 2.0 scheme, with a QuantizationWarning, and
+    ``cnn2snn.convert`` then refuses the model for Akida 1.0 with the fix (MetaTF quantizes any
+    bit width and leaves the limits to conversion).
 
     Args:
         model: Keras 3 or tf-keras model, a ``.keras``/``.h5`` path, or a ModelSpec.
@@ -224,11 +227,20 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         return quantize_v2(model, q_config=q_config, qparams=qparams, samples=samples,
                            num_samples=num_samples, batch_size=batch_size, epochs=epochs)
     qparams = QuantizationParams() if qparams is None else qparams
-    if isinstance(qparams, Akida2Params):
-        qparams = to_akida1(qparams)
-    if isinstance(q_config, dict):
-        q_config = {name: to_akida1(p) if isinstance(p, Akida2Params) else p
-                    for name, p in q_config.items()}
+    try:
+        if isinstance(qparams, Akida2Params):
+            qparams = to_akida1(qparams)
+        if isinstance(q_config, dict):
+            q_config = {name: to_akida1(p) if isinstance(p, Akida2Params) else p
+                        for name, p in q_config.items()}
+    except QuantizationConfigError as err:
+        # MetaTF quantizes any bit width whatever the generation and leaves the limits to
+        # convert: evaluate 8 bits first, then pick 4 bits for AKD1000.
+        warnings.warn(f"{err} Quantized with the Akida 2.0 scheme instead: evaluate it in Keras; "
+                      "cnn2snn.convert refuses it for Akida 1.0.", QuantizationWarning,
+                      stacklevel=2)
+        return quantize_v2(model, q_config=q_config, qparams=qparams, samples=samples,
+                           num_samples=num_samples, batch_size=batch_size, epochs=epochs)
     if not isinstance(qparams, QuantizationParams):
         raise QuantizationConfigError(f"qparams is {type(qparams).__name__}; expected "
                                       "QuantizationParams.")

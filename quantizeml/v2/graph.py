@@ -282,11 +282,48 @@ def insert_identity_convs(graph: Graph, issues: list, channels: dict) -> Graph:
     return graph
 
 
+def pad_even_kernels(graph: Graph, issues: list) -> Graph:
+    """An even Conv2D/DepthwiseConv2D kernel with stride 1 and 'same' padding equals the odd kernel
+    one larger with a leading zero row and column (TF pads the extra pixel after): Akida 2.0
+    kernels are odd. As MetaTF's sanitizer does."""
+    for node in graph.nodes:
+        if node.class_name not in ("Conv2D", "DepthwiseConv2D") or not node.weights:
+            continue
+        kernel = tuple(node.config.get("kernel_size", (1, 1)))
+        if kernel[0] % 2 or kernel[0] != kernel[1] or tuple(node.config.get(
+                "strides", (1, 1))) != (1, 1) or node.config.get("padding") != "same":
+            continue
+        weights = list(node.weights)
+        weights[0] = np.pad(weights[0], ((1, 0), (1, 0), (0, 0), (0, 0)))
+        node.weights = weights
+        node.config = {**node.config, "kernel_size": (kernel[0] + 1, kernel[1] + 1)}
+    return graph
+
+
+def split_concatenations(graph: Graph, issues: list) -> Graph:
+    """A Concatenate of n > 2 tensors becomes a chain of two-input Concatenates (Akida 2.0 takes
+    two inbounds; channel order kept)."""
+    for node in list(graph.nodes):
+        if node.class_name != "Concatenate" or len(node.inbounds) <= 2:
+            continue
+        index = graph.nodes.index(node)
+        previous = node.inbounds[0]
+        for i, source in enumerate(node.inbounds[1:-1]):
+            name = f"{node.name}_part{i + 1}"
+            graph.nodes.insert(index + i, Node("Concatenate", name, {"name": name, "axis": -1},
+                                               [], [previous, source]))
+            previous = name
+        node.inbounds = [previous, node.inbounds[-1]]
+    return graph
+
+
 #: The order matters: identities first (so neighbours are real layers), then activations
 #: (ReLU nodes must exist before swapping), separable split before BN folding (BN then follows
-#: the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be adjacent).
+#: the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be adjacent); kernel
+#: padding after BN folding (it pads the folded kernel); the Concatenate split last.
 PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, split_separable,
-            fold_rescaling, fold_batchnorm, swap_relu_maxpool]
+            fold_rescaling, fold_batchnorm, swap_relu_maxpool, pad_even_kernels,
+            split_concatenations]
 
 
 def sanitize(graph: Graph) -> Graph:

@@ -168,3 +168,29 @@ def test_every_v2_pattern_is_used():
                             samples=np.random.default_rng(0).normal(0, 1, (8, 6, 6, 4)))):
         used |= {block.pattern.name for block in plan(qmodel)[0]}
     assert used == {p.name for p in registered_patterns("v2")}
+
+
+def test_even_kernels_three_way_concat_and_transpose_k2_are_exact():
+    # MetaTF's sanitizer: even kernels (stride 1, 'same') padded to odd, Concatenate of 3 split,
+    # Conv2DTranspose k2 padded to k3 (conversion-v2.md §4): accepted and exact here too.
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(x)
+    a = keras.layers.Conv2D(4, 2, padding="same", activation="relu")(x)
+    b = keras.layers.DepthwiseConv2D(4, padding="same")(x)
+    b = keras.layers.ReLU()(b)
+    c = keras.layers.Conv2D(2, 1, activation="relu")(x)
+    x = keras.layers.Concatenate()([a, b, c])
+    x = keras.layers.Conv2DTranspose(4, 2, strides=2, padding="same")(x)
+    qmodel = quantize(keras.Model(inp, x), qparams=QuantizationParams(), samples=images(16, 8))
+    akida_model = assert_exact(qmodel, images(8, 8, seed=1))
+    kinds = [layer.layer_type.name for layer in akida_model.layers]
+    assert kinds.count("Concatenate") == 2 and "Conv2DTranspose" in kinds
+
+
+def test_wide_inner_outputs_are_refused():
+    # MetaTF refuses activation_bits 16 (conversion-v2.md §5): Akida 2.0 inputs are <= 8 bits.
+    model, x = residual_separable(), images(16)
+    qmodel = quantize(model, qparams=QuantizationParams(activation_bits=16), samples=x)
+    with pytest.raises(ConversionError, match="at most 8 bits"):
+        convert(qmodel)

@@ -104,8 +104,18 @@ def test_four_bit_gap_outputs_are_unsigned_and_16_bit_scales_fit_8_bits(residual
 def test_generation_selects_the_scheme(residual, monkeypatch):
     model, x, _ = residual
     monkeypatch.setenv("CNN2SNN_TARGET_AKIDA_VERSION", "v1")
-    with pytest.raises(QuantizationConfigError, match="set_akida_version"):
-        quantize(model, qparams=QuantizationParams(8, False, 8, 8), samples=x)
+    # MetaTF's Akida 1.0 tutorial settings become the Akida 1.0 recipe (output_bits 8 ignored)
+    chain = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="c"),
+                              keras.layers.ReLU(), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    v1 = quantize(chain, qparams=QuantizationParams(input_weight_bits=8, weight_bits=4,
+                                                    activation_bits=4), samples=x[:8], verbose=0)
+    assert not isinstance(v1.get_layer("c"), ql.QuantizedConv2D)
+    assert v1.get_layer("c").weight_bits == 8
+    # 8-bit activations have no Akida 1.0 meaning: quantized anyway (Akida 2.0 scheme), warned
+    with pytest.warns(Warning, match="set_akida_version"):
+        eight = quantize(model, qparams=QuantizationParams(8, False, 8, 8), samples=x[:8])
+    assert isinstance(eight.get_layer("conv2d"), ql.QuantizedConv2D)
     monkeypatch.delenv("CNN2SNN_TARGET_AKIDA_VERSION")
     v2 = quantize(model, qparams=QuantizationParams(weight_bits=4), samples=x[:8])
     assert isinstance(v2.get_layer("conv2d"), ql.QuantizedConv2D)

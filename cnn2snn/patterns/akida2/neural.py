@@ -130,14 +130,16 @@ def build_transpose(block, context):
                          "and 'same' padding.", [stride, neural.padding], [2, "same"],
                          "use strides=2, padding='same'.")
     kernel = _square(block, neural, "kernel_size", neural.kernel_size)
-    if kernel not in (3, 4):
+    if kernel not in (2, 3, 4):
         raise BlockIssue("transpose_kernel", f"Layer '{neural.name}': kernel_size={kernel}; "
-                         "Akida 2.0 Conv2DTranspose takes kernels 3 or 4.", kernel, [3, 4],
-                         "use kernel_size=3 or 4.")
+                         "Akida 2.0 Conv2DTranspose takes kernels 3 or 4 (2 is padded to 3).",
+                         kernel, [2, 3, 4], "use kernel_size=3 or 4.")
     args.pop("pool_type", None)
+    weights = np.transpose(neural.integer_weights().numpy(), (0, 1, 3, 2))
+    if kernel == 2:  # same offset (0) as kernel 3: a trailing zero row and column
+        weights, kernel = np.pad(weights, ((0, 1), (0, 1), (0, 0), (0, 0))), 3
     layer = Conv2DTranspose(filters=int(neural.filters), kernel_size=kernel, name=block.name,
                             **args)
-    weights = np.transpose(neural.integer_weights().numpy(), (0, 1, 3, 2))
     return layer, _variables(block, neural, relu, weights)
 
 
