@@ -122,7 +122,9 @@ def _main_parser():
     convert = sub.add_parser("convert", help="convert a quantized .keras/.h5 model to .fbz")
     convert.add_argument("-m", "--model", required=True, help="quantized model file")
     convert.add_argument("-o", "--output", help="output .fbz (default: <model>.fbz)")
-    convert.add_argument("--target", default="AKD1000", type=str.upper, choices=_target_names())
+    convert.add_argument("--target", default=None, type=str.upper, choices=_target_names(),
+                         help="Akida 1.0 target (default AKD1000; a model quantized for Akida "
+                         "2.0 converts to Akida 2.0 and takes none)")
     convert.add_argument("--force", action="store_true", help="overwrite an existing output")
     convert.add_argument("--allow-input-narrowing", action="store_true",
                          help="accept re-quantizing 8-bit input data to a <= 4-bit InputData")
@@ -155,8 +157,10 @@ def main(argv=None) -> int:
         except ConversionError as err:
             print(str(err), file=sys.stderr)
             return EXIT_ISSUES
-        for info, reason in split_model(model).skipped:
-            print(f"skipped {info.name}: {reason}")
+        from .v2 import is_akida2_model
+        if not is_akida2_model(model):
+            for info, reason in split_model(model).skipped:
+                print(f"skipped {info.name}: {reason}")
         print(f"Model successfully converted and saved as {output}.")
         return EXIT_OK
 

@@ -219,7 +219,7 @@ def _class_allowed(entry: dict) -> str | None:
         return None
     if class_name in MODEL_CLASSES and (module is None or module in ALLOWED_MODULES):
         return None
-    if isinstance(registered, str) and registered.startswith("quantizeml>"):
+    if isinstance(registered, str) and registered.startswith(("quantizeml>", "quantizeml_v2>")):
         obj = keras.saving.get_registered_object(registered)
         if obj is None or not obj.__module__.startswith("quantizeml."):
             return f"'{registered}' is not a quantizeml class"
@@ -288,7 +288,11 @@ def check_layer_sizes(config, where: str) -> None:
         class_name = item["class_name"].removeprefix("Quantized")
         shape = tuple(build["input_shape"])
         try:
-            count = _weight_count(class_name, layer, shape)
+            if shape and isinstance(shape[0], list):  # several inputs (Add): per-channel shifts
+                count = 3 * max((int(s[-1]) for s in shape if s and s[-1] is not None),
+                                default=0)
+            else:
+                count = _weight_count(class_name, layer, shape)
         except (TypeError, ValueError, OverflowError) as err:
             raise ModelFormatError(f"{where}: layer {short(layer.get('name'))} "
                                    f"({item['class_name']}): build shape {short(shape)} or "

@@ -194,3 +194,18 @@ def test_wide_inner_outputs_are_refused():
     qmodel = quantize(model, qparams=QuantizationParams(activation_bits=16), samples=x)
     with pytest.raises(ConversionError, match="at most 8 bits"):
         convert(qmodel)
+
+
+def test_saved_model_loads_safely_and_converts_from_the_command_line(tmp_path, capsys):
+    from cnn2snn.cli import main as cnn2snn_main
+    from quantizeml.models import load_model, save_model
+    model, x = residual_separable(), images(16)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    path = save_model(qmodel, str(tmp_path / "q.keras"))
+    loaded = load_model(path)  # the safe loader allows quantizeml.v2 classes
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), qmodel.predict(x, verbose=0))
+    assert cnn2snn_main(["convert", "-m", path]) == 0
+    assert "successfully converted" in capsys.readouterr().out
+    reloaded = akida_core.Model(str(tmp_path / "q.fbz"))
+    np.testing.assert_array_equal(reloaded.predict(x.astype(np.uint8)).reshape(len(x), -1),
+                                  qmodel.predict(x, verbose=0))
