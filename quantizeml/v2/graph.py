@@ -36,12 +36,14 @@ class Node:
 
 @dataclasses.dataclass
 class Graph:
-    """A float model as nodes; ``input_scale`` is a folded input Rescaling's scale (or 1)."""
+    """A float model as nodes; ``input_scale`` / ``input_offset`` are a folded input Rescaling's
+    (1 and 0 without one)."""
 
     name: str
     input_shape: tuple
     nodes: list
     input_scale: float = 1.0
+    input_offset: float = 0.0
 
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
@@ -189,15 +191,23 @@ def split_separable(graph: Graph, issues: list) -> Graph:
 
 
 def fold_rescaling(graph: Graph, issues: list) -> Graph:
-    """An input Rescaling with a scalar scale and no offset becomes the input scale."""
+    """An input Rescaling with a scalar scale becomes the input scale; a scalar offset is allowed
+    when a single Conv2D reads the rescaled input (quantize folds it into that convolution's
+    bias and padding value, as MetaTF does)."""
     for node in [n for n in graph.nodes if n.class_name == "Rescaling"]:
         scale, offset = node.config.get("scale", 1.0), node.config.get("offset", 0.0)
-        if node.inbounds != [INPUT] or np.size(scale) != 1 or np.any(np.asarray(offset) != 0):
-            issues.append(f"Layer '{node.name}' (Rescaling): only a first Rescaling with a scalar "
-                          f"scale and offset 0 is supported (got scale={scale}, offset={offset}). "
-                          "Hint: feed inputs in [0, 255] and rescale by a scalar.")
+        consumers = graph.consumers(node.name)
+        offset_ok = np.all(np.asarray(offset) == 0) or (
+            np.size(offset) == 1 and len(consumers) == 1 and consumers[0].class_name == "Conv2D")
+        if node.inbounds != [INPUT] or np.size(scale) != 1 or not offset_ok or \
+                float(np.ravel(scale)[0]) <= 0:
+            issues.append(f"Layer '{node.name}' (Rescaling): only a first Rescaling with a "
+                          f"positive scalar scale (and a scalar offset when one Conv2D follows) "
+                          f"is supported (got scale={scale}, offset={offset}). Hint: feed inputs "
+                          "in [0, 255] and rescale by a scalar.")
             continue
         graph.input_scale = float(np.ravel(scale)[0])
+        graph.input_offset = float(np.ravel(offset)[0])
         _remove(graph, node)
     return graph
 

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from ..calibrate import iterate_batches
-from ..errors import QuantizationConfigError
+from ..errors import QuantizationConfigError, QuantizationError
 from . import layers as qlayers
 from .freeze import freeze
 from .graph import INPUT, NEURAL, build_model, read_graph, sanitize
@@ -116,7 +116,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
     graph = sanitize(read_graph(model))
     q_config = _check_q_config(q_config, {node.name for node in graph.nodes})
     plan = plan_blocks(graph, q_config, qparams)
-    rescale = None if graph.input_scale == 1.0 else keras.layers.Rescaling(graph.input_scale)
+    rescale = None if graph.input_scale == 1.0 and graph.input_offset == 0.0 else \
+        keras.layers.Rescaling(graph.input_scale, graph.input_offset)
     float_model = build_model(graph, _float_class, input_layer=rescale)
     if samples is None:
         info = np.iinfo(np.dtype(qparams.input_dtype))
@@ -132,16 +133,29 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         first.inbounds == [INPUT] and graph.input_shape[-1] in (1, 3) and \
         np.dtype(qparams.input_dtype) == np.uint8 and len(graph.consumers(INPUT)) == 1
 
+    if graph.input_offset != 0.0 and not input_conv:
+        raise QuantizationError([f"The input Rescaling's offset {graph.input_offset} can only be "
+                                 "folded into a first Conv2D on uint8 images of 1 or 3 channels "
+                                 f"('{first.name}' is not one). Hint: use Rescaling without "
+                                 "offset."])
+    padding_value = int(np.clip(np.round(-graph.input_offset / graph.input_scale), 0, 255))
+
     def extra(node):
         args = dict(plan[node.name])
         if node is first and input_conv:
             args["input_conv"] = True
+            if graph.input_offset != 0.0:
+                args.update(padding_value=padding_value, use_bias=True)
         return args
 
     input_layer = None if integer_input else qlayers.InputQuantizer(8, True,
                                                                      name="input_quantizer")
     qmodel = build_model(graph, lambda node: TWINS[node.class_name], extra, input_layer,
                          qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized")
+    if graph.input_offset != 0.0:  # x·s + o: the offset's share of every sum joins the bias
+        conv = qmodel.get_layer(first.name)
+        kernel, bias = conv.kernel.numpy(), conv.bias.numpy()
+        conv.bias.assign(bias + graph.input_offset * kernel.sum(axis=(0, 1, 2)))
     freeze(qmodel, graph, stats, qparams, q_config, integer_input)
     return qmodel
 

@@ -101,7 +101,7 @@ def build_conv(block, context):
         layer = InputConv2D(input_shape=tuple(int(d) for d in context["input_shape"]), **common)
         # InputConv2D is a cross-correlation, like Keras: the kernel is used as is.
         variables = _variables(block, neural, relu, weights, input_shift=False)
-        variables["padding_value"] = np.zeros(weights.shape[2], np.uint8)
+        variables["padding_value"] = np.full(weights.shape[2], neural.padding_value, np.uint8)
         return layer, variables
     layer = Conv2D(**common)
     # Akida's Conv2D is a true convolution: flip the Keras (correlation) kernel on both axes.

@@ -130,6 +130,13 @@ class NeuralV2(OutputQuantization, Float64Spec):
                 "input_conv": self.input_conv, **self.output_config()}
 
 
+def _same_pads(size, kernel: int, stride: int):
+    """TF 'same' padding [before, after] of one spatial axis (dynamic size)."""
+    out = (size + stride - 1) // stride
+    total = tf.maximum((out - 1) * stride + kernel - size, 0)
+    return [total // 2, total - total // 2]
+
+
 def _check_square(layer, kernel_size, strides, dilation_rate=(1, 1)):
     if tuple(dilation_rate) != (1, 1):
         raise QuantizationConfigError(
@@ -148,7 +155,7 @@ class QuantizedConv2D(NeuralV2, keras.layers.Conv2D):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, *, weight_bits=8, buffer_bits=28,
-                 output_bits=None, input_conv=False, **kwargs):
+                 output_bits=None, input_conv=False, padding_value=0, **kwargs):
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          data_format=data_format, dilation_rate=dilation_rate, groups=groups,
                          activation=activation, use_bias=use_bias,
@@ -161,16 +168,29 @@ class QuantizedConv2D(NeuralV2, keras.layers.Conv2D):
         _check_square(self, kernel_size, strides, dilation_rate)
         if groups != 1:
             raise QuantizationConfigError(f"Layer '{self.name}': groups={groups}; allowed: 1.")
+        if isinstance(padding_value, bool) or not isinstance(padding_value, (int, np.integer)) \
+                or not 0 <= padding_value <= 255 or (padding_value and not input_conv):
+            raise QuantizationConfigError(
+                f"Layer '{self.name}': padding_value={padding_value!r}; allowed: 0..255, on an "
+                "input convolution (the uint8 value standing for a real 0).")
+        self.padding_value = int(padding_value)
 
     def build(self, input_shape):
         super().build(input_shape)
         self._build_neural(int(input_shape[-1]), self.filters)
 
     def _raw_sum(self, xs, weights):
+        if self.padding == "same" and self.padding_value:
+            # Akida's InputConv2D pads with padding_value (a real 0 of an offset input), not 0
+            pads = [[0, 0]] + [_same_pads(tf.shape(xs)[axis + 1], self.kernel_size[axis],
+                                          self.strides[axis]) for axis in (0, 1)] + [[0, 0]]
+            xs = tf.pad(xs, pads, constant_values=float(self.padding_value))
+            return tf.nn.conv2d(xs, weights, list(self.strides), "VALID")
         return tf.nn.conv2d(xs, weights, list(self.strides), self.padding.upper())
 
     def get_config(self):
-        return {**super().get_config(), **self.neural_config()}
+        return {**super().get_config(), **self.neural_config(),
+                "padding_value": self.padding_value}
 
 
 @register
