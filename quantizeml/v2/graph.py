@@ -19,7 +19,7 @@ NEURAL = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "SeparableCon
 IDENTITY = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
 SUPPORTED = NEURAL + IDENTITY + (
     "BatchNormalization", "ReLU", "Activation", "Softmax", "MaxPooling2D",
-    "GlobalAveragePooling2D", "Add", "Concatenate", "Flatten", "Rescaling")
+    "GlobalAveragePooling2D", "Add", "Concatenate", "Flatten", "Rescaling", "ZeroPadding2D")
 RELU_ACTIVATIONS = {"relu": None, "relu6": 6.0}
 
 
@@ -327,13 +327,45 @@ def split_concatenations(graph: Graph, issues: list) -> Graph:
     return graph
 
 
+def fold_zero_padding(graph: Graph, issues: list) -> Graph:
+    """ZeroPadding2D before a 'valid' Conv2D/DepthwiseConv2D that pads exactly as 'same' would
+    (keras.applications pads ((0, 1), (0, 1)) before stride-2 convolutions) becomes 'same'."""
+    paddings = [n for n in graph.nodes if n.class_name == "ZeroPadding2D"]
+    if not paddings:
+        return graph
+    shapes = {INPUT: graph.input_shape, **output_shapes(graph)}
+    for node in paddings:
+        consumers = graph.consumers(node.name)
+        conv = consumers[0] if len(consumers) == 1 else None
+        pads = np.asarray(node.config.get("padding", ((1, 1), (1, 1))), dtype=int)
+        pads = np.broadcast_to(pads.reshape(-1, 1) if pads.size == 2 else pads, (2, 2))
+        size = shapes[node.inbounds[0]]
+        same = None
+        if conv is not None and conv.class_name in ("Conv2D", "DepthwiseConv2D") and \
+                conv.config.get("padding") == "valid":
+            kernel, strides = conv.config["kernel_size"], conv.config.get("strides", (1, 1))
+            same = []
+            for axis in (0, 1):
+                out = -(-size[axis] // strides[axis])
+                total = max((out - 1) * strides[axis] + kernel[axis] - size[axis], 0)
+                same.append((total // 2, total - total // 2))
+        if same is None or [tuple(p) for p in pads] != same:
+            issues.append(f"Layer '{node.name}' (ZeroPadding2D): padding {pads.tolist()} is not "
+                          "the 'same' padding of a following 'valid' Conv2D/DepthwiseConv2D; it "
+                          "cannot be folded. Hint: use padding='same' in the convolution.")
+            continue
+        conv.config = {**conv.config, "padding": "same"}
+        _remove(graph, node)
+    return graph
+
+
 #: The order matters: identities first (so neighbours are real layers), then activations
 #: (ReLU nodes must exist before swapping), separable split before BN folding (BN then follows
 #: the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be adjacent); kernel
 #: padding after BN folding (it pads the folded kernel); the Concatenate split last.
 PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, split_separable,
-            fold_rescaling, fold_batchnorm, swap_relu_maxpool, pad_even_kernels,
-            split_concatenations]
+            fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
+            pad_even_kernels, split_concatenations]
 
 
 def sanitize(graph: Graph) -> Graph:

@@ -6,6 +6,7 @@ import pytest
 
 import akida_core
 from cnn2snn import AkidaVersion, ConversionError, convert, registered_patterns, set_akida_version
+from quantizeml.errors import QuantizationError
 from cnn2snn.v2 import plan
 from quantizeml.models import QuantizationParams, quantize
 from quantizeml.v2 import layers as ql
@@ -229,3 +230,23 @@ def test_rescaling_offset_folds_into_bias_and_padding_value():
     assert np.abs(ref - out).max() < 0.25 * np.abs(ref).max()
     akida_model = assert_exact(qmodel, x)
     assert akida_model.layers[0].variables["padding_value"].tolist() == [128] * 3
+
+
+def test_zero_padding_before_a_strided_conv_folds_to_same():
+    # keras.applications' ZeroPadding2D(((0, 1), (0, 1))) > Conv2D(3, 2, 'valid'), accepted by
+    # MetaTF: folded to a 'same' convolution, exact.
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="valid", activation="relu")(x)
+    model = keras.Model(inp, keras.layers.Conv2D(2, 1)(x))
+    x = images(16, size=8)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    ref, out = model.predict(x, verbose=0), qmodel.predict(x, verbose=0)
+    assert np.abs(ref - out).max() < 0.25 * np.abs(ref).max()
+    assert_exact(qmodel, x)
+    bad = keras.Model(inp, keras.layers.Conv2D(2, 3)(keras.layers.ZeroPadding2D(2)(inp)))
+    with pytest.raises(QuantizationError, match="ZeroPadding2D"):
+        quantize(bad, qparams=QuantizationParams(), samples=x)
