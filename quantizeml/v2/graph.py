@@ -310,6 +310,30 @@ def pad_even_kernels(graph: Graph, issues: list) -> Graph:
     return graph
 
 
+def split_strided_depthwise(graph: Graph, issues: list) -> Graph:
+    """DepthwiseConv2D k5/k7 stride 2 'same' (Akida 2.0 strides only k3 depthwise kernels)
+    becomes the same kernel at stride 1 then an identity 3×3 DepthwiseConv2D at stride 2
+    (``<name>_stride``), as MetaTF does: both 'same' paddings centre the kept pixels alike."""
+    for node in list(graph.nodes):
+        kernel = tuple(node.config.get("kernel_size", (1, 1)))
+        if node.class_name != "DepthwiseConv2D" or kernel[0] not in (5, 7) or \
+                tuple(node.config.get("strides", (1, 1))) != (2, 2) or \
+                node.config.get("padding") != "same":
+            continue
+        channels = node.weights[0].shape[2]
+        name = f"{node.name}_stride"
+        identity = np.zeros((3, 3, channels, 1), np.float32)
+        identity[1, 1] = 1.0
+        stride = Node("DepthwiseConv2D", name, {"name": name, "kernel_size": (3, 3),
+                                                "strides": (2, 2), "padding": "same",
+                                                "use_bias": False}, [identity], [node.name])
+        node.config = {**node.config, "strides": (1, 1)}
+        _rewire(graph, node.name, name)
+        stride.inbounds = [node.name]
+        graph.nodes.insert(graph.nodes.index(node) + 1, stride)
+    return graph
+
+
 def split_concatenations(graph: Graph, issues: list) -> Graph:
     """A Concatenate of n > 2 tensors becomes a chain of two-input Concatenates (Akida 2.0 takes
     two inbounds; channel order kept)."""
@@ -365,7 +389,7 @@ def fold_zero_padding(graph: Graph, issues: list) -> Graph:
 #: padding after BN folding (it pads the folded kernel); the Concatenate split last.
 PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, split_separable,
             fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
-            pad_even_kernels, split_concatenations]
+            pad_even_kernels, split_strided_depthwise, split_concatenations]
 
 
 def sanitize(graph: Graph) -> Graph:

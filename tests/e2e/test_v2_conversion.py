@@ -250,3 +250,22 @@ def test_zero_padding_before_a_strided_conv_folds_to_same():
     bad = keras.Model(inp, keras.layers.Conv2D(2, 3)(keras.layers.ZeroPadding2D(2)(inp)))
     with pytest.raises(QuantizationError, match="ZeroPadding2D"):
         quantize(bad, qparams=QuantizationParams(), samples=x)
+
+
+@pytest.mark.parametrize("size", [8, 9])
+def test_depthwise_k5_stride_2_is_split_and_exact(size):
+    # MetaTF: DW k5 s2 -> DW k5 s1 + identity DW 3x3 s2 (accepted, exact); the split equals the
+    # float layer for even and odd sizes.
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    x = keras.layers.DepthwiseConv2D(5, strides=2, padding="same", name="dw5")(x)
+    x = keras.layers.ReLU()(x)
+    model = keras.Model(inp, keras.layers.Conv2D(2, 1)(x))
+    x = images(16, size=size)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    assert qmodel.get_layer("dw5_stride").strides == (2, 2)
+    ref, out = model.predict(x, verbose=0), qmodel.predict(x, verbose=0)
+    assert np.abs(ref - out).max() < 0.25 * np.abs(ref).max()
+    assert_exact(qmodel, x)
