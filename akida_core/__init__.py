@@ -19,6 +19,12 @@ from .errors import MappingError
 from .mapping import BackendType, MapMode, Sequence
 from . import soc
 # --- end devices and mapping ---
+# --- Akida 2.0 devices and mapping (issue 15); importing mapping_state_v2 registers its summary/state hooks ---
+from . import mapping_state_v2 as _mapping_state_v2  # noqa: F401
+from .devices import Pico_FPGA
+from .devices_v2 import FourNodesIPv2, PicoIP, SixNodesIPv2, SramSize, TwelveNodesIPv2, TwoNodesIPv2
+from .mapping_v2 import LayerMappingError, MapConstraints, compute_min_device
+# --- end Akida 2.0 devices and mapping ---
 from .learning import AkidaUnsupervised, LearningError, LearningParameterError  # registers .fbz state
 
 __version__ = "0.1.0"
@@ -33,3 +39,5 @@ __all__ += ["ActivationType", "Add", "BufferTempConv", "Concatenate", "Conv2D", 
 __all__ += ["AKD1000", "AKD1500", "AKD1500_v1", "NP", "FPGA_v2", "Device", "HwVersion", "IpVersion", "Mesh",  # mapping
             "NSoC_v1", "NSoC_v2", "TwoNodesIP", "TwoNodesIP_v1", "TwoNodesIPv1", "create_device", "devices",
             "MappingError", "BackendType", "MapMode", "Sequence", "soc"]
+__all__ += ["FourNodesIPv2", "LayerMappingError", "MapConstraints", "PicoIP", "Pico_FPGA", "SixNodesIPv2",  # v2 mapping
+            "SramSize", "TwelveNodesIPv2", "TwoNodesIPv2", "compute_min_device"]
