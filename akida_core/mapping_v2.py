@@ -194,7 +194,7 @@ def map_model_v2(model, device, hw_only=False, mode=None, constraints=None):
         raise MappingError(f"constraints={constraints!r} must be a MapConstraints(device)")
     max_filters, width = constraints.checked()
     analysis = Analysis(model, device, width)
-    cap, (planned, reasons, _) = search(analysis, mode, max_filters)
+    cap, (planned, reasons, _) = search(analysis, mode, max_filters, hw_only)
     names = [lay.name for lay in analysis.layers]
     if hw_only and not (len(planned) == 1 and planned[0].hardware and planned[0].names == names):
         layer = next((name for name in names if name in reasons), None) or next(iter(reasons), names[0])

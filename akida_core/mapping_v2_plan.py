@@ -168,8 +168,9 @@ def shortage(ctx, names):
     option = fit._options(name)[0]
     type_name, count, channels = fit._cost(name, option)
     if fit.channels + channels > ctx.channels:
-        return name, (f"Not enough skip-DMA channels available. {fit.channels + channels} are needed but "
-                      f"{ctx.channels} are available (pass {', '.join(names)}).")
+        first = ("A TNP-B layer cannot be the first layer of a pass. " if type_name == "TNP_B" else "")
+        return name, (f"{first}Not enough skip-DMA channels available. {fit.channels + channels} are needed but "
+                      f"{ctx.channels} are available (layers that must share a pass: {', '.join(names)}).")
     counts[type_name] = counts.get(type_name, 0) + count
     types = dict(fit.types, **{name: (type_name, count)})
 
@@ -178,8 +179,8 @@ def shortage(ctx, names):
         while n > 0 and not fits(ctx.groups, {**counts, kind: n}, ctx.has_hrc):
             n -= 1
         return n
-    kind = max((k for k in counts if k and counts[k] and available(k) < counts[k]), key=lambda k: counts[k],
-               default=type_name)
+    kind = max((k for k in counts if k and counts[k] and available(k) < counts[k]),
+               key=lambda k: (counts[k], k == type_name), default=type_name)
     biggest = max((n for n in names if types.get(n, (None,))[0] == kind), key=lambda n: types[n][1], default=name)
     return biggest, (f"Not enough hardware components of type {kind} available. {counts[kind]} are needed but "
                      f"{available(kind)} are available (layers that must share a pass: {', '.join(names)}).")

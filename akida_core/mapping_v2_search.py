@@ -116,15 +116,18 @@ def plan_key(sequences, mode):
     return mapped, -len(sequences), -passes, nps
 
 
-def search(analysis, mode, max_filters):
+def search(analysis, mode, max_filters, hw_only=False):
     """(cap, (sequences, reasons, context)) chosen by the map mode.
 
     Minimal: one plan with `max_filters`. AllNps / HwPr: binary search of the smallest cap keeping
-    the ranking of the `max_filters` plan (without its NP count), keeping the best plan seen.
+    the ranking of the `max_filters` plan (without its NP count), keeping the best plan seen. With
+    `hw_only`, a `max_filters` plan that is not one hardware sequence is final (its reasons are the
+    refusal: spreading filters over more NPs cannot make a model fit).
     """
     prefer_fnp2 = mode is MapMode.AllNps
     base = analysis.plan(max_filters, prefer_fnp2)
-    if mode is MapMode.Minimal or base[2] is None:
+    whole = len(base[0]) == 1 and base[0][0].hardware and len(base[0][0].names) == len(analysis.layers)
+    if mode is MapMode.Minimal or base[2] is None or (hw_only and not whole):
         return max_filters, base
     target = plan_key(base[0], mode)[:-1]
     best_cap, best = max_filters, base
