@@ -211,7 +211,8 @@ def test_fallback_puts_the_refused_layer_in_software(inside, outside, fragment):
     software = [lay.name for s in model.sequences if s.backend is ak.BackendType.Software for lay in s.layers]
     # A layer that only cannot share the sequence of its neighbours starts a new hardware sequence instead.
     assert "L" in software or len(model.sequences) > 1, model.sequences
-    assert any(fragment in why for why in model._mapping.reasons.values()), model._mapping.reasons
+    if "L" in software:
+        assert fragment in model._mapping.reasons["L"]
 
 
 def test_every_conv2d_per_filter_probe_is_a_row():
