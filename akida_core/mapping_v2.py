@@ -300,29 +300,37 @@ def compute_min_device(model, enable_hwpr=False, sram_size=None, minimal_memory=
     except MappingError as err:
         raise MappingError(f"It was not possible to find a device for this model. Reason: {err}") from err
     (sequence,) = model._mapping.sequences
-    needs = [_pass_needs(sequence, p) for p in range(len(sequence.passes))]
-    if enable_hwpr:
-        cnp, fnp, channels = (max(n[k] for n in needs) for k in range(3))
-    else:
-        cnp, fnp, channels = (sum(n[k] for n in needs) for k in range(3))
+    cnp, fnp, channels = _pass_needs(sequence, 0)
     if minimal_memory:
         from .devices_v2 import SramSize
         weight = max([_np_weight_bytes(model, sequence)] + [1])
         sram_size = SramSize(base.mesh.np_sram_size.input_bytes, weight)
-    device = create_device_v2(cnp, fnp, channels, True, sram_size, hw_version)
-    try:
-        map_model_v2(model, device, hw_only=True, mode=MapMode.HwPr if enable_hwpr else MapMode.Minimal)
-    except MappingError as err:
-        raise MappingError(f"It was not possible to find a device for this model. Reason: {err}") from err
-    finally:
-        model._mapping = None
-    return device
+    candidates = [(cnp, fnp, channels)]
+    if enable_hwpr:
+        # Passes reuse the NPs: start from the largest pair of consecutive layers, grow until it maps.
+        per_layer = [_pass_needs(sequence, 0, only=lay.name) for lay in sequence.layers]
+        pairs = [tuple(a[k] + b[k] for k in range(3)) for a, b in zip(per_layer, per_layer[1:])] or per_layer
+        low = tuple(max(p[k] for p in pairs) for k in range(3))
+        candidates = [(c, min(max(low[1], 1 if fnp else 0), fnp), ch) for c in range(low[0], cnp + 4, 4)
+                      for ch in range(min(low[2], channels), channels + 1)] + candidates
+    error = None
+    for num_cnp, num_fnp, num_channels in candidates:
+        device = create_device_v2(num_cnp, num_fnp, num_channels, True, sram_size, hw_version)
+        try:
+            map_model_v2(model, device, hw_only=True, mode=MapMode.HwPr if enable_hwpr else MapMode.Minimal)
+            return device
+        except MappingError as err:
+            error = err
+        finally:
+            model._mapping = None
+    raise MappingError(f"It was not possible to find a device for this model. Reason: {error}") from error
 
 
-def _pass_needs(sequence, index):
+def _pass_needs(sequence, index, only=None):
+    """(CNP/TNP components, FNPs, skip channels) of one pass (or of one layer of it)."""
     cnp = fnp = channels = 0
-    for mapping in sequence.mappings.values():
-        if mapping.pass_index != index:
+    for name, mapping in sequence.mappings.items():
+        if mapping.pass_index != index or (only is not None and name != only):
             continue
         for component in mapping.nps:
             if component.type in (NPType.FNP2, NPType.FNP3):

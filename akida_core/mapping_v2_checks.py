@@ -35,6 +35,8 @@ def filters_of(layer):
     p = layer.params
     if layer.layer_type == LayerType.Dense1D:
         return p.units
+    if layer.layer_type == LayerType.StatefulRecurrent:
+        return p.output_channels
     if layer.layer_type in (LayerType.DepthwiseConv2D, LayerType.DepthwiseConv2DTranspose,
                             LayerType.DepthwiseBufferTempConv):
         return layer.input_dims[2]
