@@ -2,6 +2,7 @@
 import numpy as np
 
 import akida_core as ak
+from bench.models_v2 import mobilenet_22  # noqa: F401 (the sheet's 22-layer model)
 
 A, P, POOL = ak.ActivationType, ak.Padding, ak.PoolType
 
@@ -45,20 +46,6 @@ def randomize(model, seed=0):
             else:
                 continue
             layer.variables[name] = value.astype(current.dtype)
-    return model
-
-
-def mobilenet_22():
-    """The sheet's 22-layer model (mapping-v2.md §7): InputConv2D(64x64x3, 32, k3 s2) + 9 x (DW k3 + Conv 1x1,
-    32 -> 256 channels, 3 of stride 2) + Conv2D(256, k3, GAP) + Dense1D(10) + Dequantizer."""
-    model = ak.Model()
-    model.add(ak.InputConv2D((64, 64, 3), 32, 3, kernel_stride=2))
-    for filters, stride in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (256, 2), (256, 1), (256, 1), (256, 1)]:
-        model.add(ak.DepthwiseConv2D(3, kernel_stride=stride))
-        model.add(ak.Conv2D(filters, 1))
-    model.add(ak.Conv2D(256, 3, pool_type=POOL.Average))
-    model.add(ak.Dense1D(10))
-    model.add(ak.Dequantizer())
     return model
 
 
