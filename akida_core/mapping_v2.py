@@ -34,7 +34,8 @@ class LayerMappingError(MappingError):
         others = [name for name in issues if name != layer]
         text = f"Cannot map layer '{layer}'. " + " ".join(reasons)
         if others:
-            text += f" Other layers that cannot be mapped: {', '.join(repr(n) for n in others)}."
+            text += " Other layers that cannot be mapped: " + " ".join(
+                f"'{name}': {' '.join(issues[name])}" for name in others)
         super().__init__(text + " Hint: map with hw_only=False to run what does not fit in software, or change "
                          "the layer.")
         self.layer, self.reasons, self.issues = layer, list(reasons), dict(issues)
