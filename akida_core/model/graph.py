@@ -418,15 +418,20 @@ class Model:
 
     # --- mapping and learning (delegated) ------------------------------------------------------
 
-    def map(self, device=None, hw_only=False, mode=None):
-        """Map the model on `device` (see akida_core.mapping); `map(None)` returns to software.
+    def map(self, device=None, hw_only=False, mode=None, constraints=None):
+        """Map the model on `device` (Akida 1.0: akida_core.mapping; Akida 2.0: akida_core.mapping.v2);
+        `map(None)` returns to software.
 
         Raises:
-            MappingError: also for an Akida 2.0 model on a device (its mapping is not available yet).
+            MappingError: the model does not fit as asked, or model and device generations differ.
         """
         if device is not None and self.ip_version is IpVersion.v2:
-            raise MappingError("Cannot map an Akida 2.0 model: mapping on Akida 2.0 devices is not available in "
-                               "this build; run it in software (model.map(None))")
+            from ..mapping.v2.mapper import map_model_v2
+            map_model_v2(self, device, hw_only=hw_only, mode=mode, constraints=constraints)
+            return
+        if constraints is not None:
+            raise MappingError("constraints= is an Akida 2.0 mapping option (MapConstraints); Akida 1.0 models map "
+                               "without it")
         from ..mapping.mapper import map_model
         map_model(self, device, hw_only=hw_only, mode=mode)
 
