@@ -1,9 +1,10 @@
 """Integer kernels shared by both generations: padding, convolution, pooling, dense, saturation.
 
-Plain numpy functions, exact by construction. Every function takes integer arrays and explicit parameters and returns an integer array. The
-convolutions and matrix products run on float32 (or float64) copies of the integers because numpy has
-no integer BLAS; this is exact as long as every partial sum is an integer of magnitude < 2**24 (float32)
-or < 2**53 (float64), whatever the summation order. `accumulator_dtype` picks the narrowest exact type
+Plain numpy functions, exact by construction. Every function takes integer arrays and explicit
+parameters and returns an integer array. The convolutions and matrix products run on float32 (or
+float64) copies of the integers because numpy has no integer BLAS; this is exact as long as every
+partial sum is an integer of magnitude < 2**24 (float32) or < 2**53 (float64), whatever the
+summation order. `accumulator_dtype` picks the narrowest exact type
 from the static bound max|w| * max|x| * fan_in, and refuses anything beyond float64's exact range.
 
 The readable loop references these are tested against live in tests/akida_core/reference.py.
