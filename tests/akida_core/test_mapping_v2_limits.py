@@ -125,7 +125,7 @@ LIMITS = [
     ("ic d0 min", lambda: ic(shape=(5, 5, 1)), lambda: ic(shape=(4, 5, 1)), "first dimension should be >= 5 (got 4)"),
     # --- Dense1D (FNP) ---
     ("dense inputs", lambda: dense(shape=(1, 1, 2048)), lambda: dense(shape=(1, 1, 2049)),
-     "too large to fit in a FNP. The maximum value is 2048 (got 1 x 1 x 2049 = 2049)"),
+     "too large to fit in a FNP. The maximum value is 2048 (got 2049 flattened inputs)"),
     ("dense inputs 4x4x128", lambda: dense(shape=(4, 4, 128)), lambda: dense(shape=(4, 4, 129)), "The maximum value is 2048"),
     ("dense units", lambda: dense(65535, shape=(1, 1, 1)), lambda: dense(65536, shape=(1, 1, 1)),
      "maximum number of units is 65535 (got 65536)"),

@@ -173,8 +173,9 @@ def _size_checks(layer, row, out):
         out.append(f"Cannot split to fit {ram} in ram: fifo_size x input channels must be <= {row.max_fifo_channels} "
                    f"(got {p.fifo_size} x {cin} = {p.fifo_size * cin}).")
     if row.max_inputs is not None and d0 * d1 * cin > row.max_inputs:
+        # Dense1D reports its input_dims flattened, (1, 1, H·W·C), as the vendor does.
         out.append(f"Input dimensions are too large to fit in a FNP. The maximum value is {row.max_inputs} "
-                   f"(got {d0} x {d1} x {cin} = {d0 * d1 * cin}).")
+                   f"(got {d0 * d1 * cin} flattened inputs).")
     if row.min_d0 is not None and d0 < row.min_d0:
         out.append(f"Unsupported input size: the first dimension should be >= {row.min_d0} (got {d0}).")
     if row.min_d1 is not None and d1 < row.min_d1:
