@@ -20,6 +20,7 @@ from .inference import batch_chunk, check_sample_memory, forward_in_slices
 from .inputs import validate_batch_size, validate_inputs
 from .state import arrays_to_lists, check_depth, lists_to_arrays
 from .statistics import Statistics
+from .threads import limited_threads
 from .summary import summary_text
 
 
@@ -322,21 +323,23 @@ class Model:
                 last_use[id(inbound)] = index
         outputs = []
         stats = Statistics.for_layers(layers)
-        for start in range(0, inputs.shape[0], chunk):
-            results = {}
-            for index, layer in enumerate(layers):
-                if not layer._inbound_layers:
-                    x = forward_in_slices(layer, inputs[start:start + chunk])
-                elif layer.ip_version is IpVersion.v2:
-                    x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers])
-                else:
-                    x = forward_in_slices(layer, results[id(layer._inbound_layers[0])])
-                stats.record(layer, x)
-                results[id(layer)] = x
-                for inbound in layer._inbound_layers:  # free what no later layer reads
-                    if last_use[id(inbound)] == index:
-                        results.pop(id(inbound), None)
-            outputs.append(x)
+        with limited_threads() as limiter:  # BLAS threads per layer (threads.py)
+            for start in range(0, inputs.shape[0], chunk):
+                results = {}
+                for index, layer in enumerate(layers):
+                    if not layer._inbound_layers:
+                        x = forward_in_slices(layer, inputs[start:start + chunk], limiter)
+                    elif layer.ip_version is IpVersion.v2:
+                        x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers],
+                                              limiter)
+                    else:
+                        x = forward_in_slices(layer, results[id(layer._inbound_layers[0])], limiter)
+                    stats.record(layer, x)
+                    results[id(layer)] = x
+                    for inbound in layer._inbound_layers:  # free what no later layer reads
+                        if last_use[id(inbound)] == index:
+                            results.pop(id(inbound), None)
+                outputs.append(x)
         self._statistics = stats
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
