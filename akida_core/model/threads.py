@@ -14,11 +14,14 @@ function here is a no-op and numpy keeps its own threading.
 import contextlib
 import os
 
-PARALLEL_MACS = 128 * 2 ** 20
-"""A layer call with at least this many MACs may use several BLAS threads. Measured per layer of the
-benchmark models (2 cores, OpenBLAS): below about 100 M MACs two threads gain nothing or lose (0.4–1.1×
-quiet, down to 0.01× with one competing process: the threads wait for each other at every barrier);
-above it they gain 1.1–1.6× quiet and about break even under load (0.9–1.6×)."""
+PARALLEL_MACS = 2 ** 30
+"""A layer call with at least this many MACs (1 G) may use several BLAS threads. Measured on 2 cores
+(OpenBLAS, another job sharing the machine, bench/runtime.py --blas): on the benchmark models' layer
+calls (at most about 230 M MACs each: LAYER_MEMORY_BYTES caps the slices) two threads gained 0.4–1.6×
+quiet and lost up to 100× with one competing process (the threads wait for each other at every barrier
+while the other process holds a core); one thread everywhere beat a 128 M threshold at batch 64 under
+load (AkidaNet 122–146 against 78–93 samples/s). A single 4.8 G MAC float32 product ran 2× faster on
+two threads quiet and no slower with a competitor: only such products get two."""
 
 MAX_THREADS = 2
 """At most this many BLAS threads per product (and never more than the cores this process may use)."""
