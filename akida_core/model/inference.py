@@ -37,7 +37,13 @@ def check_sample_memory(layers):
 
 
 def working_bytes(layer):
-    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or potentials)."""
+    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or potentials).
+
+    Computed once per layer shape (the layer's cache is cleared when its shapes or variables change)."""
+    return layer._cached("working_bytes", lambda: _working_bytes(layer))
+
+
+def _working_bytes(layer):
     out = math.prod(layer.output_dims) * 8
     params = layer.params
     kernel = getattr(params, "kernel_size", None)
