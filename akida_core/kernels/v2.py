@@ -339,7 +339,10 @@ def post_int32(acc, bias, ceiling, scales, shift, bits, pool=None):
     if pool is not None:
         values = pool(values)
     if ceiling is not None:
-        np.clip(values, 0, ceiling, out=values)
+        # one ceiling for all channels (the usual ReLU max value): a scalar clip, several times faster
+        # than numpy's clip against a per-channel array, and the same values
+        uniform = ceiling.size and ceiling.min() == ceiling.max()
+        np.clip(values, 0, ceiling[0] if uniform else ceiling, out=values)
     values *= scales
     if shift.min() == shift.max():  # one shift for all channels: scalar operations
         s = int(shift[0])
