@@ -280,8 +280,10 @@ def global_sum_pool(potentials, bits):
         rows, cols = np.nonzero(touched)
         start = int(np.argmax(outside[rows, :, cols], axis=1).min())
         acc = prefix[rows, start - 1, cols] if start else np.zeros(rows.size, np.int64)
-        terms = flat[rows, :, cols]
-        for k in range(start, h * w):
-            acc = np.clip(acc + terms[:, k], low, high)
+        terms = np.ascontiguousarray(flat[rows, start:, cols].T)  # one contiguous row per pixel
+        for term in terms:  # clip(acc + term) = min(max(acc + term, low), high), without np.clip's wrapper
+            np.add(acc, term, out=acc)
+            np.maximum(acc, low, out=acc)
+            np.minimum(acc, high, out=acc)
         out[rows, cols] = acc
     return out.reshape(n, 1, 1, c)

@@ -114,12 +114,12 @@ def activation_step(potentials_dtype, threshold, act_step, act_bits):
 def activate(potentials, threshold, step, act_bits):
     """clip(ceil((p − T) / s), 0, 2**b − 1) as uint8, computed in `step`'s dtype, which
     `activation_step` chose exact for these potentials; `threshold` is in that dtype too."""
-    q = potentials.astype(step.dtype)  # a new array: the caller's potentials are not changed
-    q -= threshold
+    # a new array (the caller's potentials are not changed); the cast to `step`'s dtype is exact there
+    q = np.subtract(potentials, threshold, dtype=step.dtype)
     q /= step
     np.ceil(q, out=q)
-    np.clip(q, 0, 2 ** act_bits - 1, out=q)
-    return q.astype(np.uint8)
+    # clip and cast in one pass: the clipped values are integers in [0, 15], exact in uint8
+    return np.clip(q, 0, 2 ** act_bits - 1, out=np.empty(q.shape, np.uint8), casting="unsafe")
 
 
 def to_int32(potentials):
