@@ -43,6 +43,11 @@ def working_bytes(layer):
     return layer._cached("working_bytes", lambda: _working_bytes(layer))
 
 
+def layer_macs(layer):
+    """MACs per sample of a layer, computed once per layer shape (read by every inference call)."""
+    return layer._cached("macs", lambda: layer.macs)
+
+
 def _working_bytes(layer):
     out = math.prod(layer.output_dims) * 8
     params = layer.params
@@ -82,7 +87,7 @@ def forward_in_slices(layer, x, limiter=None):
     step = max(1, LAYER_MEMORY_BYTES // working_bytes(layer))
     size = x[0].shape[0] if isinstance(x, list) else x.shape[0]
     if limiter is not None:
-        limiter.set(threads_for(layer.macs * min(size, step)))
+        limiter.set(threads_for(layer_macs(layer) * min(size, step)))
     if size <= step:
         return layer._forward(x)
 
