@@ -102,7 +102,8 @@ def main(argv=None):
     model = akidanet_v2(args.size)
     print(f"AkidaNet-like Akida 2.0 graph, input {args.size}x{args.size}x3, {model.layer_count} layers, "
           f"{model.macs / 1e6:.1f} MMAC/sample")
-    print(f"{'batch':>6}{'samples/s':>12}{'GMAC/s':>9}{'ms/batch':>10}" + (f"{'busy samples/s':>16}" if args.compete else ""))
+    busy_header = f"{'busy samples/s':>16}" if args.compete else ""
+    print(f"{'batch':>6}{'samples/s':>12}{'GMAC/s':>9}{'ms/batch':>10}{busy_header}")
     rng = np.random.default_rng(1)
     for batch in (1, 64):
         x = rng.integers(0, 256, (batch, args.size, args.size, 3)).astype(np.uint8)
