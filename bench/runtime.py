@@ -1,21 +1,31 @@
 """Benchmark of the akida_core integer runtime against the machine's float32 matmul rate.
 
 For each benchmark model (bench/models.py) and batch 1 / 64, prints samples/s, effective GMAC/s and the
-ratio to a float32 numpy matmul doing the same number of MACs, measured in the same run.
+ratio to a float32 numpy matmul doing the same number of MACs (best of one thread and all cores), measured
+in the same run; then the peak
+memory (tracemalloc: numpy's allocations included) of a batch-64 AkidaNet inference.
+With --compete, every measurement is repeated while one busy process (`while True: pass`, started and
+stopped by the benchmark) competes for the CPU, and the drop is printed next to it (issue 17: at most
+about 2×). --blas picks who sets the BLAS threads: the runtime's per-layer rule (default), one thread
+always, or numpy's library default (the runtime does not touch it).
 Target (issue 3): the AkidaNet-like model at batch 64 reaches >= 25% of the float32 matmul rate.
 
-Run: python bench/runtime.py [--repeats N]
+Run: python bench/runtime.py [--repeats N] [--compete] [--blas {rule,one,library}]
 """
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.models import BENCHMARK_MODELS, random_inputs  # noqa: E402
+from akida_core.model import threads  # noqa: E402
+from bench.models import BENCHMARK_MODELS, akidanet_05, random_inputs  # noqa: E402
 
 
 def best_time(fn, repeats):
@@ -30,23 +40,71 @@ def best_time(fn, repeats):
 
 
 def matmul_gmacs(macs, repeats):
-    """GMAC/s of a float32 (m, k) @ (k, n) product with about `macs` multiply-accumulates."""
+    """GMAC/s of a float32 (m, k) @ (k, n) product with about `macs` multiply-accumulates: the faster of
+    one BLAS thread and all of them (on a shared CPU the library's default threading can stall for a
+    whole time slice, which would make any ratio meaningless), best of `repeats`."""
     k = n = 256
     m = max(1, int(macs // (k * n)))
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
-    seconds = best_time(lambda: a @ b, repeats)
-    return m * k * n / seconds / 1e9
+    limiter = threads.ThreadLimiter()
+    seconds = []
+    for count in sorted({1, threads.available_cores()}):
+        limiter.set(count)
+        seconds.append(best_time(lambda: a @ b, repeats))
+    limiter.restore()
+    return m * k * n / min(seconds) / 1e9
+
+
+@contextlib.contextmanager
+def competing_process():
+    """One CPU-bound Python process running for the duration of the block (always stopped on exit)."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        yield busy
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def peak_memory_mb(model, batch):
+    """Peak traced memory (MB) of one `model.forward` on `batch` random inputs (inputs excluded)."""
+    x = random_inputs(model, batch)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        model.forward(x)
+        return tracemalloc.get_traced_memory()[1] / 2 ** 20
+    finally:
+        tracemalloc.stop()
+
+
+def choose_blas(mode):
+    """Apply the --blas choice (the runtime's rule, one thread always, or the library's default)."""
+    if mode == "one":
+        threads.PARALLEL_MACS = float("inf")
+    elif mode == "library":
+        threads._libraries = ()
 
 
 def main(argv=None):
     """Run the benchmark and print one row per model and batch size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per measurement")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per measurement")
+    parser.add_argument("--compete", action="store_true",
+                        help="also measure each row with one competing CPU-bound process")
+    parser.add_argument("--blas", choices=("rule", "one", "library"), default="rule",
+                        help="BLAS threads: the runtime's per-layer rule, always one, or numpy's default")
     args = parser.parse_args(argv)
-    print(f"{'model':<14}{'batch':>6}{'MMAC/sample':>13}{'samples/s':>12}{'GMAC/s':>9}"
-          f"{'matmul GMAC/s':>15}{'ratio':>8}")
+    choose_blas(args.blas)
+    print(f"BLAS threads: {args.blas}; cores: {threads.available_cores()}")
+    header = (f"{'model':<14}{'batch':>6}{'MMAC/sample':>13}{'samples/s':>12}{'GMAC/s':>9}"
+              f"{'matmul GMAC/s':>15}{'ratio':>8}")
+    if args.compete:
+        header += f"{'busy samples/s':>16}{'drop':>7}"
+    print(header)
     results = {}
     for name, build in BENCHMARK_MODELS.items():
         model = build()
@@ -57,11 +115,18 @@ def main(argv=None):
             ours = macs / seconds / 1e9
             reference = matmul_gmacs(macs, args.repeats)
             results[(name, batch)] = ours / reference
-            print(f"{name:<14}{batch:>6}{model.macs / 1e6:>13.2f}{batch / seconds:>12.1f}{ours:>9.2f}"
-                  f"{reference:>15.2f}{ours / reference:>8.1%}")
+            row = (f"{name:<14}{batch:>6}{model.macs / 1e6:>13.2f}{batch / seconds:>12.1f}{ours:>9.2f}"
+                   f"{reference:>15.2f}{ours / reference:>8.1%}")
+            if args.compete:
+                with competing_process():
+                    busy = best_time(lambda: model.forward(x), args.repeats)
+                row += f"{batch / busy:>16.1f}{busy / seconds:>6.1f}x"
+            print(row, flush=True)
     target = results[("akidanet_05", 64)]
     print(f"AkidaNet-like batch 64 reaches {target:.1%} of the float32 matmul rate "
           f"(target >= 25%): {'OK' if target >= 0.25 else 'BELOW TARGET'}")
+    print(f"peak memory of a batch-64 AkidaNet-like inference: {peak_memory_mb(akidanet_05(), 64):.1f} MB "
+          "(tracemalloc, inputs excluded)")
     return 0
 
 

@@ -5,7 +5,9 @@ Conv2D, stride 2 on some), one residual Add around a separable block, global ave
 Dense1D head and a Dequantizer. Weights are random 8-bit, shifts and scales keep activations alive.
 Prints samples/s and effective GMAC/s at batch 1 and 64.
 
-Run: python bench/runtime_v2.py [--repeats N] [--size 128]
+With --compete, each batch is also timed while one busy process competes for the CPU (bench/runtime.py).
+
+Run: python bench/runtime_v2.py [--repeats N] [--size 128] [--compete]
 """
 import argparse
 import os
@@ -17,6 +19,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import akida_core as ak  # noqa: E402
+from bench.runtime import competing_process  # noqa: E402
 
 A = ak.ActivationType
 
@@ -93,16 +96,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per measurement")
     parser.add_argument("--size", type=int, default=128, help="input height and width")
+    parser.add_argument("--compete", action="store_true",
+                        help="also time each batch with one competing CPU-bound process")
     args = parser.parse_args(argv)
     model = akidanet_v2(args.size)
     print(f"AkidaNet-like Akida 2.0 graph, input {args.size}x{args.size}x3, {model.layer_count} layers, "
           f"{model.macs / 1e6:.1f} MMAC/sample")
-    print(f"{'batch':>6}{'samples/s':>12}{'GMAC/s':>9}{'ms/batch':>10}")
+    busy_header = f"{'busy samples/s':>16}" if args.compete else ""
+    print(f"{'batch':>6}{'samples/s':>12}{'GMAC/s':>9}{'ms/batch':>10}{busy_header}")
     rng = np.random.default_rng(1)
     for batch in (1, 64):
         x = rng.integers(0, 256, (batch, args.size, args.size, 3)).astype(np.uint8)
         seconds = best_time(lambda: model.forward(x), args.repeats)
-        print(f"{batch:>6}{batch / seconds:>12.1f}{model.macs * batch / seconds / 1e9:>9.2f}{seconds * 1e3:>10.1f}")
+        row = f"{batch:>6}{batch / seconds:>12.1f}{model.macs * batch / seconds / 1e9:>9.2f}{seconds * 1e3:>10.1f}"
+        if args.compete:
+            with competing_process():
+                row += f"{batch / best_time(lambda: model.forward(x), args.repeats):>16.1f}"
+        print(row, flush=True)
     stats = model.statistics
     dead = [name for name, s in stats.layers.items() if s.events == 0]
     if dead:

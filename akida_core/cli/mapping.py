@@ -8,11 +8,15 @@ import json
 import sys
 
 EXIT_OK, EXIT_DOES_NOT_FIT = 0, 1
-DEVICES = ("AKD1000", "AKD1500", "TwoNodesIPv1")
+DEVICES = ("AKD1000", "AKD1500", "TwoNodesIPv1", "TwoNodesIPv2", "FourNodesIPv2", "SixNodesIPv2",
+           "TwelveNodesIPv2", "PicoIP")
 
 
 def _device(name):
     from ..mapping import devices as devices_module  # `devices` alone is also the devices() function
+    from ..mapping.devices_v2 import V2_DEVICES
+    if name in V2_DEVICES:
+        return V2_DEVICES[name]()
     return getattr(devices_module, name)()
 
 
@@ -40,15 +44,25 @@ def _cmd_map(args):
     try:
         model.map(_device(args.device), hw_only=args.hw_only, mode=MapMode[args.mode])
     except MappingError as err:
+        from ..mapping.v2.mapper import IpVersionMismatch
+        if not args.hw_only or isinstance(err, IpVersionMismatch):
+            raise   # a usage error (exit 2), not a "does not fit" verdict
         print(f"akida-core: {args.model} does not fit {args.device} with --hw-only: {err}",
               file=sys.stderr)
         return EXIT_DOES_NOT_FIT
-    report = mapping_report(model)
+    from ..mapping.v2.state import _state, mapping_report as mapping_report_v2, report_lines
+    v2 = _state(model) is not None   # Akida 2.0: passes and skip DMAs, no program bytes
+    report = mapping_report_v2(model) if v2 else mapping_report(model)
     if args.output:
         model.save(args.output)
         report["saved"] = args.output
     if args.format == "json":
         print(json.dumps(report, indent=2))
+        return EXIT_OK
+    if v2:
+        print("\n".join(report_lines(report)))
+        if args.output:
+            print(f"Mapped model saved as {args.output}.")
         return EXIT_OK
     for sequence in report["sequences"]:
         size = f", program {sequence['program_bytes']:,} bytes" if sequence["backend"] == \
@@ -71,7 +85,7 @@ def add_map_command(sub):
                             "program size)")
     parser.add_argument("-m", "--model", required=True, help="path to a .fbz file")
     parser.add_argument("--device", default="AKD1000", choices=DEVICES,
-                        help="virtual device (default AKD1000)")
+                        help="virtual device (default AKD1000; Akida 2.0 models: an IPv2 device)")
     parser.add_argument("--hw-only", action="store_true",
                         help="require one hardware sequence (exit 1 with the reason otherwise)")
     parser.add_argument("--mode", default="AllNps", choices=[mode.name for mode in MapMode],

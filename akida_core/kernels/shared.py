@@ -1,9 +1,10 @@
 """Integer kernels shared by both generations: padding, convolution, pooling, dense, saturation.
 
-Plain numpy functions, exact by construction. Every function takes integer arrays and explicit parameters and returns an integer array. The
-convolutions and matrix products run on float32 (or float64) copies of the integers because numpy has
-no integer BLAS; this is exact as long as every partial sum is an integer of magnitude < 2**24 (float32)
-or < 2**53 (float64), whatever the summation order. `accumulator_dtype` picks the narrowest exact type
+Plain numpy functions, exact by construction. Every function takes integer arrays and explicit
+parameters and returns an integer array. The convolutions and matrix products run on float32 (or
+float64) copies of the integers because numpy has no integer BLAS; this is exact as long as every
+partial sum is an integer of magnitude < 2**24 (float32) or < 2**53 (float64), whatever the
+summation order. `accumulator_dtype` picks the narrowest exact type
 from the static bound max|w| * max|x| * fan_in, and refuses anything beyond float64's exact range.
 
 The readable loop references these are tested against live in tests/akida_core/reference.py.
@@ -75,14 +76,25 @@ def padding_amounts(size, kernel, stride, padding):
     return before, max(needed - size - before, 0)
 
 
-def _pad(inputs, kernel, strides, padding, value):
-    if Padding(padding) == Padding.Valid:
-        return inputs
-    (top, bottom) = padding_amounts(inputs.shape[1], kernel[0], strides[0], padding)
-    (left, right) = padding_amounts(inputs.shape[2], kernel[1], strides[1], padding)
+def _pad(inputs, kernel, strides, padding, value, dtype=None):
+    """`inputs` with its border of `value` (in `dtype`, default the input's); the input itself when nothing
+    is padded and no cast is asked. One allocation and one copy (np.pad's generic machinery costs more
+    than the copy at batch 1)."""
+    dtype = inputs.dtype if dtype is None else np.dtype(dtype)
+    top = bottom = left = right = 0
+    if Padding(padding) != Padding.Valid:
+        (top, bottom) = padding_amounts(inputs.shape[1], kernel[0], strides[0], padding)
+        (left, right) = padding_amounts(inputs.shape[2], kernel[1], strides[1], padding)
     if top == bottom == left == right == 0:
-        return inputs
-    return np.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+        return inputs.astype(dtype, copy=False)
+    n, h, w, c = inputs.shape
+    padded = np.empty((n, top + h + bottom, left + w + right, c), dtype)
+    padded[:, :top] = value
+    padded[:, top + h:] = value
+    padded[:, top:top + h, :left] = value
+    padded[:, top:top + h, left + w:] = value
+    padded[:, top:top + h, left:left + w] = inputs
+    return padded
 
 
 def _im2col(padded, kernel, strides, out_h, out_w, dtype):
@@ -110,21 +122,38 @@ def conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same, padding_value=
     Returns:
         (n, oh, ow, filters) exact integer potentials, stored in the float accumulator dtype.
     """
-    n, h, w, c = inputs.shape
     kh, kw, wc, filters = weights.shape
-    assert wc == c, (wc, c)
+    assert wc == inputs.shape[3], (wc, inputs.shape[3])
+    dtype = accumulator_dtype(_max_abs(weights), max(_max_abs(inputs), abs(int(padding_value))),
+                              kh * kw * wc)
+    return conv2d_prepared(inputs, weights.reshape(kh * kw * wc, filters).astype(dtype), (kh, kw), strides,
+                           padding, padding_value)
+
+
+def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=Padding.Same, padding_value=0):
+    """`conv2d` with its kernel prepared once: the weights as a (kh·kw·c, filters) matrix of the float
+    accumulator dtype.
+
+    The caller proves that dtype exact for every input it passes (`accumulator_dtype` of a static bound:
+    max|w| · largest possible input or padding value · kh·kw·c); `conv2d` is this function with the
+    bound taken from the data.
+
+    Returns:
+        (n, oh, ow, filters) exact integer potentials in the kernel's dtype.
+    """
+    n, h, w, c = inputs.shape
+    kh, kw = kernel_size
+    assert kernel_matrix.shape[0] == kh * kw * c, (kernel_matrix.shape, kernel_size, c)
+    dtype = kernel_matrix.dtype
     out_h = output_size(h, kh, strides[0], padding)
     out_w = output_size(w, kw, strides[1], padding)
-    dtype = accumulator_dtype(_max_abs(weights), max(_max_abs(inputs), abs(int(padding_value))),
-                              kh * kw * c)
     padded = _pad(inputs, (kh, kw), strides, padding, padding_value)
     if kh == kw == 1:
         cols = np.ascontiguousarray(padded[:, ::strides[0], ::strides[1]][:, :out_h, :out_w], dtype)
         cols = cols.reshape(-1, c)
     else:
         cols = _im2col(padded, (kh, kw), strides, out_h, out_w, dtype)
-    kernel = weights.reshape(kh * kw * c, filters).astype(dtype)
-    return (cols @ kernel).reshape(n, out_h, out_w, filters)
+    return (cols @ kernel_matrix).reshape(n, out_h, out_w, -1)
 
 
 def depthwise_conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same):
@@ -133,15 +162,22 @@ def depthwise_conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same):
     Returns:
         (n, oh, ow, c) exact integer potentials in the float accumulator dtype.
     """
-    n, h, w, c = inputs.shape
     kh, kw, wc = weights.shape
+    assert wc == inputs.shape[3], (wc, inputs.shape[3])
+    dtype = accumulator_dtype(_max_abs(weights), _max_abs(inputs), kh * kw)
+    return depthwise_conv2d_prepared(inputs, weights.astype(dtype), strides, padding)
+
+
+def depthwise_conv2d_prepared(inputs, kernel, strides=(1, 1), padding=Padding.Same):
+    """`depthwise_conv2d` with its (kh, kw, c) kernel already in a float accumulator dtype that the caller
+    proved exact (static bound max|w| · largest input · kh·kw)."""
+    n, h, w, c = inputs.shape
+    kh, kw, wc = kernel.shape
     assert wc == c, (wc, c)
     out_h = output_size(h, kh, strides[0], padding)
     out_w = output_size(w, kw, strides[1], padding)
-    dtype = accumulator_dtype(_max_abs(weights), _max_abs(inputs), kh * kw)
-    padded = _pad(inputs, (kh, kw), strides, padding, 0).astype(dtype)
-    kernel = weights.astype(dtype)
-    out = np.zeros((n, out_h, out_w, c), dtype)
+    padded = _pad(inputs, (kh, kw), strides, padding, 0, kernel.dtype)
+    out = np.zeros((n, out_h, out_w, c), kernel.dtype)
     tap = np.empty_like(out)
     # A loop over the kh·kw kernel taps only; each step is vectorised over samples and pixels.
     for i in range(kh):
@@ -166,9 +202,15 @@ def separable_conv2d(inputs, depthwise, pointwise, strides=(1, 1), padding=Paddi
     kh, kw, c = depthwise.shape
     partial = depthwise_conv2d(inputs, depthwise, strides, padding)
     dtype = accumulator_dtype(_max_abs(pointwise), _max_abs(partial), c)
-    n, out_h, out_w, _ = partial.shape
-    flat = partial.reshape(-1, c).astype(dtype, copy=False)
-    return (flat @ pointwise.astype(dtype)).reshape(n, out_h, out_w, -1)
+    return pointwise_prepared(partial, pointwise.astype(dtype))
+
+
+def pointwise_prepared(partial, matrix):
+    """(n, h, w, c) exact partial sums @ a (c, filters) matrix in a float accumulator dtype the caller
+    proved exact (static bound max|pw| · max|partial| · c)."""
+    n, out_h, out_w, c = partial.shape
+    flat = partial.reshape(-1, c).astype(matrix.dtype, copy=False)
+    return (flat @ matrix).reshape(n, out_h, out_w, -1)
 
 
 def dense(inputs, weights):
@@ -238,8 +280,10 @@ def global_sum_pool(potentials, bits):
         rows, cols = np.nonzero(touched)
         start = int(np.argmax(outside[rows, :, cols], axis=1).min())
         acc = prefix[rows, start - 1, cols] if start else np.zeros(rows.size, np.int64)
-        terms = flat[rows, :, cols]
-        for k in range(start, h * w):
-            acc = np.clip(acc + terms[:, k], low, high)
+        terms = np.ascontiguousarray(flat[rows, start:, cols].T)  # one contiguous row per pixel
+        for term in terms:  # clip(acc + term) = min(max(acc + term, low), high), without np.clip's wrapper
+            np.add(acc, term, out=acc)
+            np.maximum(acc, low, out=acc)
+            np.minimum(acc, high, out=acc)
         out[rows, cols] = acc
     return out.reshape(n, 1, 1, c)

@@ -94,19 +94,32 @@ def threshold_activation(potentials, threshold, act_step, act_bits):
     Returns:
         (..., units) uint8 activation levels.
     """
+    step = activation_step(potentials.dtype, threshold, act_step, act_bits)
+    return activate(potentials, np.asarray(threshold).astype(step.dtype), step, act_bits)
+
+
+def activation_step(potentials_dtype, threshold, act_step, act_bits):
+    """The step s = act_step·2**(4−b) in the dtype `threshold_activation` proves exact for potentials of
+    `potentials_dtype` (float32 or float64, see there). Depends on the variables only: a layer computes it
+    once and passes it to `activate` with the threshold cast to the same dtype."""
     threshold = np.asarray(threshold)
-    if potentials.dtype == np.float32 and float32_exact_steps(act_step, act_bits) and \
+    if potentials_dtype == np.float32 and float32_exact_steps(act_step, act_bits) and \
             (not threshold.size or int(np.abs(threshold.astype(np.int64)).max()) < FLOAT32_EXACT):
         dtype = np.float32
     else:
         dtype = np.float64
-    step = (act_step.astype(np.float64) * 2.0 ** (4 - act_bits)).astype(dtype)
-    q = potentials.astype(dtype)  # a new array: the caller's potentials are not changed
-    q -= threshold.astype(dtype)
+    return (act_step.astype(np.float64) * 2.0 ** (4 - act_bits)).astype(dtype)
+
+
+def activate(potentials, threshold, step, act_bits):
+    """clip(ceil((p − T) / s), 0, 2**b − 1) as uint8, computed in `step`'s dtype, which
+    `activation_step` chose exact for these potentials; `threshold` is in that dtype too."""
+    # a new array (the caller's potentials are not changed); the cast to `step`'s dtype is exact there
+    q = np.subtract(potentials, threshold, dtype=step.dtype)
     q /= step
     np.ceil(q, out=q)
-    np.clip(q, 0, 2 ** act_bits - 1, out=q)
-    return q.astype(np.uint8)
+    # clip and cast in one pass: the clipped values are integers in [0, 15], exact in uint8
+    return np.clip(q, 0, 2 ** act_bits - 1, out=np.empty(q.shape, np.uint8), casting="unsafe")
 
 
 def to_int32(potentials):

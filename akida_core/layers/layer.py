@@ -278,8 +278,23 @@ class Layer:
     def _activate(self, potentials):
         if not self._params.activation:
             return kernels.to_int32(potentials)
-        step = self._cached("register_act_step", lambda: kernels.register_act_step(self._values["act_step"]))
-        return kernels.threshold_activation(potentials, self._values["threshold"], step, self._params.act_bits)
+        # The threshold and step in the dtype threshold_activation would choose, computed once per
+        # potentials dtype (they depend on the variables only).
+        threshold, step = self._cached(("activation", potentials.dtype.str),
+                                       lambda: self._activation_plan(potentials.dtype))
+        return kernels.v1.activate(potentials, threshold, step, self._params.act_bits)
+
+    def _activation_plan(self, potentials_dtype):
+        register = self._cached("register_act_step", lambda: kernels.register_act_step(self._values["act_step"]))
+        step = kernels.v1.activation_step(potentials_dtype, self._values["threshold"], register,
+                                          self._params.act_bits)
+        return self._values["threshold"].astype(step.dtype), step
+
+    def _exact_float32(self, weights, fan_in, max_input):
+        """Whether float32 sums of `fan_in` products of these weights and inputs up to `max_input` are
+        exact (the static bound of kernels.accumulator_dtype): then a kernel is cast once, not per call."""
+        largest = int(np.abs(weights.astype(np.int32)).max()) if weights.size else 0
+        return kernels.accumulator_dtype(largest, max_input, fan_in) == np.float32
 
     def forward(self, inputs):
         """Run this layer alone on already validated integer inputs of shape (n,) + input_dims."""

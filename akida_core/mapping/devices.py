@@ -63,10 +63,11 @@ NSoC_v2 = HwVersion(*_AKD1000_TABLE.hw_version)
 TwoNodesIP_v1 = HwVersion(*_TWO_NODES_TABLE.hw_version)
 AKD1500_v1 = HwVersion(*_AKD1500_TABLE.hw_version)
 FPGA_v2 = HwVersion(0xBC, 0xA2, 1, 0)
+Pico_FPGA = HwVersion(0xBC, 0xB1, 1, 0)   # Akida pico (PicoIP, devices_v2.py)
 _HW_NAMES = {NSoC_v1: "NSoC_v1", NSoC_v2: "NSoC_v2", TwoNodesIP_v1: "TwoNodesIP_v1",
-             AKD1500_v1: "AKD1500_v1", FPGA_v2: "FPGA_v2"}
+             AKD1500_v1: "AKD1500_v1", FPGA_v2: "FPGA_v2", Pico_FPGA: "Pico_FPGA"}
 _IP_VERSIONS = {NSoC_v1: IpVersion.v1, NSoC_v2: IpVersion.v1, TwoNodesIP_v1: IpVersion.v1,
-                AKD1500_v1: IpVersion.v1, FPGA_v2: IpVersion.v2}
+                AKD1500_v1: IpVersion.v1, FPGA_v2: IpVersion.v2, Pico_FPGA: IpVersion.pico}
 #: Constraints table (layer rows, NP memory) of each hardware version.
 _TABLES = {NSoC_v2: _AKD1000_TABLE, NSoC_v1: _AKD1000_TABLE, AKD1500_v1: _AKD1500_TABLE,
            TwoNodesIP_v1: _TWO_NODES_TABLE}
@@ -283,43 +284,10 @@ TwoNodesIP = TwoNodesIPv1
 """The user guide's name for TwoNodesIPv1()."""
 
 
-def create_device(num_cnp_tnp, num_fnp, num_skip_dma_channel=0, include_hrc=True, sram_size=None,
-                  hw_version=FPGA_v2):
-    """Build a virtual device with the given NP counts, in nodes of 4 NPs (reference signature).
-
-    The first FNP is an FNP2 (external memory), the others FNP3. With a v1 `hw_version` (such as
-    NSoC_v2) the CNPs are CNP1 and the device uses the AKD1000 layer rows; the default FPGA_v2 builds
-    an Akida 2.0 device, on which this runtime's v1 models cannot be mapped.
-
-    Args:
-        num_cnp_tnp: number of convolutional NPs (>= 0).
-        num_fnp: number of fully connected NPs (>= 0).
-        num_skip_dma_channel: skip-DMA channels (Akida 2.0 only).
-        include_hrc: whether the device has an HRC for InputConvolutional layers.
-        sram_size: Akida 2.0 SRAM option; must be None (no v2 mapping here).
-        hw_version: a HwVersion.
-
-    Returns:
-        The Device.
-
-    Raises:
-        ValueError: negative counts, or a v2-only option with a v1 hw_version.
-    """
-    for name, value in (("num_cnp_tnp", num_cnp_tnp), ("num_fnp", num_fnp),
-                        ("num_skip_dma_channel", num_skip_dma_channel)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"create_device: {name}={value!r} must be a non-negative int")
-    if not isinstance(hw_version, HwVersion):
-        raise TypeError(f"create_device: hw_version={hw_version!r} must be a HwVersion (e.g. NSoC_v2)")
-    v1 = hw_version.ip_version is IpVersion.v1
-    if v1 and (num_skip_dma_channel or sram_size is not None):
-        raise ValueError(f"create_device: num_skip_dma_channel and sram_size are Akida 2.0 options; "
-                         f"hw_version {hw_version.name} is IP v1. Hint: leave them at 0 / None.")
-    if sram_size is not None:
-        raise ValueError("create_device: sram_size is not supported by this runtime; leave it None")
-    cnp = {NPType.CNP1} if v1 else {NPType.CNP2, NPType.TNP_B}
-    types = [cnp] * num_cnp_tnp + [{NPType.FNP2} if k == 0 else {NPType.FNP3} for k in range(num_fnp)]
-    types += [{NPType.SKIP_DMA_STORE}, {NPType.SKIP_DMA_LOAD}] * num_skip_dma_channel
+def create_device_v1(num_cnp_tnp, num_fnp, include_hrc, hw_version):
+    """Akida 1.0 branch of `create_device` (akida_core.mapping.factory checks the arguments): CNP1s, then
+    one FNP2 and FNP3s, in nodes of 4 NPs; the device uses the AKD1000 layer rows."""
+    types = [{NPType.CNP1}] * num_cnp_tnp + [{NPType.FNP2} if k == 0 else {NPType.FNP3} for k in range(num_fnp)]
     num_nodes = max(1, -(-len(types) // NPS_PER_NODE))
     return Device(hw_version, _mesh(num_nodes, types, include_hrc))
 
@@ -330,5 +298,5 @@ def devices():
 
 
 __all__ = ["AKD1000", "AKD1500", "AKD1500_v1", "Device", "FPGA_v2", "HwVersion", "IpVersion", "Mesh", "NP",
-           "NPType", "NSoC_v1", "NSoC_v2", "TwoNodesIP", "TwoNodesIPv1", "TwoNodesIP_v1", "create_device",
+           "NPType", "NSoC_v1", "NSoC_v2", "Pico_FPGA", "TwoNodesIP", "TwoNodesIPv1", "TwoNodesIP_v1", "create_device_v1",
            "device_from_dict", "devices"]

@@ -127,7 +127,7 @@ def estimate(model, statistics=None):
         An Estimates object.
     """
     mapping = model._mapping
-    if mapping is None:
+    if mapping is None or mapping.device.ip_version.name != "v1":  # no documented Akida 2.0 cost model
         return None
     density = _densities(model, statistics)
     entries, software = [], []

@@ -12,7 +12,7 @@ Registered on import (akida_core/__init__.py imports this module):
 from .devices import device_from_dict
 from ..errors import AkidaError, ModelFormatError
 from .estimates import estimate
-from .mapper import BackendType, MapMode, map_model
+from .mapper import BackendType, MappingState, MapMode, map_model
 from ..model.state import register_state
 from ..model.statistics import register_estimator
 from ..model.summary import format_table, register_section
@@ -42,7 +42,7 @@ def component_counts(model):
 def summary_section(model):
     """Lines added to Model.summary() once the model is mapped (None when it is not)."""
     state = model._mapping
-    if state is None:
+    if not isinstance(state, MappingState):   # unmapped, or Akida 2.0 (mapping.v2.state)
         return None
     device = state.device
     sequences = state.sequences
@@ -93,7 +93,7 @@ def _allocation_list(sequences):
 def save_state(model):
     """The mapping state for .fbz (None when the model is not mapped)."""
     state = model._mapping
-    if state is None:
+    if not isinstance(state, MappingState):   # unmapped, or Akida 2.0 (mapping.v2.state)
         return None
     return {"device": state.device.to_dict(), "mode": state.mode.name, "hw_only": state.hw_only,
             "single_np_layers": list(state.single_np_layers), "sequences": _allocation_list(state.sequences)}

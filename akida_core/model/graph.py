@@ -20,6 +20,7 @@ from .inference import batch_chunk, check_sample_memory, forward_in_slices
 from .inputs import validate_batch_size, validate_inputs
 from .state import arrays_to_lists, check_depth, lists_to_arrays
 from .statistics import Statistics
+from .threads import limited_threads
 from .summary import summary_text
 
 
@@ -322,21 +323,23 @@ class Model:
                 last_use[id(inbound)] = index
         outputs = []
         stats = Statistics.for_layers(layers)
-        for start in range(0, inputs.shape[0], chunk):
-            results = {}
-            for index, layer in enumerate(layers):
-                if not layer._inbound_layers:
-                    x = forward_in_slices(layer, inputs[start:start + chunk])
-                elif layer.ip_version is IpVersion.v2:
-                    x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers])
-                else:
-                    x = forward_in_slices(layer, results[id(layer._inbound_layers[0])])
-                stats.record(layer, x)
-                results[id(layer)] = x
-                for inbound in layer._inbound_layers:  # free what no later layer reads
-                    if last_use[id(inbound)] == index:
-                        results.pop(id(inbound), None)
-            outputs.append(x)
+        with limited_threads() as limiter:  # BLAS threads per layer (threads.py)
+            for start in range(0, inputs.shape[0], chunk):
+                results = {}
+                for index, layer in enumerate(layers):
+                    if not layer._inbound_layers:
+                        x = forward_in_slices(layer, inputs[start:start + chunk], limiter)
+                    elif layer.ip_version is IpVersion.v2:
+                        x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers],
+                                              limiter)
+                    else:
+                        x = forward_in_slices(layer, results[id(layer._inbound_layers[0])], limiter)
+                    stats.record(layer, x)
+                    results[id(layer)] = x
+                    for inbound in layer._inbound_layers:  # free what no later layer reads
+                        if last_use[id(inbound)] == index:
+                            results.pop(id(inbound), None)
+                outputs.append(x)
         self._statistics = stats
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
@@ -418,15 +421,20 @@ class Model:
 
     # --- mapping and learning (delegated) ------------------------------------------------------
 
-    def map(self, device=None, hw_only=False, mode=None):
-        """Map the model on `device` (see akida_core.mapping); `map(None)` returns to software.
+    def map(self, device=None, hw_only=False, mode=None, constraints=None):
+        """Map the model on `device` (Akida 1.0: akida_core.mapping; Akida 2.0: akida_core.mapping.v2);
+        `map(None)` returns to software.
 
         Raises:
-            MappingError: also for an Akida 2.0 model on a device (its mapping is not available yet).
+            MappingError: the model does not fit as asked, or model and device generations differ.
         """
         if device is not None and self.ip_version is IpVersion.v2:
-            raise MappingError("Cannot map an Akida 2.0 model: mapping on Akida 2.0 devices is not available in "
-                               "this build; run it in software (model.map(None))")
+            from ..mapping.v2.mapper import map_model_v2
+            map_model_v2(self, device, hw_only=hw_only, mode=mode, constraints=constraints)
+            return
+        if constraints is not None:
+            raise MappingError("constraints= is an Akida 2.0 mapping option (MapConstraints); Akida 1.0 models map "
+                               "without it")
         from ..mapping.mapper import map_model
         map_model(self, device, hw_only=hw_only, mode=mode)
 

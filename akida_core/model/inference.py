@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from ..errors import ModelStructureError
+from .threads import threads_for
 
 BATCH_MEMORY_BYTES = 512 * 2 ** 20
 """Inference holds at most about this many bytes of layer outputs for one chunk of the batch."""
@@ -36,7 +37,18 @@ def check_sample_memory(layers):
 
 
 def working_bytes(layer):
-    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or potentials)."""
+    """Rough per-sample bytes of the largest intermediate of a layer (im2col columns or potentials).
+
+    Computed once per layer shape (the layer's cache is cleared when its shapes or variables change)."""
+    return layer._cached("working_bytes", lambda: _working_bytes(layer))
+
+
+def layer_macs(layer):
+    """MACs per sample of a layer, computed once per layer shape (read by every inference call)."""
+    return layer._cached("macs", lambda: layer.macs)
+
+
+def _working_bytes(layer):
     out = math.prod(layer.output_dims) * 8
     params = layer.params
     kernel = getattr(params, "kernel_size", None)
@@ -65,14 +77,17 @@ def _padded_pool_bytes(params, h, w, c):
     return (h + pads[0]) * (w + pads[1]) * c * 8
 
 
-def forward_in_slices(layer, x):
+def forward_in_slices(layer, x, limiter=None):
     """Run one layer over `x` in sub-batches sized to LAYER_MEMORY_BYTES (cache-friendly, bounded memory).
 
     `x` is an array, or a list of arrays (one per inbound) sliced alike; slices run in order, so
-    temporal layers see the samples as one sequence.
+    temporal layers see the samples as one sequence. With a `limiter` (threads.ThreadLimiter), the
+    BLAS thread count is set from the MACs of one slice first (`threads.threads_for`).
     """
     step = max(1, LAYER_MEMORY_BYTES // working_bytes(layer))
     size = x[0].shape[0] if isinstance(x, list) else x.shape[0]
+    if limiter is not None:
+        limiter.set(threads_for(layer_macs(layer) * min(size, step)))
     if size <= step:
         return layer._forward(x)
 

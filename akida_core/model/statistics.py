@@ -1,7 +1,10 @@
 """Statistics of the last inference: per-layer events (non-zero outputs), sparsity and MACs."""
 import dataclasses
+import math
 
 import numpy as np
+
+from .inference import layer_macs
 
 # --- hardware estimates hook (akida_core.mapping registers `estimator(model, statistics)`) ---
 _ESTIMATORS = []
@@ -61,7 +64,7 @@ class Statistics:
         """Empty statistics for these layers."""
         stats = cls(layers[0].model if layers else None)
         for layer in layers:
-            stats.layers[layer.name] = LayerStatistics(layer.name, layer.macs, int(np.prod(layer.output_dims)))
+            stats.layers[layer.name] = LayerStatistics(layer.name, layer_macs(layer), math.prod(layer.output_dims))
         return stats
 
     def record(self, layer, outputs):

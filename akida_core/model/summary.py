@@ -54,7 +54,8 @@ def layer_rows(model):
 
 
 def graph_rows(model):
-    """Akida 2.0 rows: name (type), output shape, inbounds, kernel, weight bits, output bits, activation, params, MACs."""
+    """Akida 2.0 rows: name (type), output shape, inbounds, kernel, weight bits, output bits, activation,
+    params, MACs."""
     rows = []
     for layer in model.layers:
         p = layer.params

@@ -162,6 +162,7 @@ def test_s4_dense1d_flattens_row_major():
     _set(model.layers[1], weights=[1, 2, 4, 8])
     assert _run(model, [1, 2, 3, 4]).ravel().tolist() == [49]
     assert model.layers[1].variables["input_shift"].shape == (4,)
+    assert model.layers[1].input_dims == (1, 1, 4)  # reported flattened, as the vendor does
 
 
 def test_s4_buffer_temp_conv_fifo_oldest_first():

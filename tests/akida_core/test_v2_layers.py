@@ -318,3 +318,43 @@ def test_v2_models_cannot_be_mapped_or_compiled_yet():
     model.map(None)
     with pytest.raises(ModelStructureError, match="Akida 1.0 feature"):
         model.compile(ak.AkidaUnsupervised(2))
+
+
+# --- geometry of SameUpper and pooling, float inputs --------------------------------------------------------------
+
+@pytest.mark.parametrize("size, kernel, stride, expected_before", [(4, 3, 2, 1), (5, 5, 1, 2), (4, 1, 2, 0),
+                                                                    (6, 4, 2, 1), (7, 7, 2, 3)])
+def test_same_upper_pads_floor_k_minus_1_over_2_before(size, kernel, stride, expected_before):
+    from akida_core.kernels import padding_amounts, output_size
+    before, after = padding_amounts(size, kernel, stride, ak.Padding.SameUpper)
+    out = output_size(size, kernel, stride, ak.Padding.SameUpper)
+    assert before == expected_before and out == -(-size // stride)
+    assert (out - 1) * stride + kernel <= size + before + after  # the last window fits
+
+
+@pytest.mark.parametrize("padding, expected", [(ak.Padding.Same, [2, 4]), (ak.Padding.SameUpper, [1, 3])])
+def test_same_pads_the_odd_cell_after_and_same_upper_before(padding, expected):
+    """Row [1, 2, 3, 4], kernel 3 stride 2, only the centre tap: Same pads 0 before (1 after), so the
+    windows centre on x[1], x[3]; SameUpper pads floor((3 - 1) / 2) = 1 before: x[0], x[2]."""
+    model = _after_input(ak.Conv2D(1, 3, kernel_stride=2, padding=padding, activation=A.NoActivation),
+                         shape=(1, 4, 1))
+    weights = np.zeros((3, 3, 1, 1), np.int8)
+    weights[1, 1] = 1
+    model.layers[1].variables["weights"] = weights
+    assert model.forward(np.array([1, 2, 3, 4], np.int8).reshape(1, 1, 4, 1)).ravel().tolist() == expected
+
+
+def test_quantizer_refuses_non_finite_and_wrong_dtype():
+    model = ak.Model()
+    model.add(ak.Quantizer((1, 1, 2), 8, True))
+    with pytest.raises(InputDataError, match="NaN or inf"):
+        model.forward(np.array([[[[np.nan, 1]]]], np.float32))
+    with pytest.raises(InputDataError, match="Input type should be float32"):
+        model.forward(np.zeros((1, 1, 1, 2), np.float64))
+
+
+def test_huge_float_inputs_saturate():
+    model = ak.Model()
+    model.add(ak.Quantizer((1, 1, 2), 8, True))
+    model.layers[0].variables["scales"] = np.array([1, 1], np.float32)
+    assert model.forward(np.array([[[[3e38, -3e38]]]], np.float32)).ravel().tolist() == [127, -128]

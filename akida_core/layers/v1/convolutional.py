@@ -118,6 +118,20 @@ class Convolutional(Layer):
     def _forward(self, inputs):
         p = self._params
         # Akida convolves: flipping once here lets the kernel cross-correlate.
-        flipped = self._cached("flipped", lambda: np.ascontiguousarray(self._values["weights"][::-1, ::-1]))
-        potentials = kernels.conv2d(inputs, flipped, p.kernel_stride, p.padding)
+        matrix = self._cached("kernel_matrix", self._kernel_matrix)
+        if matrix is None:
+            flipped = self._cached("flipped", lambda: np.ascontiguousarray(self._values["weights"][::-1, ::-1]))
+            potentials = kernels.conv2d(inputs, flipped, p.kernel_stride, p.padding)
+        else:
+            potentials = kernels.shared.conv2d_prepared(inputs, matrix, p.kernel_size, p.kernel_stride, p.padding)
         return self._activate(self._pool(potentials))
+
+    def _kernel_matrix(self):
+        """The flipped weights as a float32 (kh·kw·c, filters) matrix, when float32 is exact for every
+        valid input (else None: conv2d then picks the dtype from the data)."""
+        kh, kw, c, filters = self._values["weights"].shape
+        # Akida convolves: flipping once here lets the kernel cross-correlate.
+        flipped = self._values["weights"][::-1, ::-1]
+        if not self._exact_float32(flipped, kh * kw * c, max_input(self)):
+            return None
+        return np.ascontiguousarray(flipped.reshape(kh * kw * c, filters), np.float32)

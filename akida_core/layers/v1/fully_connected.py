@@ -81,8 +81,12 @@ class FullyConnected(Layer):
     def _forward(self, inputs):
         weights = self._cached("row_major", lambda: row_major_weights(
             self._values["weights"][0, 0], self.input_dims))
-        potentials = kernels.saturate(kernels.dense(inputs.reshape(inputs.shape[0], -1), weights),
-                                      FC_POTENTIAL_BITS)
+        matrix = self._cached("matrix", lambda: np.asarray(weights, np.float32)
+                              if self._exact_float32(weights, self.input_size, max_input(self)) else None)
+        flat = inputs.reshape(inputs.shape[0], -1)
+        # float32 products are exact for every valid input when the matrix exists (its static bound)
+        products = kernels.dense(flat, weights) if matrix is None else flat.astype(np.float32) @ matrix
+        potentials = kernels.saturate(products, FC_POTENTIAL_BITS)
         return self._activate(potentials).reshape(inputs.shape[0], 1, 1, -1)
 
     def get_learning_histogram(self):

@@ -1,6 +1,8 @@
 """InputConvolutional: image input layer; cross-correlation padded with `padding_value`."""
 import dataclasses
 
+import numpy as np
+
 from ... import kernels
 from ...enums import LayerType, Padding, PoolType
 from ..base import as_shape, check_int, weight_range
@@ -79,6 +81,20 @@ class InputConvolutional(Layer):
 
     def _forward(self, inputs):
         p = self._params
-        potentials = kernels.conv2d(inputs, self._values["weights"], p.kernel_stride, p.padding,
-                                    p.padding_value)
+        matrix = self._cached("kernel_matrix", self._kernel_matrix)
+        if matrix is None:
+            potentials = kernels.conv2d(inputs, self._values["weights"], p.kernel_stride, p.padding,
+                                        p.padding_value)
+        else:
+            potentials = kernels.shared.conv2d_prepared(inputs, matrix, p.kernel_size, p.kernel_stride,
+                                                        p.padding, p.padding_value)
         return self._activate(self._pool(potentials))
+
+    def _kernel_matrix(self):
+        """The weights as a float32 (kh·kw·c, filters) matrix when float32 is exact for every uint8 input
+        and the padding value (else None: conv2d then picks the dtype from the data)."""
+        weights = self._values["weights"]
+        kh, kw, c, filters = weights.shape
+        if not self._exact_float32(weights, kh * kw * c, max(2 ** INPUT_BITS - 1, self._params.padding_value)):
+            return None
+        return np.ascontiguousarray(weights.reshape(kh * kw * c, filters), np.float32)

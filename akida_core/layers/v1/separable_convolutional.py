@@ -56,8 +56,28 @@ class SeparableConvolutional(Layer):
 
     def _forward(self, inputs):
         p = self._params
-        depthwise = self._cached("flipped", lambda: np.ascontiguousarray(
-            self._values["weights"][::-1, ::-1, :, 0]))
-        pointwise = self._values["weights_pw"][0, 0]
-        potentials = kernels.separable_conv2d(inputs, depthwise, pointwise, p.kernel_stride, p.padding)
+        plan = self._cached("kernels", self._kernels)
+        if plan is None:
+            depthwise = self._cached("flipped", lambda: np.ascontiguousarray(
+                self._values["weights"][::-1, ::-1, :, 0]))
+            pointwise = self._values["weights_pw"][0, 0]
+            potentials = kernels.separable_conv2d(inputs, depthwise, pointwise, p.kernel_stride, p.padding)
+        else:
+            depthwise, pointwise = plan
+            partial = kernels.shared.depthwise_conv2d_prepared(inputs, depthwise, p.kernel_stride, p.padding)
+            potentials = kernels.shared.pointwise_prepared(partial, pointwise)
         return self._activate(self._pool(potentials))
+
+    def _kernels(self):
+        """The flipped depthwise (kh, kw, c) and pointwise (c, filters) weights in float32, when float32 is
+        exact for both sums and every valid input (else None: the kernel picks dtypes from the data)."""
+        p = self._params
+        depthwise = self._values["weights"][::-1, ::-1, :, 0]
+        pointwise = self._values["weights_pw"][0, 0]
+        kh, kw, c = depthwise.shape
+        largest_dw = int(np.abs(depthwise.astype(np.int32)).max()) if depthwise.size else 0
+        partial_bound = largest_dw * max_input(self) * kh * kw
+        if not (self._exact_float32(depthwise, kh * kw, max_input(self))
+                and self._exact_float32(pointwise, c, partial_bound)):
+            return None
+        return (np.ascontiguousarray(depthwise, np.float32), np.ascontiguousarray(pointwise, np.float32))

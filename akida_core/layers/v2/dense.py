@@ -51,6 +51,11 @@ class Dense1D(LayerV2):
         """Number of flattened inputs H·W·C."""
         return math.prod(self.input_dims)
 
+    def _attach_inbounds(self, model, name, inbounds, used_bytes=0):
+        """As every v2 layer, then report `input_dims` as (1, 1, H·W·C), as the vendor does."""
+        super()._attach_inbounds(model, name, inbounds, used_bytes)
+        self.input_dims = (1, 1, math.prod(self.input_dims))
+
     def _output_dims(self, input_dims):
         return 1, 1, self._params.units
 

@@ -1,0 +1,99 @@
+"""BLAS thread use per layer (akida_core/model/threads.py): the rule, the limiter, and the model's use of it.
+
+No timings: the tests check which thread count is chosen for which work, that the setting is made only
+on a change and restored, and that the runtime runs unchanged without threadpoolctl.
+"""
+import sys
+
+import numpy as np
+import pytest
+
+import akida_core as ak
+from akida_core.model import threads
+
+
+class FakeBlas:
+    """Stands in for a threadpoolctl library controller and records every setting."""
+
+    user_api = "blas"
+
+    def __init__(self, threads_now=2):
+        self.threads = threads_now
+        self.history = []
+
+    def get_num_threads(self):
+        return self.threads
+
+    def set_num_threads(self, n):
+        self.threads = n
+        self.history.append(n)
+
+
+@pytest.fixture
+def fake_blas(monkeypatch):
+    blas = FakeBlas()
+    monkeypatch.setattr(threads, "_libraries", (blas,))
+    return blas
+
+
+def _model():
+    model = ak.Model()
+    model.add(ak.InputConvolutional((16, 16, 3), (3, 3), 8, weights_bits=8, act_bits=4, name="conv_0"))
+    model.add(ak.Convolutional((3, 3), 16, weights_bits=4, act_bits=4, name="conv_1"))
+    model.add(ak.FullyConnected(4, weights_bits=4, activation=False, name="fc"))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        w = layer.variables["weights"]
+        layer.variables["weights"] = rng.integers(-7, 8, w.shape).astype(np.int8)
+        layer.variables["act_step"] = np.full(layer.variables["act_step"].shape, 4.0, np.float32)
+    return model
+
+
+def test_rule_one_thread_below_the_work_threshold():
+    assert threads.threads_for(0, cores=2) == 1
+    assert threads.threads_for(threads.PARALLEL_MACS - 1, cores=2) == 1
+    assert threads.threads_for(threads.PARALLEL_MACS, cores=2) == 2
+    assert threads.threads_for(10 * threads.PARALLEL_MACS, cores=1) == 1
+    assert threads.threads_for(10 * threads.PARALLEL_MACS, cores=64) == threads.MAX_THREADS
+
+
+def test_limiter_sets_only_on_change_and_restores(fake_blas):
+    with threads.limited_threads() as limiter:
+        for n in (1, 1, 2, 2, 1):
+            limiter.set(n)
+        assert limiter.calls == 3
+        assert fake_blas.history == [1, 2, 1]
+    assert fake_blas.threads == 2  # the original count is back
+
+
+def test_model_sets_threads_per_layer_from_its_work(fake_blas, monkeypatch):
+    model = _model()
+    x = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3)).astype(np.uint8)
+    expected = model.forward(x)
+    # conv_1 alone (2 samples) crosses a threshold placed between the layers' work sizes
+    conv_0, conv_1, fc = model.layers
+    assert conv_0.macs < conv_1.macs
+    monkeypatch.setattr(threads, "PARALLEL_MACS", conv_1.macs * 2)
+    fake_blas.history.clear()
+    np.testing.assert_array_equal(model.forward(x), expected)
+    assert fake_blas.history == [1, 2, 1, 2]  # conv_0, conv_1, fc, then the restore
+    assert fake_blas.threads == 2
+
+
+def test_batch_one_uses_one_thread_throughout(fake_blas, monkeypatch):
+    model = _model()
+    monkeypatch.setattr(threads, "PARALLEL_MACS", model.layers[1].macs * 2)
+    model.forward(np.zeros((1, 16, 16, 3), np.uint8))
+    assert fake_blas.history == [1, 2]  # one setting for all layers, then the restore
+
+
+def test_runs_without_threadpoolctl(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import threadpoolctl now fails
+    monkeypatch.setattr(threads, "_libraries", threads._UNKNOWN)
+    assert threads._blas_libraries() == ()
+    model = _model()
+    x = np.random.default_rng(2).integers(0, 256, (3, 16, 16, 3)).astype(np.uint8)
+    with threads.limited_threads() as limiter:
+        limiter.set(1)
+        assert not limiter.active and limiter.calls == 0
+    assert model.forward(x).shape == (3, 1, 1, 4)
