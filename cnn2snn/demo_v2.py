@@ -1,6 +1,7 @@
 """The Akida 2.0 path of `cnn2snn-demo` (`--akida-version v2`): the digits CNN quantized with
 quantizeml's Akida 2.0 scheme (8-bit weights and activations, per-axis by default), converted to
-an Akida 2.0 graph model, compared bit for bit, saved, reloaded and evaluated.
+an Akida 2.0 graph model, compared bit for bit, mapped on a virtual Akida 2.0 device
+(SixNodesIPv2), saved, reloaded and evaluated.
 
 Example:
     >>> from cnn2snn.demo_v2 import run_demo_v2
@@ -34,6 +35,7 @@ class DemoV2Result:
     akida_accuracy: float
     identical_samples: int
     layers: tuple
+    mapping: str
     fbz_path: str
     fbz_bytes: int
     reloaded_identical: bool
@@ -82,7 +84,7 @@ def run_demo_v2(epochs=10, qat_epochs=0, weight_bits=8, activation_bits=8, seed=
         qmodel.fit(x_train, y_train, epochs=qat_epochs, batch_size=batch_size, verbose=verbose)
     quantized_accuracy = _keras_accuracy(qmodel, x_test, y_test)
 
-    steps("Converting to an Akida 2.0 akida_core model and comparing")
+    steps("Converting to an Akida 2.0 akida_core model, comparing, mapping on SixNodesIPv2")
     began = time.perf_counter()
     akida_model = convert(qmodel)
     convert_seconds = time.perf_counter() - began
@@ -91,6 +93,12 @@ def run_demo_v2(epochs=10, qat_epochs=0, weight_bits=8, activation_bits=8, seed=
     akida_out = akida_model.predict(inputs).reshape(keras_out.shape)
     same = np.all(keras_out == akida_out, axis=1)
     print_fn(f"      {int(same.sum())}/{len(same)} test samples bit-identical")
+    device = akida_core.SixNodesIPv2()
+    akida_model.map(device)  # hardware where it fits, software sequences elsewhere
+    hardware = [s for s in akida_model.sequences if s.backend.name == "Hardware"]
+    mapping = (f"{len(hardware)} hardware / {len(akida_model.sequences)} sequence(s) on "
+               f"SixNodesIPv2 ({getattr(device, 'desc', 'virtual')})")
+    print_fn(f"      mapped: {mapping}")
 
     steps("Saving the .fbz, reloading it and evaluating")
     path = output or os.path.join(tempfile.mkdtemp(prefix="cnn2snn_demo_"), "digits_cnn_v2.fbz")
@@ -106,6 +114,7 @@ def run_demo_v2(epochs=10, qat_epochs=0, weight_bits=8, activation_bits=8, seed=
         ptq_accuracy=ptq_accuracy, quantized_accuracy=quantized_accuracy,
         akida_accuracy=akida_accuracy, identical_samples=int(same.sum()),
         layers=tuple(f"{layer.name}:{layer.layer_type.name}" for layer in akida_model.layers),
+        mapping=mapping,
         fbz_path=os.path.abspath(path), fbz_bytes=os.path.getsize(path),
         reloaded_identical=bool(np.array_equal(reloaded, akida_out)),
         quantize_seconds=quantize_seconds, convert_seconds=convert_seconds,
@@ -123,6 +132,7 @@ def format_table_v2(result: DemoV2Result) -> str:
             ("akida ≡ quantized Keras", f"{result.identical_samples}/{result.test_samples} "
              "samples bit-identical"),
             ("Akida 2.0 layers", ", ".join(item.split(":")[1] for item in result.layers)),
+            ("Akida 2.0 mapping", result.mapping),
             ("quantize / convert", f"{result.quantize_seconds:.1f} s / "
              f"{result.convert_seconds:.2f} s"),
             ("saved model", f"{result.fbz_path}  ({result.fbz_bytes:,} bytes, reloaded "
@@ -130,6 +140,5 @@ def format_table_v2(result: DemoV2Result) -> str:
             ("total time", f"{result.seconds:.1f} s  (seed {result.seed})")]
     width = max(len(name) for name, _ in rows)
     rule = "-" * (width + 2 + max(len(value) for _, value in rows))
-    lines = ["", "cnn2snn demo: digits CNN on Akida 2.0 (software; Akida 2.0 mapping not "
-             "included)", rule]
+    lines = ["", "cnn2snn demo: digits CNN on Akida 2.0", rule]
     return "\n".join(lines + [f"{name:<{width}}  {value}" for name, value in rows] + [rule])

@@ -269,3 +269,13 @@ def test_depthwise_k5_stride_2_is_split_and_exact(size):
     ref, out = model.predict(x, verbose=0), qmodel.predict(x, verbose=0)
     assert np.abs(ref - out).max() < 0.25 * np.abs(ref).max()
     assert_exact(qmodel, x)
+
+
+def test_converted_residual_model_maps_in_hardware_on_an_akida2_device(residual_data):
+    # 1x1 convolutions are written with Same padding (as MetaTF): Akida 2.0 maps only Same
+    model, x = residual_data
+    akida_model = convert(quantize(model, qparams=QuantizationParams(), samples=x[:32]))
+    before = akida_model.predict(x.astype(np.uint8))
+    akida_model.map(akida_core.SixNodesIPv2(), hw_only=True)
+    assert all(s.backend.name == "Hardware" for s in akida_model.sequences)
+    np.testing.assert_array_equal(akida_model.predict(x.astype(np.uint8)), before)

@@ -81,7 +81,11 @@ def _variables(block, neural, relu, weights, input_shift=True):
 
 
 def _padding(layer):
-    return Padding.Same if layer.padding == "same" else Padding.Valid
+    """Keras padding; 1×1 kernels are written Same, as MetaTF does (equal result, and Akida 2.0
+    devices map only Same convolutions)."""
+    if layer.padding == "same" or tuple(layer.kernel_size) == (1, 1):
+        return Padding.Same
+    return Padding.Valid
 
 
 def build_conv(block, context):
