@@ -387,3 +387,14 @@ def shifted_inputs(x, input_shift, bb):
         if -(1 << (bb - 1)) <= int(info.min) and int(info.max) <= (1 << (bb - 1)) - 1:
             return x
     return k2.sat(k2.round_shift(x.astype(np.int64), input_shift.astype(np.int64)), bb)
+
+
+class FilterLayerV2(LayerV2):
+    """An Akida 2.0 layer with filters; a depthwise kind (`depthwise = True`) has one per input channel."""
+
+    depthwise = False
+
+    @property
+    def filters(self):
+        """Output channels (the input channels when depthwise)."""
+        return self.input_dims[2] if self.depthwise else self._params.filters

@@ -12,8 +12,8 @@ from ...kernels import v2 as k2
 from ...enums import ActivationType, LayerType, Padding, PoolType
 from ...errors import LayerParameterError
 from ..base import as_shape
-from .base import (LayerV2, activate, add_bias, check_pool, finish, int32_post, make_post, neural_specs, normalise,
-                   pooled_shape, shifted_inputs, spatial_size, spec)
+from .base import (FilterLayerV2, LayerV2, activate, add_bias, check_pool, finish, int32_post, make_post,
+                   neural_specs, normalise, pooled_shape, shifted_inputs, spatial_size, spec)
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
 _ENUMS = {"padding": Padding, "pool_type": PoolType, "activation": ActivationType}
@@ -193,13 +193,12 @@ def normalise_stride(params, owner):
     return stride
 
 
-class Conv2D(LayerV2):
+class Conv2D(FilterLayerV2):
     """Akida 2.0 convolution: shifted inputs, true convolution (wrap32), POST with optional pooling."""
 
     layer_type = LayerType.Conv2D
     short_name = "Conv2D"
     params_type = Conv2DParams
-    depthwise = False
 
     def __init__(self, filters, kernel_size, kernel_stride=1, padding=Padding.Same, pool_type=PoolType.NoPooling,
                  pool_size=-1, pool_stride=-1, output_bits=8, buffer_bits=28, activation=ActivationType.ReLU,
@@ -208,10 +207,6 @@ class Conv2D(LayerV2):
                                       pool_stride, output_bits, buffer_bits, activation, post_op_buffer_bits,
                                       weights_bits, name))
 
-    @property
-    def filters(self):
-        """Output channels (the input channels for DepthwiseConv2D)."""
-        return self.input_dims[2] if self.depthwise else self._params.filters
 
     def _output_dims(self, input_dims):
         p = self._params

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...kernels import v2 as k2
 from ...enums import ActivationType, LayerType
-from .base import LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
+from .base import FilterLayerV2, LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
 from .convolution import _weights_limit
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
@@ -116,23 +116,18 @@ class DepthwiseConv2DTransposeParams:
                   enums={"activation": ActivationType})
 
 
-class Conv2DTranspose(LayerV2):
+class Conv2DTranspose(FilterLayerV2):
     """Akida 2.0 transposed convolution: (H, W, C) -> (2H, 2W, filters)."""
 
     layer_type = LayerType.Conv2DTranspose
     short_name = "Conv2DTranspose"
     params_type = Conv2DTransposeParams
-    depthwise = False
 
     def __init__(self, filters, kernel_size, activation=ActivationType.ReLU, output_bits=8, buffer_bits=28,
                  post_op_buffer_bits=32, weights_bits=8, name=""):
         super().__init__(Conv2DTransposeParams(filters, kernel_size, activation, output_bits, buffer_bits,
                                                post_op_buffer_bits, weights_bits, name))
 
-    @property
-    def filters(self):
-        """Output channels (the input channels when depthwise)."""
-        return self.input_dims[2] if self.depthwise else self._params.filters
 
     def _output_dims(self, input_dims):
         return 2 * input_dims[0], 2 * input_dims[1], input_dims[2] if self.depthwise else self._params.filters

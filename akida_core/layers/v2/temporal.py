@@ -11,7 +11,7 @@ import numpy as np
 from ...kernels import v2 as k2
 from ...enums import ActivationType, LayerType
 from ...errors import LayerParameterError, ModelStructureError
-from .base import LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
+from .base import FilterLayerV2, LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
 MAX_FIFO_INPUT_BITS = 8
@@ -62,23 +62,18 @@ def check_fifo(params, owner):
     object.__setattr__(params, "fifo_size", size)
 
 
-class BufferTempConv(LayerV2):
+class BufferTempConv(FilterLayerV2):
     """Pointwise convolution over the last `fifo_size` time steps: (H, W, C) -> (H, W, filters)."""
 
     layer_type = LayerType.BufferTempConv
     short_name = "BufferTempConv"
     params_type = BufferTempConvParams
-    depthwise = False
 
     def __init__(self, filters, fifo_size, activation=ActivationType.ReLU, output_bits=8, buffer_bits=32,
                  post_op_buffer_bits=32, weights_bits=8, name=""):
         super().__init__(BufferTempConvParams(filters, fifo_size, activation, output_bits, buffer_bits,
                                               post_op_buffer_bits, weights_bits, name))
 
-    @property
-    def filters(self):
-        """Output channels (the input channels when depthwise)."""
-        return self.input_dims[2] if self.depthwise else self._params.filters
 
     def _check_inbounds(self, name, inbounds):
         if inbounds[0].output_bits > MAX_FIFO_INPUT_BITS:
