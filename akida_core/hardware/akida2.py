@@ -1,7 +1,7 @@
 """Akida 2.0 (IpVersion.v2, FPGA_v2 meshes) and pico hardware constraints: the one place these numbers live.
 
-Source: /work/shared/reference/mapping-v2.md (probed with `map(device, hw_only=True)` on the vendor's
-SixNodesIPv2 unless stated; §1 meshes, §2 components, §4 limits, §5 skip connections). Each comment
+Source: BrainChip's runtime, probed with `map(device, hw_only=True)` on its virtual SixNodesIPv2 unless
+stated (meshes, components, per-layer limits, skip connections; docs/mapping-v2.md). Each comment
 gives the vendor's refusal. A row field marked "fitted" or "assumed" in `probed` was not measured as
 such; docs/mapping.md lists them.
 """
