@@ -24,9 +24,19 @@ def _bits(value):
     return bits
 
 
-def _target_names():
+def _target_names(akida2=False):
+    """Akida 1.0 targets (AKD1000), plus the Akida 2.0 virtual devices with `akida2` (the checker maps
+    Akida 2.0-quantized models on them), upper-cased as `--target` reads them."""
     from akida_core.hardware import TARGETS
-    return sorted(TARGETS)
+    from akida_core.mapping.devices_v2 import V2_DEVICES
+    return sorted(name.upper() for name in [*TARGETS, *(V2_DEVICES if akida2 else ())])
+
+
+def _display_name(target):
+    """The device's own spelling of an upper-cased `--target` (SIXNODESIPV2 -> SixNodesIPv2)."""
+    from akida_core.hardware import TARGETS
+    from akida_core.mapping.devices_v2 import V2_DEVICES
+    return {name.upper(): name for name in [*TARGETS, *V2_DEVICES]}.get(target, target)
 
 
 def _check_parser():
@@ -37,7 +47,8 @@ def _check_parser():
         "1 issues found (any level), 2 usage error, 3 unreadable/unsafe file.")
     parser.add_argument("model", nargs="?", help="model file (.h5 legacy Keras 2, or .keras)")
     parser.add_argument("--target", default="AKD1000", type=str.upper,
-                        choices=_target_names(), help="hardware target (default AKD1000)")
+                        choices=_target_names(akida2=True), help="hardware target (default AKD1000; an Akida 2.0 "
+                        "device such as SixNodesIPv2 for a model quantized for Akida 2.0)")
     parser.add_argument("--format", default="text", choices=("text", "json"))
     parser.add_argument("--weight-bits", type=_bits, help="assumed weight bits (float models)")
     parser.add_argument("--activation-bits", type=_bits,
@@ -103,12 +114,17 @@ def check_main(argv=None) -> int:
         except UnsupportedFileLayers as err:  # readable, but not rebuildable: report the layers
             _print(render(err.issues, args.target, os.path.basename(args.model)))
             return EXIT_ISSUES
-        issues = check_model_compatibility(model, args.target, weight_bits=args.weight_bits,
-                                           activation_bits=args.activation_bits,
-                                           input_weight_bits=args.input_weight_bits,
-                                           allow_input_narrowing=args.allow_input_narrowing)
+        target = _display_name(args.target)
+        try:
+            issues = check_model_compatibility(model, target, weight_bits=args.weight_bits,
+                                               activation_bits=args.activation_bits,
+                                               input_weight_bits=args.input_weight_bits,
+                                               allow_input_narrowing=args.allow_input_narrowing)
+        except ValueError as err:  # an Akida 2.0 device for a model not quantized for Akida 2.0
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
         skipped = [(info.name, reason) for info, reason in split_model(model).skipped]
-        _print(render(issues, args.target, os.path.basename(args.model), skipped))
+        _print(render(issues, target, os.path.basename(args.model), skipped))
         return EXIT_ISSUES if issues else EXIT_OK
 
     return _run(args.debug, body)

@@ -57,15 +57,28 @@ def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activa
         ...     print(issue.level, issue)
 
     A model quantized with the Akida 2.0 scheme is checked by converting it to Akida 2.0 (its
-    convert-level issues; Akida 2.0 hardware limits are not checked in this release).
+    convert-level issues) and, when `target` is an Akida 2.0 device (a device or a name such as
+    "SixNodesIPv2"), by mapping the converted model on it with `hw_only=True` (one hardware-level
+    issue per layer the device refuses, with every failed check).
+
+    Raises:
+        ValueError: an Akida 2.0 device as target of a float or Akida 1.0-quantized model (quantize
+            it with `quantizeml.models.QuantizationParams` first), or an unknown target.
     """
     from .v2 import convert_v2, is_akida2_model
-    if is_akida2_model(model):  # quantized for Akida 2.0: its convert-level issues
+    device = akida2_device(target)
+    if is_akida2_model(model):  # quantized for Akida 2.0: its convert-level issues, then the device's
         try:
-            convert_v2(model)
+            akida_model = convert_v2(model)
         except ConversionError as err:
             return list(err.issues)
-        return []
+        return [] if device is None else akida2_mapping_issues(akida_model, device)
+    if device is not None:
+        raise ValueError(
+            f"Target {device.name} is an Akida 2.0 device; this model is not quantized for Akida 2.0 "
+            "(float or Akida 1.0 models are checked against Akida 1.0 targets such as AKD1000). Hint: "
+            "quantize it with quantizeml.models.quantize(model, qparams=QuantizationParams()) and check "
+            "the quantized model.")
     target = get_target(target)
     split = split_model(model)
     from . import quantized  # local: keeps float-only checks free of quantizeml import cost
@@ -163,3 +176,33 @@ def order_issues(model, issues) -> list:
     """Sorts issues by the position of their layer in the model (model-level issues first)."""
     position = {layer.name: i for i, layer in enumerate(getattr(model, "layers", []))}
     return sorted(issues, key=lambda issue: position.get(issue.layer, -1))
+
+
+def akida2_device(target):
+    """The Akida 2.0 device `target` names (a device object, or a case-insensitive name of the Akida 2.0
+    virtual devices such as "SixNodesIPv2"), or None for an Akida 1.0 target."""
+    from akida_core.mapping.devices import Device, IpVersion
+    from akida_core.mapping.devices_v2 import V2_DEVICES
+    if isinstance(target, str):
+        factory = {name.upper(): make for name, make in V2_DEVICES.items()}.get(target.upper())
+        return None if factory is None else factory()
+    if isinstance(target, Device) and target.ip_version is not IpVersion.v1:
+        return target
+    return None
+
+
+def akida2_mapping_issues(akida_model, device) -> list:
+    """One hardware-level Issue per layer of a converted Akida 2.0 model that `device` refuses with
+    `map(hw_only=True)` (the default mapping then runs it in software); [] when the model maps."""
+    from akida_core.mapping.v2.mapper import LayerMappingError
+    try:
+        akida_model.map(device, hw_only=True)
+    except LayerMappingError as err:
+        return [Issue(layer, "mapping", f"Layer '{layer}' cannot be mapped in hardware on {device.name} (it "
+                      f"converts; runs in software there): {' '.join(reasons)}", None, None,
+                      "change the layer as the message says, or use a larger device "
+                      "(akida_core.compute_min_device(model) gives the smallest one).", HARDWARE)
+                for layer, reasons in err.issues.items()]
+    finally:
+        akida_model.map(None)
+    return []
