@@ -44,3 +44,11 @@ def check_channels_last(layer_name: str, data_format) -> None:
             f"Layer '{layer_name}': data_format={data_format!r} is not supported; allowed: "
             "'channels_last'. Hint: transpose the model input and use channels_last layers."
         )
+
+
+def refuse_float_features(layer_name, lora_rank, quantization_config) -> None:
+    """Raise unless Keras' float-only Dense/Conv features (LoRA, Keras quantization) are left None."""
+    if lora_rank is not None or quantization_config is not None:
+        raise QuantizationConfigError(
+            f"Layer '{layer_name}': lora_rank/quantization_config are Keras float features and "
+            "cannot be combined with Akida quantization; leave them None.")

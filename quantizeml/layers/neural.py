@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from ..accumulators import saturate_potentials
 from ..errors import QuantizationConfigError
-from .base import force_float32, register
+from .base import force_float32, refuse_float_features, register
 from .neural_base import ALLOWED_INPUT_BITS, INPUT_LAYER_BITS, NeuralQuantization, same_pads
 
 
@@ -252,10 +252,7 @@ class QuantizedDense(NeuralQuantization, keras.layers.Dense):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  lora_rank=None, lora_alpha=None, quantization_config=None, *, weight_bits=4,
                  input_bits=4, padding_value=0, per_tensor_weights=False, **kwargs):
-        if lora_rank is not None or quantization_config is not None:
-            raise QuantizationConfigError(
-                f"Layer '{kwargs.get('name')}': lora_rank/quantization_config are Keras float "
-                "features and cannot be combined with Akida quantization; leave them None.")
+        refuse_float_features(kwargs.get("name"), lora_rank, quantization_config)
         super().__init__(units, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
                          kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,

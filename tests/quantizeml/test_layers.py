@@ -10,6 +10,7 @@ from quantizeml import QuantizationParams
 from quantizeml import layers as q
 from quantizeml.errors import QuantizationConfigError
 from quantizeml.params import PRESETS
+from quantizeml.v2.layers.neural import QuantizedDense as QuantizedDenseV2
 
 TWINS = [
     (q.QuantizedConv2D, keras.layers.Conv2D), (q.QuantizedSeparableConv2D,
@@ -170,3 +171,10 @@ def test_activation_range_search_hand_example():
     assert per_channel[0] < 2.0 and abs(per_channel[1] - 2.0) < 0.05
     per_tensor = search_range(counts, upper, levels=15, per_tensor=True)
     assert per_tensor[0] == per_tensor[1] <= 10.0
+
+
+@pytest.mark.parametrize("dense", [q.QuantizedDense, QuantizedDenseV2])
+@pytest.mark.parametrize("features", [{"lora_rank": 2}, {"quantization_config": object()}])
+def test_keras_float_features_are_refused_by_both_generations(dense, features):
+    with pytest.raises(QuantizationConfigError, match="lora_rank/quantization_config"):
+        dense(3, name="head", **features)

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from ...errors import QuantizationConfigError
 from ..fixed_point import sat, ste_round, weight_scale, wrap32
+from ...layers.base import refuse_float_features
 from .base import POST_BITS, Float64Spec, OutputQuantization, as_float64, force_float64, register
 
 #: Akida 2.0 bias and max_value integers are 8 bits.
@@ -288,10 +289,7 @@ class QuantizedDense(NeuralV2, keras.layers.Dense):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  lora_rank=None, lora_alpha=None, quantization_config=None, *, weight_bits=8,
                  buffer_bits=28, output_bits=None, input_conv=False, **kwargs):
-        if lora_rank is not None or quantization_config is not None:
-            raise QuantizationConfigError(
-                f"Layer '{kwargs.get('name')}': lora_rank/quantization_config are Keras float "
-                "features and cannot be combined with Akida quantization; leave them None.")
+        refuse_float_features(kwargs.get("name"), lora_rank, quantization_config)
         super().__init__(units, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
                          kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
