@@ -25,7 +25,8 @@ class _Kind:
 
 def match_block(block, first: bool):
     """The longest v2 pattern consuming exactly the block's layers, or None; the first block of
-    an input convolution (uint8 images) takes the first-layer patterns only."""
+    an input convolution (uint8 images or uint8 InputQuantizer codes) takes the first-layer
+    patterns only."""
     best = None
     infos = [_Kind(k) for k in block.kinds]
     input_conv = bool(getattr(block.layers[0], "input_conv", False))
@@ -67,7 +68,8 @@ def plan(model):
                     "quantize the float model with quantizeml.models.quantize(model, "
                     "qparams=QuantizationParams()).") for layer in unknown]
     for index, block in enumerate(blocks):
-        first = index == 0
+        # the first layer, or an InputConv2D reading the uint8 codes of a leading Quantizer
+        first = index == 0 or index == 1 and blocks[0].kinds == ("input_quantizer",)
         block.pattern = match_block(block, first)
         if block.pattern is None:
             issues.append(_no_pattern(block))

@@ -105,11 +105,8 @@ def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
     if integer_input:
         infos = {INPUT: TensorInfo(np.zeros(channels), np.full(channels, graph.input_scale))}
     else:
-        quantizer = qmodel.get_layer("input_quantizer")
-        absmax = stats["input"]["abs"]
-        frac = _choose_frac(absmax, 8, True, qparams.per_tensor_activations)
-        frac = np.clip(frac, -MAX_SHIFT, MAX_SHIFT)
-        quantizer.set_quantizer(frac)
+        # set by quantize (inputs.py): the zero point is already folded into the biases
+        frac = qmodel.get_layer("input_quantizer").frac_bits.numpy().astype(np.float64)
         infos = {INPUT: TensorInfo(frac, np.ones(channels))}
     for node in graph.nodes:
         layer = qmodel.get_layer(node.name)

@@ -15,6 +15,8 @@ from ..errors import QuantizationConfigError, QuantizationError
 from . import layers as qlayers
 from .freeze import freeze
 from .graph import INPUT, NEURAL, build_model, read_graph, sanitize
+from .inputs import (fold_zero_point, input_format, padding_values, plan_input_quantizer,
+                     zero_point_readers)
 from .params import QuantizationParams
 from .observe import observe_ranges
 
@@ -97,7 +99,9 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
 
     Returns:
         The quantized Keras model (``[InputQuantizer >] ... > Dequantizer``); integer inputs
-        (images) are fed as they are, float inputs go through an 8-bit InputQuantizer.
+        (images) are fed as they are, float inputs go through an InputQuantizer of
+        ``qparams.input_dtype``'s bits: signed, or unsigned with a zero point (the default
+        uint8) folded into the biases of the layers reading it.
 
     Raises:
         QuantizationError, UnsupportedLayerError: every unsupported layer or order at once.
@@ -129,9 +133,20 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
     stats = observe_ranges(float_model, ends, batches)
     integer_input = _is_integer_input(stats["input"], qparams.input_dtype, graph)
     first = graph.nodes[0]
-    input_conv = integer_input and first.class_name == "Conv2D" and \
-        first.inbounds == [INPUT] and graph.input_shape[-1] in (1, 3) and \
-        np.dtype(qparams.input_dtype) == np.uint8 and len(graph.consumers(INPUT)) == 1
+    bits, signed = input_format(qparams.input_dtype)
+    # uint8 images, or float inputs quantized to uint8 codes with a zero point (conversion-v2 §4)
+    input_conv = first.class_name == "Conv2D" and first.inbounds == [INPUT] and \
+        graph.input_shape[-1] in (1, 3) and (bits, signed) == (8, False) and \
+        len(graph.consumers(INPUT)) == 1
+    frac = zero_point = pad = None
+    readers = set()
+    if not integer_input:
+        signed, frac, zero_point = plan_input_quantizer(
+            graph, stats["input"], bits, signed, qparams.per_tensor_activations, input_conv)
+        if zero_point.any():
+            readers = set(zero_point_readers(graph))
+        if input_conv:
+            pad = padding_values(frac, zero_point, plan[first.name]["weight_bits"])
 
     if graph.input_offset != 0.0 and not input_conv:
         raise QuantizationError([f"The input Rescaling's offset {graph.input_offset} can only be "
@@ -146,12 +161,19 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
             args["input_conv"] = True
             if graph.input_offset != 0.0:
                 args.update(padding_value=padding_value, use_bias=True)
+            elif pad is not None and any(pad):
+                args["padding_value"] = pad
+        if node.name in readers:
+            args["use_bias"] = True
         return args
 
-    input_layer = None if integer_input else qlayers.InputQuantizer(8, True,
+    input_layer = None if integer_input else qlayers.InputQuantizer(bits, signed,
                                                                      name="input_quantizer")
     qmodel = build_model(graph, lambda node: TWINS[node.class_name], extra, input_layer,
                          qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized")
+    if not integer_input:
+        input_layer.set_quantizer(frac, zero_point)
+        fold_zero_point(qmodel, graph, frac, zero_point)
     if graph.input_offset != 0.0:  # x·s + o: the offset's share of every sum joins the bias
         conv = qmodel.get_layer(first.name)
         kernel, bias = conv.kernel.numpy(), conv.bias.numpy()

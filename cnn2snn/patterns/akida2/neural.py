@@ -105,7 +105,8 @@ def build_conv(block, context):
         layer = InputConv2D(input_shape=tuple(int(d) for d in context["input_shape"]), **common)
         # InputConv2D is a cross-correlation, like Keras: the kernel is used as is.
         variables = _variables(block, neural, relu, weights, input_shift=False)
-        variables["padding_value"] = np.full(weights.shape[2], neural.padding_value, np.uint8)
+        variables["padding_value"] = np.broadcast_to(np.asarray(neural.padding_value),
+                                                     (weights.shape[2],)).astype(np.uint8)
         return layer, variables
     layer = Conv2D(**common)
     # Akida's Conv2D is a true convolution: flip the Keras (correlation) kernel on both axes.
@@ -163,7 +164,8 @@ def _register(name, sequence, produces, build, description, first_only=False):
 
 _register("v2-input-conv", (one("neural", "conv"), maybe("pool", "maxpool"),
                             maybe("act", "relu")), LayerType.InputConv2D, build_conv,
-          "first Conv2D [MaxPool] [ReLU] on uint8 images (1 or 3 channels)", first_only=True)
+          "first Conv2D [MaxPool] [ReLU] on uint8 images or uint8 InputQuantizer codes (1 or 3 "
+          "channels)", first_only=True)
 _register("v2-conv", (one("neural", "conv"), maybe("pool", "maxpool"), maybe("act", "relu"),
                       maybe("gap", "gap")), LayerType.Conv2D, build_conv,
           "Conv2D [MaxPool] [ReLU] [GAP]")

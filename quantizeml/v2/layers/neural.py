@@ -138,6 +138,21 @@ def _same_pads(size, kernel: int, stride: int):
     return [total // 2, total - total // 2]
 
 
+def _check_padding_value(name, value, input_conv):
+    """An int, or one int per input channel (kept as a list), each in 0..255, only on an input
+    convolution."""
+    values = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    ok = len(values) > 0 and all(not isinstance(v, (bool, np.bool_)) and isinstance(
+        v, (int, np.integer)) and 0 <= v <= 255 for v in values)
+    if not ok or (any(values) and not input_conv):
+        raise QuantizationConfigError(
+            f"Layer '{name}': padding_value={value!r}; allowed: an integer 0..255 or one per input "
+            "channel, on an input convolution (the uint8 code of a real 0).")
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [int(v) for v in values]
+    return int(value)
+
+
 def _check_square(layer, kernel_size, strides, dilation_rate=(1, 1)):
     if tuple(dilation_rate) != (1, 1):
         raise QuantizationConfigError(
@@ -169,23 +184,25 @@ class QuantizedConv2D(NeuralV2, keras.layers.Conv2D):
         _check_square(self, kernel_size, strides, dilation_rate)
         if groups != 1:
             raise QuantizationConfigError(f"Layer '{self.name}': groups={groups}; allowed: 1.")
-        if isinstance(padding_value, bool) or not isinstance(padding_value, (int, np.integer)) \
-                or not 0 <= padding_value <= 255 or (padding_value and not input_conv):
-            raise QuantizationConfigError(
-                f"Layer '{self.name}': padding_value={padding_value!r}; allowed: 0..255, on an "
-                "input convolution (the uint8 value standing for a real 0).")
-        self.padding_value = int(padding_value)
+        self.padding_value = _check_padding_value(self.name, padding_value, input_conv)
 
     def build(self, input_shape):
+        channels = int(input_shape[-1])
+        if isinstance(self.padding_value, list) and len(self.padding_value) != channels:
+            raise QuantizationConfigError(
+                f"Layer '{self.name}': padding_value has {len(self.padding_value)} values for "
+                f"{channels} input channels; give one integer or one per channel.")
         super().build(input_shape)
-        self._build_neural(int(input_shape[-1]), self.filters)
+        self._build_neural(channels, self.filters)
 
     def _raw_sum(self, xs, weights):
-        if self.padding == "same" and self.padding_value:
-            # Akida's InputConv2D pads with padding_value (a real 0 of an offset input), not 0
+        if self.padding == "same" and np.any(self.padding_value):
+            # Akida's InputConv2D pads channel c with padding_value[c] (the code of a real 0 of an
+            # offset input), not 0: pad x − value with zeros, then add the value back everywhere.
+            value = tf.constant(np.broadcast_to(self.padding_value, (xs.shape[-1],)), xs.dtype)
             pads = [[0, 0]] + [_same_pads(tf.shape(xs)[axis + 1], self.kernel_size[axis],
                                           self.strides[axis]) for axis in (0, 1)] + [[0, 0]]
-            xs = tf.pad(xs, pads, constant_values=float(self.padding_value))
+            xs = tf.pad(xs - value, pads) + value
             return tf.nn.conv2d(xs, weights, list(self.strides), "VALID")
         return tf.nn.conv2d(xs, weights, list(self.strides), self.padding.upper())
 
