@@ -161,6 +161,9 @@ def test_ties_round_half_away_and_codes_saturate_at_zero():
 def test_fbz_round_trip_keeps_the_quantizer_and_input_conv(tmp_path):
     model, x = _model(3, "same"), _inputs(3)
     qmodel = quantize(model, qparams=QuantizationParams(), samples=x[:16])
+    qmodel.save(tmp_path / "float_input.keras")  # zero points and per-channel padding values
+    qmodel = keras.models.load_model(tmp_path / "float_input.keras")
+    assert isinstance(qmodel.get_layer("conv").padding_value, list)
     akida_model = convert(qmodel)
     path = tmp_path / "float_input.fbz"
     akida_model.save(str(path))
@@ -224,3 +227,30 @@ def test_integer_images_with_a_rescaling_keep_no_input_quantizer():
     outputs = qmodel.predict(images, verbose=0)
     np.testing.assert_array_equal(akida_model.predict(images.astype(np.uint8)).reshape(
         outputs.shape), outputs)
+
+
+def _depthwise_first():
+    inp = keras.Input((8, 8, 4))
+    x = keras.layers.DepthwiseConv2D(3, name="dw")(inp)
+    x = keras.layers.ReLU(name="relu")(x)
+    return keras.Model(inp, keras.layers.Conv2D(4, 1, name="conv")(x))
+
+
+def _dense_first():
+    inp = keras.Input((8, 8, 2))
+    x = keras.layers.Flatten(name="flatten")(inp)
+    return keras.Model(inp, keras.layers.Dense(3, use_bias=False, name="dense")(x))
+
+
+@pytest.mark.parametrize("build, channels, first", [(_depthwise_first, 4, "DepthwiseConv2D"),
+                                                    (_dense_first, 2, "Dense1D")])
+def test_zero_point_folds_into_a_depthwise_or_flatten_dense_bias(build, channels, first):
+    keras.utils.set_random_seed(0)
+    model, x = build(), _inputs(channels)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x[:16])
+    assert np.all(qmodel.get_layer("input_quantizer").zero_point.numpy() > 0)
+    akida_model = convert(qmodel)
+    assert [layer.layer_type.name for layer in akida_model.layers][:2] == ["Quantizer", first]
+    _assert_exact(qmodel, akida_model, np.concatenate([x, x[:4] - 5.0]))
+    reference, quantized = model.predict(x, verbose=0), qmodel.predict(x, verbose=0)
+    assert np.abs(quantized - reference).max() < 0.05 * np.abs(reference).max()

@@ -137,6 +137,51 @@ def test_input_quantizer_rounds_half_away_and_clips():
     assert unsigned(np.array([[-3.0, 300.0]], np.float32)).numpy().ravel().tolist() == [0, 255]
 
 
+def test_unsigned_input_quantizer_adds_its_zero_point_per_channel_then_saturates():
+    layer = ql.InputQuantizer(8, False)
+    layer.build((1, 4))
+    layer.set_quantizer([7, 7, 6, 6], [128, 128, 16, 16])
+    # 0.5·128 = 64 + 128; -1.5·128 = -192 + 128 -> 0; 0.5·64 + 16 = 48; 4.0·64 + 16 -> 255
+    x = np.array([[0.5, -1.5, 0.5, 4.0]], np.float32)
+    assert layer(x).numpy().ravel().tolist() == [192, 0, 48, 255]
+    # a tie -2.5 rounds away from zero to -3, then + 128
+    layer.set_quantizer(0, 128)
+    assert layer(np.full((1, 4), -2.5, np.float32)).numpy().ravel().tolist() == [125] * 4
+
+
+@pytest.mark.parametrize("bits, signed, zero_point, fragment", [
+    (8, True, 3, "0 on a signed one"), (8, False, 256, "integers 0...255"),
+    (4, False, -1, "integers 0...15"), (8, False, 1.5, "integers 0...255")])
+def test_input_quantizer_zero_point_checks(bits, signed, zero_point, fragment):
+    layer = ql.InputQuantizer(bits, signed, name="iq")
+    layer.build((1, 2))
+    with pytest.raises(QuantizationConfigError, match=f"Layer 'iq': zero_point=.*{fragment}"):
+        layer.set_quantizer(0, zero_point)
+
+
+def test_input_quantizer_bits_are_the_quantizer_ones_or_sixteen():
+    assert ql.InputQuantizer(16, False).bits == 16
+    with pytest.raises(QuantizationConfigError, match="bits=6; allowed: 4, 8 .* or 16"):
+        ql.InputQuantizer(6, True)
+
+
+def test_input_conv_pads_each_channel_with_its_padding_value():
+    # 1x1 input, k3 'same': the 8 padded cells of channel c hold padding_value[c]
+    conv = _neural(ql.QuantizedConv2D(1, 3, padding="same", use_bias=False, input_conv=True,
+                                      padding_value=[10, 20], output_bits=16),
+                   (1, 1, 1, 2), np.ones((3, 3, 2, 1)))
+    out = conv(np.array([1.0, 2.0]).reshape(1, 1, 1, 2)).numpy().ravel().tolist()
+    assert out == [1 + 2 + 8 * (10 + 20)]
+    clone = ql.QuantizedConv2D.from_config(conv.get_config())
+    assert clone.padding_value == [10, 20]
+    with pytest.raises(QuantizationConfigError, match="padding_value has 2 values for 3 input"):
+        ql.QuantizedConv2D(1, 3, input_conv=True, padding_value=[1, 2]).build((1, 4, 4, 3))
+    with pytest.raises(QuantizationConfigError, match="padding_value=\\[1, 300\\]; allowed"):
+        ql.QuantizedConv2D(1, 3, input_conv=True, padding_value=[1, 300])
+    with pytest.raises(QuantizationConfigError, match="on an input convolution"):
+        ql.QuantizedConv2D(1, 3, padding_value=[1, 0])
+
+
 @pytest.mark.parametrize("cls, parent", [
     (ql.QuantizedConv2D, keras.layers.Conv2D),
     (ql.QuantizedDepthwiseConv2D, keras.layers.DepthwiseConv2D),
