@@ -1,11 +1,13 @@
 """Float model inputs in the Akida 2.0 scheme: the InputQuantizer's fractional bits and zero
 points, the input convolution's padding value, and the zero point folded into the biases.
 
-MetaTF's rules (conversion-v2.md §1-2): ``input_dtype`` gives ``bits = itemsize·8``, signed iff
-the dtype is. Signed: ``f = min(vb − cl2(max|x|), vb)``, no zero point. Unsigned:
+MetaTF's rules (conversion-v2.md §1-2): ``input_dtype`` gives ``bits = itemsize·8``, signed
+iff the dtype is. Signed: ``f = min(vb − cl2(max|x|), vb)``, no zero point. Unsigned:
 ``f = min(vb − cl2(max − min), vb)`` with ``min <= 0``, ``zp = rne(−min·2**f)``; the codes then
 stand for ``x − min``, so every layer reading them gets ``Σ w·min`` added to its bias, and an
 input convolution pads with ``−min`` quantized by a signed ``weight_bits`` aligned quantizer.
+Here (not in MetaTF) a zero point that an Akida 2.0 Conv2D would pad with code 0 gives way to
+signed codes, and codes saturate and round ties half away from zero as the runtime Quantizer.
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ def padding_values(frac, zero_point, weight_bits: int) -> list:
 
 
 def _reader(graph, node):
-    """The layer absorbing the zero point for a direct consumer of the input (Flatten: its Dense)."""
+    """The layer absorbing the zero point for a consumer of the input (Flatten: its Dense)."""
     if node.class_name == "Flatten" and [c.class_name for c in
                                          graph.consumers(node.name)] == ["Dense"]:
         return graph.consumers(node.name)[0]
@@ -162,7 +164,5 @@ def fold_zero_point(qmodel, graph, frac, zero_point) -> None:
             share = shift @ kernel
         else:
             share = np.einsum("abco,c->o", kernel, shift)
-        if not layer.use_bias:
-            raise QuantizationError([f"Layer '{node.name}': no bias to fold the input zero point "
-                                     "into."])
+        assert layer.use_bias, f"quantize gives '{node.name}' a bias for the zero point"
         layer.bias.assign(np.asarray(layer.bias.numpy(), np.float64) - share)

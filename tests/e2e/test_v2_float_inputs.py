@@ -1,5 +1,5 @@
-"""Akida 2.0, float Keras inputs: MetaTF's InputQuantizer of ``input_dtype`` (uint8 with a zero
-point by default, conversion-v2.md §1-2), converted to a Quantizer (+ InputConv2D) and bit-exact."""
+"""Akida 2.0, float Keras inputs: MetaTF's InputQuantizer of ``input_dtype`` (uint8 with a
+zero point by default, conversion-v2.md §1-2), converted to a Quantizer (+ InputConv2D), exact."""
 import keras
 import numpy as np
 import pytest
