@@ -311,8 +311,9 @@ def _needs_identity_conv(graph: Graph, node: Node) -> bool:
 
 def insert_identity_convs(graph: Graph, issues: list, channels: dict) -> Graph:
     """A ReLU, LUT activation, MaxPool2D or GlobalAveragePooling2D that does not follow a neural
-    layer (e.g. after an Add) gets an identity 1×1 Conv2D before it (``<producer>_identity_conv``), as MetaTF does:
-    Akida 2.0 applies them inside a neural layer."""
+    layer (e.g. after an Add) gets an identity 1×1 Conv2D before it
+    (``<producer>_identity_conv``), as MetaTF does: Akida 2.0 applies them inside a neural
+    layer."""
     for node in list(graph.nodes):
         if not _needs_identity_conv(graph, node):
             continue
@@ -420,8 +421,9 @@ def fold_zero_padding(graph: Graph, issues: list) -> Graph:
 
 #: The order matters: identities first (so neighbours are real layers), then activations
 #: (ReLU and LeakyReLU nodes must exist before swapping), separable split before BN folding (BN
-#: then follows the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be adjacent); kernel
-#: padding after BN folding (it pads the folded kernel); the Concatenate split last.
+#: then follows the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be
+#: adjacent); kernel padding after BN folding (it pads the folded kernel); the Concatenate split
+#: last.
 PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, prelu_to_leaky_relu,
             split_separable, fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
             pad_even_kernels, split_strided_depthwise, split_concatenations]

@@ -1,4 +1,5 @@
-"""LUT activations in the Akida 2.0 scheme: the table, the twin's integers, sanitize, QAT, saving."""
+"""LUT activations in the Akida 2.0 scheme: the table, the twin's integers, sanitize, QAT and
+saving."""
 import keras
 import numpy as np
 import pytest

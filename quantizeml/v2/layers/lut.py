@@ -9,8 +9,8 @@ Akida 2.0's POST step 4 does with ``activation=LUT`` (akida2-layers.md §3):
 
 and apply the block's output quantizer when they end it. The activation is evaluated *through the
 table*, so the twin gives the runtime's integers; for training, the gradient is the float
-activation's slope at the unrounded index value ``A·S·2**shift·2**-f`` (zero where the index clips)
-— the table itself stays frozen.
+activation's slope at the unrounded index value ``A·S·2**shift·2**-f`` (zero where the index
+clips) — the table itself stays frozen.
 ``quantize`` freezes the variables (``quantizeml.v2.lut`` explains the table and its scale).
 """
 from __future__ import annotations
