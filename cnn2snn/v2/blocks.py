@@ -13,7 +13,8 @@ import dataclasses
 KINDS = {"QuantizedConv2D": "conv", "QuantizedDepthwiseConv2D": "depthwise",
          "QuantizedConv2DTranspose": "conv_transpose", "QuantizedDense": "dense",
          "QuantizedMaxPool2D": "maxpool", "QuantizedReLU": "relu",
-         "QuantizedGlobalAveragePooling2D": "gap", "QuantizedAdd": "add",
+         "QuantizedGlobalAveragePooling2D": "gap", "QuantizedActivation": "lut",
+         "QuantizedLeakyReLU": "lut", "QuantizedAdd": "add",
          "QuantizedConcatenate": "concatenate", "QuantizedFlatten": "flatten",
          "InputQuantizer": "input_quantizer", "Dequantizer": "dequantizer"}
 #: kinds that start a block

@@ -43,6 +43,13 @@ def match_block(block, first: bool):
 
 def _no_pattern(block) -> Issue:
     kinds = " > ".join(block.kinds)
+    if "dense" in block.kinds and "lut" in block.kinds:
+        lut = block.role("lut")
+        return Issue(block.chain, "dense_lut", f"No Akida 2.0 pattern matches block "
+                     f"{block.chain} ({kinds}): Dense1D takes no LUT activation ('{lut.name}'; "
+                     "MetaTF refuses it too: 'Invalid block found').", kinds,
+                     "[Flatten] Dense [ReLU]", "apply the activation after a convolution (a "
+                     "1×1 Conv2D on a (1, 1, C) tensor), or use a ReLU after the Dense.")
     candidates = "; ".join(f"{p.name} ({p})" for p in registered_patterns("v2")
                            if p.uses(block.kinds[0]))
     return Issue(block.chain, "no_pattern", f"No Akida 2.0 pattern matches block {block.chain} "

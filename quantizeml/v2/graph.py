@@ -13,12 +13,13 @@ import keras
 import numpy as np
 
 from ..errors import QuantizationError, UnsupportedLayerError
+from .lut import LUT_ACTIVATIONS, LUT_CLASSES
 
 INPUT = "__input__"
 NEURAL = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "SeparableConv2D")
 IDENTITY = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
 SUPPORTED = NEURAL + IDENTITY + (
-    "BatchNormalization", "ReLU", "Activation", "Softmax", "MaxPooling2D",
+    "BatchNormalization", "ReLU", "Activation", "LeakyReLU", "PReLU", "Softmax", "MaxPooling2D",
     "GlobalAveragePooling2D", "Add", "Concatenate", "Flatten", "Rescaling", "ZeroPadding2D")
 RELU_ACTIVATIONS = {"relu": None, "relu6": 6.0}
 
@@ -137,27 +138,55 @@ def drop_final_softmax(graph: Graph, issues: list) -> Graph:
 
 
 def split_fused_activations(graph: Graph, issues: list) -> Graph:
-    """``Conv2D(activation='relu')`` becomes Conv2D > ReLU; ``Activation('relu')`` a ReLU."""
+    """``Conv2D(activation='relu')`` becomes Conv2D > ReLU, ``Activation('relu')`` a ReLU;
+    ``Conv2D(activation='gelu')`` (any LUT activation) becomes Conv2D > Activation('gelu')."""
+    allowed = ", ".join(["relu", "relu6", "linear"] + sorted(LUT_ACTIVATIONS))
     for node in list(graph.nodes):
         activation = node.config.get("activation")
         if node.class_name == "Activation" and activation in RELU_ACTIVATIONS:
             node.class_name = "ReLU"
             node.config = {"name": node.name, "max_value": RELU_ACTIVATIONS[activation]}
         elif node.class_name in NEURAL and activation not in (None, "linear"):
-            if activation not in RELU_ACTIVATIONS:
+            if activation not in RELU_ACTIVATIONS and activation not in LUT_ACTIVATIONS:
                 issues.append(f"Layer '{node.name}' ({node.class_name}): activation="
-                              f"{activation!r} is not supported; allowed: relu, relu6, linear.")
+                              f"{activation!r} is not supported; allowed: {allowed}.")
                 continue
             node.config = {**node.config, "activation": "linear"}
-            relu = Node("ReLU", f"{node.name}_relu",
-                        {"name": f"{node.name}_relu",
-                         "max_value": RELU_ACTIVATIONS[activation]}, [], [node.name])
-            _rewire(graph, node.name, relu.name)
-            graph.nodes.insert(graph.nodes.index(node) + 1, relu)
-        elif node.class_name == "Activation":
+            if activation in RELU_ACTIVATIONS:
+                name = f"{node.name}_relu"
+                split = Node("ReLU", name, {"name": name,
+                                            "max_value": RELU_ACTIVATIONS[activation]},
+                             [], [node.name])
+            else:
+                name = f"{node.name}_{LUT_ACTIVATIONS[activation]}"
+                split = Node("Activation", name, {"name": name, "activation": activation}, [],
+                             [node.name])
+            _rewire(graph, node.name, split.name)
+            graph.nodes.insert(graph.nodes.index(node) + 1, split)
+        elif node.class_name == "Activation" and activation not in LUT_ACTIVATIONS:
             issues.append(f"Layer '{node.name}' (Activation): activation={activation!r} is not "
-                          "supported by the Akida 2.0 scheme here; allowed: relu, relu6, linear "
-                          "and a final softmax.")
+                          f"supported by the Akida 2.0 scheme here; allowed: {allowed} and a "
+                          "final softmax.")
+    return graph
+
+
+def prelu_to_leaky_relu(graph: Graph, issues: list) -> Graph:
+    """A PReLU whose alphas are all equal is a LeakyReLU: Akida 2.0 applies it through one LUT
+    shared by every channel, so alphas that differ (per channel or per pixel) cannot be kept."""
+    for node in [n for n in graph.nodes if n.class_name == "PReLU"]:
+        alpha = np.asarray(node.weights[0], np.float64)
+        low, high = float(alpha.min()), float(alpha.max())
+        if low != high or low < 0:
+            issues.append(
+                f"Layer '{node.name}' (PReLU): alpha ranges over [{low:g}, {high:g}] "
+                f"({alpha.size} values); Akida 2.0 applies it through one LUT shared by all "
+                "channels, so allowed: a single alpha >= 0 (Keras' LeakyReLU takes no negative "
+                "slope). Hint: use LeakyReLU(negative_slope=...) or PReLU(shared_axes=[1, 2, 3]) "
+                "trained to one value.")
+            continue
+        node.class_name = "LeakyReLU"
+        node.config = {"name": node.name, "negative_slope": low}
+        node.weights = []
     return graph
 
 
@@ -243,12 +272,13 @@ def fold_batchnorm(graph: Graph, issues: list) -> Graph:
 
 
 def swap_relu_maxpool(graph: Graph, issues: list) -> Graph:
-    """ReLU > MaxPool2D equals MaxPool2D > ReLU (ReLU is increasing); Akida pools first."""
+    """ReLU > MaxPool2D equals MaxPool2D > ReLU (ReLU is increasing, and so is a LeakyReLU with a
+    slope >= 0); Akida pools first."""
     for pool in [n for n in graph.nodes if n.class_name == "MaxPooling2D"]:
         if pool.inbounds[0] == INPUT:
             continue
         relu = graph.node(pool.inbounds[0])
-        if relu.class_name != "ReLU" or len(graph.consumers(relu.name)) != 1:
+        if relu.class_name not in ("ReLU", "LeakyReLU") or len(graph.consumers(relu.name)) != 1:
             continue
         pool.inbounds, relu.inbounds = list(relu.inbounds), [pool.name]
         _rewire_except(graph, pool.name, relu.name, keep=relu)
@@ -264,20 +294,26 @@ def _rewire_except(graph, old, new, keep):
 
 
 def _needs_identity_conv(graph: Graph, node: Node) -> bool:
-    """A ReLU/MaxPool2D/GAP whose input is not the single-consumer output of a block layer."""
-    if node.class_name not in ("ReLU", "MaxPooling2D", "GlobalAveragePooling2D"):
+    """A ReLU/LUT activation/MaxPool2D/GAP whose input is not the single-consumer output of a
+    block layer."""
+    if node.class_name not in ("ReLU", "MaxPooling2D", "GlobalAveragePooling2D") + LUT_CLASSES:
         return False
     source = node.inbounds[0]
     producer = None if source == INPUT else graph.node(source)
     continuing = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "MaxPooling2D", "ReLU")
+    if node.class_name in LUT_CLASSES:  # a LUT takes the block's sums, never a ReLU's
+        continuing = continuing[:-1]
+    elif node.class_name == "GlobalAveragePooling2D":
+        continuing = continuing + LUT_CLASSES
     return not (producer is not None and producer.class_name in continuing and
                 len(graph.consumers(source)) == 1)
 
 
 def insert_identity_convs(graph: Graph, issues: list, channels: dict) -> Graph:
-    """A ReLU, MaxPool2D or GlobalAveragePooling2D that does not follow a neural layer (e.g. after
-    an Add) gets an identity 1×1 Conv2D before it (``<producer>_identity_conv``), as MetaTF does:
-    Akida 2.0 applies them inside a neural layer."""
+    """A ReLU, LUT activation, MaxPool2D or GlobalAveragePooling2D that does not follow a neural
+    layer (e.g. after an Add) gets an identity 1×1 Conv2D before it
+    (``<producer>_identity_conv``), as MetaTF does: Akida 2.0 applies them inside a neural
+    layer."""
     for node in list(graph.nodes):
         if not _needs_identity_conv(graph, node):
             continue
@@ -384,11 +420,12 @@ def fold_zero_padding(graph: Graph, issues: list) -> Graph:
 
 
 #: The order matters: identities first (so neighbours are real layers), then activations
-#: (ReLU nodes must exist before swapping), separable split before BN folding (BN then follows
-#: the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be adjacent); kernel
-#: padding after BN folding (it pads the folded kernel); the Concatenate split last.
-PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, split_separable,
-            fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
+#: (ReLU and LeakyReLU nodes must exist before swapping), separable split before BN folding (BN
+#: then follows the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be
+#: adjacent); kernel padding after BN folding (it pads the folded kernel); the Concatenate split
+#: last.
+PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, prelu_to_leaky_relu,
+            split_separable, fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
             pad_even_kernels, split_strided_depthwise, split_concatenations]
 
 

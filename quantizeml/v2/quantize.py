@@ -17,6 +17,7 @@ from .freeze import freeze
 from .graph import INPUT, NEURAL, build_model, read_graph, sanitize
 from .inputs import (fold_zero_point, input_format, padding_values, plan_input_quantizer,
                      zero_point_readers)
+from .lut import LUT_CLASSES
 from .params import QuantizationParams
 from .observe import observe_ranges
 
@@ -25,12 +26,18 @@ TWINS = {"Conv2D": qlayers.QuantizedConv2D, "DepthwiseConv2D": qlayers.Quantized
          "ReLU": qlayers.QuantizedReLU, "MaxPooling2D": qlayers.QuantizedMaxPool2D,
          "GlobalAveragePooling2D": qlayers.QuantizedGlobalAveragePooling2D,
          "Add": qlayers.QuantizedAdd, "Concatenate": qlayers.QuantizedConcatenate,
-         "Flatten": qlayers.QuantizedFlatten}
-#: What may follow each layer kind inside one Akida 2.0 layer (conversion-v2.md §4).
-CONTINUES = {"Conv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"),
-             "DepthwiseConv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"),
-             "Conv2DTranspose": ("ReLU",), "Dense": ("ReLU",), "MaxPooling2D": ("ReLU",),
-             "ReLU": ("GlobalAveragePooling2D",)}
+         "Flatten": qlayers.QuantizedFlatten, "Activation": qlayers.QuantizedActivation,
+         "LeakyReLU": qlayers.QuantizedLeakyReLU}
+#: What may follow each layer kind inside one Akida 2.0 layer (conversion-v2.md §4). A LUT
+#: activation's 11-bit input quantizer does not end the block. Dense > LUT forms a block too:
+#: quantize accepts it and conversion refuses it, as MetaTF does ("Invalid block found").
+CONTINUES = {"Conv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D") + LUT_CLASSES,
+             "DepthwiseConv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D") + LUT_CLASSES,
+             "Conv2DTranspose": ("ReLU",) + LUT_CLASSES, "Dense": ("ReLU",) + LUT_CLASSES,
+             "MaxPooling2D": ("ReLU",) + LUT_CLASSES, "ReLU": ("GlobalAveragePooling2D",),
+             **{name: ("GlobalAveragePooling2D",) for name in LUT_CLASSES}}
+#: Layer kinds whose block output is an activation (``activation_bits``).
+ACTIVATIONS = ("ReLU",) + LUT_CLASSES
 QUANTIZED_CLASSES = tuple(TWINS.values()) + (qlayers.InputQuantizer, qlayers.Dequantizer)
 
 
@@ -41,7 +48,8 @@ def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
     and a global average pool never share a block); the layer with a fan-out, a merge after it,
     or the model output ends the block and carries the output quantizer: ``activation_bits``
     after a ReLU, else ``output_bits``; the model output ``last_output_bits`` or, when None, its
-    raw ``buffer_bits`` sums (as MetaTF's unquantized last layer).
+    raw ``buffer_bits`` sums (as MetaTF's unquantized last layer). A LUT activation (Activation,
+    LeakyReLU) continues its neural layer's block: its 11-bit input quantizer is not a block end.
     """
     plan, block_of, seen_neural = {}, {}, False
     for node in graph.nodes:
@@ -53,7 +61,7 @@ def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
             args = {"weight_bits": params.input_weight_bits if not seen_neural
                     else params.weight_bits, "buffer_bits": params.neural_buffer_bits}
             seen_neural = True
-        elif node.class_name in ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"):
+        elif node.class_name in ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D") + LUT_CLASSES:
             block = dict(block_of[node.inbounds[0]])
             block["kinds"] = block["kinds"] + [node.class_name]
             block_of[node.name] = block
@@ -67,7 +75,8 @@ def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
         ends = node.name in block_of and not continues or node.class_name == "Add"
         if ends:
             block_params = block_of.get(node.name, {}).get("params", params)
-            activated = "ReLU" in block_of.get(node.name, {}).get("kinds", ())
+            activated = any(kind in ACTIVATIONS
+                            for kind in block_of.get(node.name, {}).get("kinds", ()))
             bits = block_params.activation_bits if activated else block_params.output_bits
             if node is graph.nodes[-1]:
                 bits = block_params.last_output_bits
@@ -130,7 +139,9 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
                                graph.input_shape).astype(np.float32)
     batches = list(iterate_batches(samples, graph.input_shape, num_samples, batch_size, epochs))
     ends = [name for name, args in plan.items() if "output_bits" in args]
-    stats = observe_ranges(float_model, ends, batches)
+    # a LUT's 11-bit input quantizer needs the range of the sums it reads
+    lut_inputs = [node.inbounds[0] for node in graph.nodes if node.class_name in LUT_CLASSES]
+    stats = observe_ranges(float_model, list(dict.fromkeys(ends + lut_inputs)), batches)
     integer_input = _is_integer_input(stats["input"], qparams.input_dtype, graph)
     first = graph.nodes[0]
     bits, signed = input_format(qparams.input_dtype)

@@ -189,7 +189,9 @@ def test_input_conv_pads_each_channel_with_its_padding_value():
     (ql.QuantizedDense, keras.layers.Dense), (ql.QuantizedReLU, keras.layers.ReLU),
     (ql.QuantizedMaxPool2D, keras.layers.MaxPooling2D),
     (ql.QuantizedGlobalAveragePooling2D, keras.layers.GlobalAveragePooling2D),
-    (ql.QuantizedConcatenate, keras.layers.Concatenate)])
+    (ql.QuantizedConcatenate, keras.layers.Concatenate),
+    (ql.QuantizedActivation, keras.layers.Activation),
+    (ql.QuantizedLeakyReLU, keras.layers.LeakyReLU)])
 def test_signature_keeps_keras_parent(cls, parent):
     ours = [p for p in inspect.signature(cls.__init__).parameters.values()
             if p.kind != p.KEYWORD_ONLY and p.kind != p.VAR_KEYWORD]
