@@ -11,7 +11,7 @@ from . import quantized
 from .compatibility import mapping_issues, order_issues, quantized_issues
 from .errors import CONVERT, HARDWARE, ConversionError, ConversionWarning, Issue, by_level
 from .match import split_model
-from .v2 import convert_v2, is_akida2_model
+from .v2 import convert_v2, float_tail_issue, is_akida2_model
 from .versions import _ENV as VERSION_VARIABLE
 
 QUANTIZE_CALL = ("quantizeml.models.quantize(model, qparams=QuantizationParams(weight_bits=4, "
@@ -116,7 +116,12 @@ def _convert_akida2(model, target):
                                      "quantize under set_akida_version(AkidaVersion.v1) with "
                                      "4-bit settings for AKD1000, or convert without an Akida "
                                      "1.0 target.")], "Akida 1.0")
-    return convert_v2(model)
+    akida_model = convert_v2(model)
+    left_out = float_tail_issue(model)
+    if left_out is not None:
+        warnings.warn(f"Model '{name}' converted without its float layers: {left_out}",
+                      ConversionWarning, stacklevel=4)
+    return akida_model
 
 
 def _warn(model, target, hardware, narrowed):

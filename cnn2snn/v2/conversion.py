@@ -10,10 +10,10 @@ import dataclasses
 
 from akida_core import AkidaError, Model
 
-from ..errors import CONVERT, ConversionError, Issue
+from ..errors import CONVERT, HARDWARE, ConversionError, Issue
 from ..patterns import registered_patterns
 from ..patterns.akida2.neural import BlockIssue
-from .blocks import split_blocks
+from .blocks import float_tail, split_blocks
 
 TARGET_NAME = "Akida 2.0"
 
@@ -150,3 +150,19 @@ def _assemble(built):
                                      "report this as a cnn2snn bug with the model.")],
                               TARGET_NAME) from err
     return akida_model
+
+
+def float_tail_issue(model):
+    """A hardware-level Issue naming the float layers after the Dequantizer (None without any):
+    the model converts, and those layers run in float outside Akida, as in MetaTF."""
+    tail = float_tail(model)
+    if not tail:
+        return None
+    names = [layer.name for layer in tail]
+    return Issue(", ".join(names), "float_tail", f"Layers {', '.join(repr(n) for n in names)} "
+                 "follow the Dequantizer (quantization stopped before them): they are not "
+                 "converted and run in float outside Akida, on the Akida model's outputs.",
+                 [type(layer).__name__ for layer in tail], "quantized layers only",
+                 "replace them with layers the Akida 2.0 scheme quantizes (the QuantizationWarning"
+                 " of quantize() names the first one and why), or apply them on the host.",
+                 HARDWARE)

@@ -17,6 +17,7 @@ from .freeze import freeze
 from .graph import INPUT, NEURAL, build_model, read_graph, sanitize
 from .params import QuantizationParams
 from .observe import observe_ranges
+from .tail import split_float_tail
 
 TWINS = {"Conv2D": qlayers.QuantizedConv2D, "DepthwiseConv2D": qlayers.QuantizedDepthwiseConv2D,
          "Conv2DTranspose": qlayers.QuantizedConv2DTranspose, "Dense": qlayers.QuantizedDense,
@@ -97,7 +98,10 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
 
     Returns:
         The quantized Keras model (``[InputQuantizer >] ... > Dequantizer``); integer inputs
-        (images) are fed as they are, float inputs go through an 8-bit InputQuantizer.
+        (images) are fed as they are, float inputs go through an 8-bit InputQuantizer. As in
+        MetaTF, quantization stops before the first layer the scheme cannot quantize (e.g.
+        AveragePooling2D, sigmoid): the Dequantizer comes there and the layers from it on stay
+        in float after it (a QuantizationWarning names it and why).
 
     Raises:
         QuantizationError, UnsupportedLayerError: every unsupported layer or order at once.
@@ -113,7 +117,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         raise QuantizationConfigError(
             f"Model '{model.name}' is already quantized (it holds quantizeml layers); quantize "
             "the float model instead.")
-    graph = sanitize(read_graph(model))
+    graph, tail = split_float_tail(read_graph(model))
+    graph = sanitize(graph)
     q_config = _check_q_config(q_config, {node.name for node in graph.nodes})
     plan = plan_blocks(graph, q_config, qparams)
     rescale = None if graph.input_scale == 1.0 and graph.input_offset == 0.0 else \
@@ -151,7 +156,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
     input_layer = None if integer_input else qlayers.InputQuantizer(8, True,
                                                                      name="input_quantizer")
     qmodel = build_model(graph, lambda node: TWINS[node.class_name], extra, input_layer,
-                         qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized")
+                         qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized",
+                         tail)
     if graph.input_offset != 0.0:  # x·s + o: the offset's share of every sum joins the bias
         conv = qmodel.get_layer(first.name)
         kernel, bias = conv.kernel.numpy(), conv.bias.numpy()
