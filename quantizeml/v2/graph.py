@@ -73,9 +73,11 @@ def read_graph(model) -> Graph:
     if not isinstance(model, keras.Model):
         raise UnsupportedLayerError(f"Expected a Keras 3 model, got {type(model).__name__}.")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
+        outputs = [t._keras_history.operation.name for t in model.outputs]
         raise UnsupportedLayerError(
             f"Model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} "
-            "outputs; Akida 2.0 models take one input and give one output.")
+            f"outputs (layers {', '.join(repr(n) for n in outputs)}); Akida 2.0 models take one "
+            "input and give one output. Hint: quantize one model per output.")
     input_layer = model.inputs[0]._keras_history.operation
     nodes = []
     if isinstance(model, keras.Sequential):
@@ -297,7 +299,8 @@ def pad_even_kernels(graph: Graph, issues: list) -> Graph:
             continue
         kernel = tuple(node.config.get("kernel_size", (1, 1)))
         if kernel[0] % 2 or kernel[0] != kernel[1] or tuple(node.config.get(
-                "strides", (1, 1))) != (1, 1) or node.config.get("padding") != "same":
+                "strides", (1, 1))) != (1, 1) or node.config.get("padding") != "same" or \
+                tuple(node.config.get("dilation_rate", (1, 1))) != (1, 1):
             continue
         weights = list(node.weights)
         weights[0] = np.pad(weights[0], ((1, 0), (1, 0), (0, 0), (0, 0)))
@@ -428,7 +431,10 @@ def build_model(graph: Graph, layer_class, extra=lambda node: {}, input_layer=No
     out = tensors[graph.output]
     if output_layer is not None:
         out = tensors[graph.output] = output_layer(out)
-    for node in tail:
+    names = {node.name for node in tail}
+    for node in tail:  # what it read of the graph (renamed by sanitizing) is the last output
+        node = dataclasses.replace(node, inbounds=[name if name in names else graph.output
+                                                   for name in node.inbounds])
         out = _add_layer(tensors, node, node.layer_class.from_config(node.config))
     return keras.Model(inputs, out, name=name or graph.name)
 

@@ -144,6 +144,16 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
                                  f"('{first.name}' is not one). Hint: use Rescaling without "
                                  "offset."])
     padding_value = int(np.clip(np.round(-graph.input_offset / graph.input_scale), 0, 255))
+    dtype = np.dtype(qparams.input_dtype)
+    readers = [node for node in graph.consumers(INPUT) if node.class_name in NEURAL]
+    if integer_input and not input_conv and dtype.kind == "u":
+        depthwise = [node.name for node in readers if node.class_name == "DepthwiseConv2D"]
+        if depthwise:  # MetaTF's quantize refuses this one too (its other cases fail at convert)
+            raise QuantizationError([f"Layer '{name}' (DepthwiseConv2D) reads the {dtype} "
+                                     "inputs directly; Akida 2.0 takes unsigned inputs only "
+                                     "in an input Conv2D on 1 or 3 channels. Hint: start with "
+                                     "a Conv2D, or quantize with float samples (a signed 8-bit "
+                                     "InputQuantizer is inserted)." for name in depthwise])
 
     def extra(node):
         args = dict(plan[node.name])
@@ -151,6 +161,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
             args["input_conv"] = True
             if graph.input_offset != 0.0:
                 args.update(padding_value=padding_value, use_bias=True)
+        elif integer_input and dtype.kind == "i" and node in readers:
+            args["input_bits"] = dtype.itemsize * 8  # an Akida 2.0 InputData feeds it
         return args
 
     input_layer = None if integer_input else qlayers.InputQuantizer(8, True,

@@ -32,8 +32,18 @@ def _square(block, layer, name, value):
     return value[0]
 
 
+def _check_dilation(neural):
+    dilation = tuple(int(d) for d in getattr(neural, "dilation_rate", (1, 1)))
+    if dilation != (1, 1):
+        raise BlockIssue("dilation", f"Layer '{neural.name}': dilation_rate={dilation}; Akida 2.0 "
+                         "convolutions are not dilated.", dilation, (1, 1),
+                         "use dilation_rate=1 (a larger kernel or a stride covers the same "
+                         "field of view).")
+
+
 def _post_arguments(block, neural):
     """Keras block -> activation, pooling, bits arguments of the Akida layer."""
+    _check_dilation(neural)
     relu, pool, gap = block.role("relu"), block.role("maxpool"), block.role("gap")
     args = {"activation": ActivationType.ReLU if relu is not None else ActivationType.NoActivation,
             "output_bits": int(block.last.output_bits),
