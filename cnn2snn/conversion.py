@@ -24,7 +24,8 @@ def convert(model, file_path=None, input_scaling=None, target=None, *,
 
     Every Keras layer becomes part of an Akida layer, is deliberately skipped (InputLayer,
     InputQuantizer, Dropout, a final Softmax/Activation, the final Dequantizer), or is an issue:
-    a model is never converted in part. Convert-level issues (no Akida 1.0 model expresses them)
+    a model is never converted in part, except the float layers an Akida 2.0 ``quantize`` left
+    after the Dequantizer (as MetaTF: they run outside Akida; one ConversionWarning names them). Convert-level issues (no Akida 1.0 model expresses them)
     raise; hardware-level issues (the model converts, but `map(device, hw_only=True)` would refuse
     it on `target`: the default mapping runs it as several sequences, part in software) give one
     ConversionWarning naming them.
@@ -50,7 +51,7 @@ def convert(model, file_path=None, input_scaling=None, target=None, *,
 
     Warns:
         ConversionWarning: once, naming every hardware-level issue; once when the input is
-            narrowed on request.
+            narrowed on request; once naming the float layers after an Akida 2.0 Dequantizer.
     """
     if is_akida2_model(model):
         akida_model = _convert_akida2(model, target)

@@ -310,10 +310,12 @@ ROWS = {
         (8, 8, 3), L.Conv2D(4, 3, padding="same", name="bad"), L.ReLU(),
         L.GlobalAveragePooling2D(), L.Dense(4)), AT_CONVERT),
     "uint8 input, Dense first": Row(first_dense, AT_CONVERT),
+    "uint8 input, Conv alone first": Row(lambda: _chain(
+        (8, 8, 3), L.Conv2D(4, 3, padding="same", name="bad"), L.Conv2D(4, 1)), AT_CONVERT,
+        ACCEPTED, "an input Conv2D without activation is an InputConv2D too (exact)", True),
     "Add (H,W,C) + (1,1,C)": Row(add_broadcast, AT_CONVERT),
     "Concatenate axis 1": Row(concatenate_axis_1, AT_CONVERT, AT_QUANTIZE, EARLIER),
-    "Dense on a 4-D input": Row(inner(lambda: [L.Dense(4, name="bad")]), AT_CONVERT,
-                                AT_QUANTIZE, EARLIER),
+    "Dense on a 4-D input": Row(inner(lambda: [L.Dense(4, name="bad")]), AT_CONVERT),
     "Conv2DTranspose k5": Row(inner(lambda: [L.Conv2DTranspose(4, 5, strides=2, padding="same",
                                                       name="bad")]), AT_CONVERT),
     "Conv2DTranspose stride 1": Row(inner(lambda: [L.Conv2DTranspose(4, 3, padding="same",
@@ -408,3 +410,16 @@ def test_float_tail_converts_the_quantized_part_with_one_warning():
     issues = check_model_compatibility(qmodel)
     assert [(issue.rule, issue.level) for issue in issues] == [("float_tail", "hardware")]
     assert issues[0].layer == "sigmoid, drop"
+
+
+def test_every_refusal_of_a_model_at_once():
+    keras.utils.set_random_seed(2)
+    model, samples = _chain((16, 16, 3), *_stem(),
+                            L.Conv2D(4, 3, strides=3, padding="same", name="stride3"),
+                            L.Conv2D(4, 4, strides=2, padding="same", name="k4s2"),
+                            L.Conv2D(4, 3, dilation_rate=2, padding="same", name="dilated"))
+    with pytest.raises(ConversionError) as err:
+        convert(quantize(model, qparams=QuantizationParams(weight_bits=6), samples=samples))
+    layers = [issue.layer.split(" > ")[0] for issue in err.value.issues]
+    assert {"stride3", "k4s2", "dilated"} <= set(layers)
+    assert "dilation_rate=(2, 2)" in str(err.value) and "weight_bits=6" in str(err.value)

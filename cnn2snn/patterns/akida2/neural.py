@@ -160,6 +160,12 @@ def build_transpose(block, context):
 def build_dense(block, context):
     """Dense1D (row-major flatten; per-feature input shifts)."""
     neural = block.role("dense")
+    shape = tuple(neural.input.shape[1:])
+    if len(shape) != 1:
+        raise BlockIssue("dense_input", f"Layer '{neural.name}': input shape {shape}; the Akida "
+                         "2.0 Dense1D takes flat inputs (features,) only.", shape, "(features,)",
+                         f"add a Flatten (or a GlobalAveragePooling2D) before '{neural.name}', "
+                         "or use a 1×1 Conv2D.")
     args, relu = _post_arguments(block, neural)
     args.pop("pool_type", None)
     layer = Dense1D(units=int(neural.units), name=block.name, **args)

@@ -289,7 +289,8 @@ class QuantizedConv2DTranspose(NeuralV2, keras.layers.Conv2DTranspose):
 
 @register
 class QuantizedDense(NeuralV2, keras.layers.Dense):
-    """Dense on integers (Akida 2.0 Dense1D) over a flat input: after QuantizedFlatten (row-major,
+    """Dense on integers (Akida 2.0 Dense1D) over a flat input (cnn2snn refuses others): after
+    QuantizedFlatten (row-major,
     one ``input_shift`` per flattened input: per-axis inputs are aligned per feature) or a
     GlobalAveragePooling2D. The sum is exact (Dense1D does not wrap)."""
 
@@ -310,15 +311,13 @@ class QuantizedDense(NeuralV2, keras.layers.Dense):
         self._init_neural(weight_bits, buffer_bits, output_bits, input_conv, input_bits)
 
     def build(self, input_shape):
-        if len(input_shape) != 2:
-            raise QuantizationConfigError(
-                f"Layer '{self.name}': input shape {tuple(input_shape)} is not flat; Akida 2.0 "
-                "Dense1D needs (batch, features). Hint: add a Flatten before it.")
+        # a Dense over the last axis of a (batch, h, w, c) input quantizes (as MetaTF); Akida 2.0
+        # Dense1D takes flat inputs only: cnn2snn.convert refuses it
         super().build(input_shape)
         self._build_neural(int(input_shape[-1]), self.units)
 
     def _raw_sum(self, xs, weights):
-        return tf.matmul(xs, weights)
+        return tf.tensordot(xs, weights, axes=1)
 
     def get_config(self):
         config = {**super().get_config(), **self.neural_config()}
