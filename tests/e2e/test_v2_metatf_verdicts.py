@@ -1,6 +1,6 @@
-"""Akida 2.0 verdict matrix: one tiny Keras model per row of conversion-v2.md §5 and §6, each under
-MetaTF's schemes; our verdict (accepted / refused at quantize / refused at convert) must equal
-MetaTF's as measured there, except the documented improvements (docs/coming-from-metatf.md,
+"""Akida 2.0 verdict matrix: one tiny Keras model per row of conversion-v2.md §5 and §6, each
+under MetaTF's schemes; our verdict (accepted / refused at quantize / refused at convert) must
+equal MetaTF's as measured there, except the documented improvements (docs/coming-from-metatf.md,
 "Akida 2.0 verdicts"), and every accepted model is bit-exact between quantized Keras and
 akida_core."""
 from __future__ import annotations
@@ -65,6 +65,11 @@ def _chain(shape, *layers, samples=None):
 
 def _stem(**kwargs):
     return [L.Conv2D(4, 3, padding="same", name="stem", **kwargs), L.ReLU(name="stem_relu")]
+
+
+def conv(kernel=3, **kwargs):
+    """A 4-filter Conv2D, 'same' unless told."""
+    return L.Conv2D(4, kernel, padding=kwargs.pop("padding", "same"), **kwargs)
 
 
 def _floats(shape, n=16):
@@ -227,23 +232,25 @@ ROWS = {
     "input conv k4 s2": Row(lambda: _chain((8, 8, 3), L.Conv2D(4, 4, strides=2,
                                                                padding="same"), L.ReLU(),
                                            L.Conv2D(4, 1)), ACCEPTED),
-    "inner k9": Row(inner(lambda: [L.Conv2D(4, 9, padding="same")]), ACCEPTED),
-    "'valid' convs, k3 s2": Row(inner(lambda: [L.Conv2D(4, 3, strides=2), L.ReLU(), L.Conv2D(4, 3)]),
+    "inner k9": Row(inner(lambda: [conv(9)]), ACCEPTED),
+    "'valid' convs, k3 s2": Row(inner(lambda: [conv(strides=2, padding="valid"), L.ReLU(),
+                                               conv(padding="valid")]),
                                 ACCEPTED),
-    "even kernel stride 1": Row(inner(lambda: [L.Conv2D(4, 2, padding="same"), L.ReLU(),
+    "even kernel stride 1": Row(inner(lambda: [conv(2), L.ReLU(),
                                       L.DepthwiseConv2D(4, padding="same")]), ACCEPTED),
-    "DW k5 s2 (split)": Row(inner(lambda: [L.DepthwiseConv2D(5, strides=2, padding="same"), L.ReLU(),
+    "DW k5 s2 (split)": Row(inner(lambda: [L.DepthwiseConv2D(5, strides=2, padding="same"),
+                                           L.ReLU(),
                                   L.Conv2D(4, 1)]), ACCEPTED),
     "1-channel input": Row(lambda: _chain((8, 8, 1), *_stem(), L.Conv2D(4, 1)), ACCEPTED),
     "Concatenate of 3": Row(lambda: _branches(
         lambda xs: L.Concatenate()(xs + [L.ReLU()(L.Conv2D(2, 1)(xs[0]))])), ACCEPTED),
     # MetaTF converts LeakyReLU; here quantization stops before it (float tail): same verdict
-    "LeakyReLU": Row(inner(lambda: [L.Conv2D(4, 3, padding="same"),
+    "LeakyReLU": Row(inner(lambda: [conv(),
                                     L.LeakyReLU(0.1, name="bad"), L.Conv2D(4, 1)]), ACCEPTED),
     "unbounded ReLU": Row(inner(lambda: [L.Conv2D(4, 1)]), ACCEPTED),
-    "Conv2D(activation='relu')": Row(inner(lambda: [L.Conv2D(4, 3, padding="same", activation="relu"),
+    "Conv2D(activation='relu')": Row(inner(lambda: [conv(activation="relu"),
                                            L.Conv2D(4, 1)]), ACCEPTED),
-    "Activation('relu')": Row(inner(lambda: [L.Conv2D(4, 3, padding="same"), L.Activation("relu"),
+    "Activation('relu')": Row(inner(lambda: [conv(), L.Activation("relu"),
                                     L.Conv2D(4, 1)]), ACCEPTED),
     "ZeroPadding2D": Row(inner(lambda: [L.ZeroPadding2D(((0, 1), (0, 1))), L.DepthwiseConv2D(
         3, strides=2), L.ReLU(), L.Conv2D(4, 1)]), ACCEPTED),
@@ -259,59 +266,60 @@ ROWS = {
     "GAP after Add": Row(gap_after_add, AT_CONVERT, ACCEPTED,
                          "identity 1×1 Conv2D inserted, as MetaTF does for a ReLU", True),
     # §5, quantization stops at the first unquantizable layer (Dequantizer; float tail)
-    "Conv2D groups 2": Row(partial(lambda: [L.Conv2D(4, 3, padding="same", groups=2, name="bad")]),
+    "Conv2D groups 2": Row(partial(lambda: [conv(groups=2, name="bad")]),
                            ACCEPTED),
     "AveragePooling2D": Row(partial(lambda: [L.AveragePooling2D(2, name="bad")]), ACCEPTED),
     "UpSampling2D": Row(partial(lambda: [L.UpSampling2D(name="bad")]), ACCEPTED),
     "sigmoid": Row(partial(lambda: [L.Activation("sigmoid", name="bad")]), ACCEPTED),
-    "Activation('relu6')": Row(inner(lambda: [L.Conv2D(4, 3, padding="same"),
+    "Activation('relu6')": Row(inner(lambda: [conv(),
                                               L.Activation("relu6"), L.Conv2D(4, 1)]), ACCEPTED),
     "BN after ReLU": Row(partial(lambda: [L.BatchNormalization(name="bad")]), ACCEPTED),
-    "final Softmax": Row(inner(lambda: [L.Conv2D(4, 3, padding="same"), L.ReLU(),
+    "final Softmax": Row(inner(lambda: [conv(), L.ReLU(),
                                         L.Conv2D(4, 1), L.Softmax()]), ACCEPTED),
-    "final sigmoid": Row(inner(lambda: [L.Conv2D(4, 3, padding="same"), L.ReLU(),
+    "final sigmoid": Row(inner(lambda: [conv(), L.ReLU(),
                                         L.Conv2D(4, 1), L.Activation("sigmoid", name="bad")]),
                          ACCEPTED),
     # §5, refused at quantize
-    "DW depth_multiplier 2": Row(inner(lambda: [L.DepthwiseConv2D(3, padding="same", depth_multiplier=2,
+    "DW depth_multiplier 2": Row(inner(lambda: [L.DepthwiseConv2D(3, padding="same",
+                                                                  depth_multiplier=2,
                                                          name="bad")]), AT_QUANTIZE),
     "DW first after uint8 Rescaling": Row(lambda: _chain(
         (8, 8, 3), L.Rescaling(1 / 255), L.DepthwiseConv2D(3, padding="same", name="bad"),
         L.ReLU(), L.Conv2D(4, 1)), AT_QUANTIZE),
     "Add of 3 tensors": Row(add_of_three, AT_QUANTIZE),
     # §5, refused at convert
-    "non-square kernel": Row(inner(lambda: [L.Conv2D(4, (3, 1), padding="same", name="bad")]),
+    "non-square kernel": Row(inner(lambda: [conv((3, 1), name="bad")]),
                              AT_CONVERT),
-    "unequal strides": Row(inner(lambda: [L.Conv2D(4, 3, strides=(2, 1), padding="same", name="bad")]),
+    "unequal strides": Row(inner(lambda: [conv(strides=(2, 1), name="bad")]),
                            AT_CONVERT),
     "inner stride 3": Row(inner(lambda: [L.Conv2D(4, 3, strides=3, padding="same", name="bad")]),
                           AT_CONVERT),
-    "inner k5 stride 2": Row(inner(lambda: [L.Conv2D(4, 5, strides=2, padding="same", name="bad")]),
+    "inner k5 stride 2": Row(inner(lambda: [conv(5, strides=2, name="bad")]),
                              AT_CONVERT),
-    "inner k4 stride 2": Row(inner(lambda: [L.Conv2D(4, 4, strides=2, padding="same", name="bad")]),
+    "inner k4 stride 2": Row(inner(lambda: [conv(4, strides=2, name="bad")]),
                              AT_CONVERT),
     "dilation 2": Row(inner(lambda: [L.Conv2D(4, 3, dilation_rate=2, padding="same", name="bad")]),
                       AT_CONVERT),
     "Multiply": Row(multiply, AT_CONVERT, AT_QUANTIZE, EARLIER),
-    "MaxPool padding != conv padding": Row(inner(lambda: [L.Conv2D(4, 3, padding="same"), L.MaxPooling2D(
+    "MaxPool padding != conv padding": Row(inner(lambda: [conv(), L.MaxPooling2D(
         padding="valid", name="bad"), L.ReLU()]), AT_CONVERT),
-    "non-square MaxPool": Row(inner(lambda: [L.Conv2D(4, 3, padding="same"), L.MaxPooling2D(
+    "non-square MaxPool": Row(inner(lambda: [conv(), L.MaxPooling2D(
         (2, 1), padding="same", name="bad"), L.ReLU()]), AT_CONVERT),
-    "MaxPool stride > size": Row(inner(lambda: [L.Conv2D(4, 3, padding="same"), L.MaxPooling2D(
+    "MaxPool stride > size": Row(inner(lambda: [conv(), L.MaxPooling2D(
         2, strides=3, padding="same", name="bad"), L.ReLU()]), AT_CONVERT),
     "weight_bits 2": Row(conv_relu_head, AT_CONVERT, qparams={"weight_bits": 2}),
     "weight_bits 6": Row(conv_relu_head, AT_CONVERT, qparams={"weight_bits": 6}),
     "input_weight_bits 2": Row(conv_relu_head, AT_CONVERT, qparams={"input_weight_bits": 2}),
     "activation_bits 16": Row(conv_relu_head, AT_CONVERT, qparams={"activation_bits": 16}),
-    "uint8 input, 4 channels": Row(lambda: _chain((8, 8, 4), L.Conv2D(4, 3, padding="same",
+    "uint8 input, 4 channels": Row(lambda: _chain((8, 8, 4), conv(kernel=3,
                                                                       name="bad"), L.ReLU(),
                                                   L.Conv2D(4, 1)), AT_CONVERT),
     "uint8 input, Conv > ReLU > GAP first": Row(lambda: _chain(
-        (8, 8, 3), L.Conv2D(4, 3, padding="same", name="bad"), L.ReLU(),
+        (8, 8, 3), conv(name="bad"), L.ReLU(),
         L.GlobalAveragePooling2D(), L.Dense(4)), AT_CONVERT),
     "uint8 input, Dense first": Row(first_dense, AT_CONVERT),
     "uint8 input, Conv alone first": Row(lambda: _chain(
-        (8, 8, 3), L.Conv2D(4, 3, padding="same", name="bad"), L.Conv2D(4, 1)), AT_CONVERT,
+        (8, 8, 3), conv(name="bad"), L.Conv2D(4, 1)), AT_CONVERT,
         ACCEPTED, "an input Conv2D without activation is an InputConv2D too (exact)", True),
     "Add (H,W,C) + (1,1,C)": Row(add_broadcast, AT_CONVERT),
     "Concatenate axis 1": Row(concatenate_axis_1, AT_CONVERT, AT_QUANTIZE, EARLIER),
