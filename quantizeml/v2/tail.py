@@ -12,7 +12,7 @@ import warnings
 
 from ..errors import QuantizationError
 from ..transforms import QuantizationWarning
-from .graph import INPUT, NEURAL, RELU_ACTIVATIONS, SUPPORTED, Graph
+from .graph import IDENTITY, INPUT, NEURAL, RELU_ACTIVATIONS, SUPPORTED, Graph
 
 #: activations the scheme quantizes (a final softmax is applied by the host, see graph.py)
 QUANTIZED_ACTIVATIONS = tuple(RELU_ACTIVATIONS) + ("linear", None)
@@ -34,10 +34,21 @@ def unquantizable(node, graph: Graph) -> str | None:
     if kind == "Softmax" and node is not graph.nodes[-1]:
         return "a Softmax that is not the model's last layer"
     if kind == "BatchNormalization":
-        producer = None if node.inbounds[0] == INPUT else graph.node(node.inbounds[0])
+        producer = _producer(node, graph)
         if producer is None or producer.class_name not in NEURAL or \
                 len(graph.consumers(producer.name)) != 1:
             return "a BatchNormalization that follows no neural layer cannot be folded"
+    return None
+
+
+def _producer(node, graph):
+    """The layer feeding ``node``, looking through the identities sanitizing drops (Dropout)."""
+    name = node.inbounds[0]
+    while name != INPUT:
+        producer = graph.node(name)
+        if producer.class_name not in IDENTITY or len(graph.consumers(name)) != 1:
+            return producer
+        name = producer.inbounds[0]
     return None
 
 

@@ -152,3 +152,14 @@ def test_quantization_stops_before_the_first_unquantizable_layer():
     with pytest.raises(QuantizationError, match="'mul'.*2 tensors"):
         quantize(two, qparams=QuantizationParams(), samples=x)
     assert Akida1Params().activation_bits == 4  # the Akida 1.0 recipe is unchanged
+
+
+def test_batchnorm_after_a_dropout_still_folds():
+    # the Dropout is dropped before folding: no float tail for Conv > Dropout > BN
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    x = keras.layers.BatchNormalization()(keras.layers.Dropout(0.2)(x))
+    model = keras.Model(inp, keras.layers.Conv2D(2, 1)(keras.layers.ReLU()(x)))
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=images(8, size=8))
+    assert isinstance(qmodel.layers[-1], ql.Dequantizer)
