@@ -59,20 +59,23 @@ def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activa
     A model quantized with the Akida 2.0 scheme is checked by converting it to Akida 2.0 (its
     convert-level issues) and, when `target` is an Akida 2.0 device (a device or a name such as
     "SixNodesIPv2"), by mapping the converted model on it with `hw_only=True` (one hardware-level
-    issue per layer the device refuses, with every failed check).
+    issue per layer the device refuses, with every failed check). Float layers after its
+    Dequantizer (quantization stopped before them, as in MetaTF) are one hardware-level issue:
+    the model converts, and they run outside Akida.
 
     Raises:
         ValueError: an Akida 2.0 device as target of a float or Akida 1.0-quantized model (quantize
             it with `quantizeml.models.QuantizationParams` first), or an unknown target.
     """
-    from .v2 import convert_v2, is_akida2_model
+    from .v2 import convert_v2, float_tail_issue, is_akida2_model
     device = akida2_device(target)
     if is_akida2_model(model):  # quantized for Akida 2.0: its convert-level issues, then the device's
         try:
             akida_model = convert_v2(model)
         except ConversionError as err:
             return list(err.issues)
-        return [] if device is None else akida2_mapping_issues(akida_model, device)
+        left_out = [issue for issue in [float_tail_issue(model)] if issue is not None]
+        return left_out + ([] if device is None else akida2_mapping_issues(akida_model, device))
     if device is not None:
         raise ValueError(
             f"Target {device.name} is an Akida 2.0 device; this model is not quantized for Akida 2.0 "

@@ -26,13 +26,15 @@ RELU_ACTIVATIONS = {"relu": None, "relu6": 6.0}
 
 @dataclasses.dataclass
 class Node:
-    """One float layer: Keras class name, layer name, config, numpy weights, inbound names."""
+    """One float layer: Keras class name, layer name, config, numpy weights, inbound names, and
+    the Keras class it was read from (rebuilds the float layers quantization leaves out)."""
 
     class_name: str
     name: str
     config: dict
     weights: list
     inbounds: list
+    layer_class: type | None = None
 
 
 @dataclasses.dataclass
@@ -63,24 +65,20 @@ def _class_name(layer) -> str:
 
 
 def read_graph(model) -> Graph:
-    """Read a Keras 3 Sequential or Functional model (one input, one output).
+    """Read a Keras 3 Sequential or Functional model (one input, one output); layers of any
+    class are read (``tail.split_float_tail`` decides where quantization stops).
 
     Raises:
-        UnsupportedLayerError: several inputs/outputs, nested models, unknown layer classes (all
-            listed).
+        UnsupportedLayerError: several inputs or outputs.
     """
     if not isinstance(model, keras.Model):
         raise UnsupportedLayerError(f"Expected a Keras 3 model, got {type(model).__name__}.")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
+        outputs = [t._keras_history.operation.name for t in model.outputs]
         raise UnsupportedLayerError(
             f"Model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} "
-            "outputs; Akida 2.0 models take one input and give one output.")
-    unknown = [f"Layer '{layer.name}' ({_class_name(layer)}) is not supported by the Akida 2.0 "
-               f"scheme; supported: {', '.join(sorted(SUPPORTED))}." for layer in model.layers
-               if not isinstance(layer, keras.layers.InputLayer)
-               and _class_name(layer) not in SUPPORTED]
-    if unknown:
-        raise UnsupportedLayerError(unknown)
+            f"outputs (layers {', '.join(repr(n) for n in outputs)}); Akida 2.0 models take one "
+            "input and give one output. Hint: quantize one model per output.")
     input_layer = model.inputs[0]._keras_history.operation
     nodes = []
     if isinstance(model, keras.Sequential):
@@ -104,7 +102,7 @@ def read_graph(model) -> Graph:
 
 def _node(layer, inbounds) -> Node:
     return Node(_class_name(layer), layer.name, dict(layer.get_config()),
-                [np.asarray(w) for w in layer.get_weights()], list(inbounds))
+                [np.asarray(w) for w in layer.get_weights()], list(inbounds), type(layer))
 
 
 # ---- transforms: Graph -> Graph, appending issues ----
@@ -337,7 +335,8 @@ def pad_even_kernels(graph: Graph, issues: list) -> Graph:
             continue
         kernel = tuple(node.config.get("kernel_size", (1, 1)))
         if kernel[0] % 2 or kernel[0] != kernel[1] or tuple(node.config.get(
-                "strides", (1, 1))) != (1, 1) or node.config.get("padding") != "same":
+                "strides", (1, 1))) != (1, 1) or node.config.get("padding") != "same" or \
+                tuple(node.config.get("dilation_rate", (1, 1))) != (1, 1):
             continue
         weights = list(node.weights)
         weights[0] = np.pad(weights[0], ((1, 0), (1, 0), (0, 0), (0, 0)))
@@ -456,20 +455,31 @@ def output_shapes(graph: Graph) -> dict:
 
 
 def build_model(graph: Graph, layer_class, extra=lambda node: {}, input_layer=None,
-                output_layer=None, name=None) -> keras.Model:
+                output_layer=None, name=None, tail=()) -> keras.Model:
     """Build a Keras model from the graph: ``layer_class(node)`` gives each node's class,
-    ``extra(node)`` extra constructor arguments; optional first/last layers."""
+    ``extra(node)`` extra constructor arguments; optional first/last layers, then the float
+    ``tail`` nodes (their own Keras classes and configs) reading the last layer's output."""
     inputs = keras.Input(graph.input_shape, name="input")
     tensors = {INPUT: input_layer(inputs) if input_layer is not None else inputs}
     for node in graph.nodes:
         config = {k: v for k, v in node.config.items() if k not in ("dtype", "trainable")}
-        layer = layer_class(node)(**{**config, "name": node.name, **extra(node)})
-        args = [tensors[name] for name in node.inbounds]
-        tensors[node.name] = layer(args if len(args) > 1 else args[0])
-        if node.weights:
-            layer.set_weights(list(node.weights) + [np.asarray(w) for w in
-                                                    layer.get_weights()[len(node.weights):]])
+        _add_layer(tensors, node, layer_class(node)(**{**config, "name": node.name,
+                                                        **extra(node)}))
     out = tensors[graph.output]
     if output_layer is not None:
-        out = output_layer(out)
+        out = tensors[graph.output] = output_layer(out)
+    names = {node.name for node in tail}
+    for node in tail:  # what it read of the graph (renamed by sanitizing) is the last output
+        node = dataclasses.replace(node, inbounds=[name if name in names else graph.output
+                                                   for name in node.inbounds])
+        out = _add_layer(tensors, node, node.layer_class.from_config(node.config))
     return keras.Model(inputs, out, name=name or graph.name)
+
+
+def _add_layer(tensors, node, layer):
+    args = [tensors[name] for name in node.inbounds]
+    tensors[node.name] = layer(args if len(args) > 1 else args[0])
+    if node.weights:
+        layer.set_weights(list(node.weights) + [np.asarray(w) for w in
+                                                layer.get_weights()[len(node.weights):]])
+    return tensors[node.name]

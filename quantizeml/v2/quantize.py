@@ -20,6 +20,7 @@ from .inputs import (fold_zero_point, input_format, padding_values, plan_input_q
 from .lut import LUT_CLASSES
 from .params import QuantizationParams
 from .observe import observe_ranges
+from .tail import split_float_tail
 
 TWINS = {"Conv2D": qlayers.QuantizedConv2D, "DepthwiseConv2D": qlayers.QuantizedDepthwiseConv2D,
          "Conv2DTranspose": qlayers.QuantizedConv2DTranspose, "Dense": qlayers.QuantizedDense,
@@ -110,7 +111,10 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         The quantized Keras model (``[InputQuantizer >] ... > Dequantizer``); integer inputs
         (images) are fed as they are, float inputs go through an InputQuantizer of
         ``qparams.input_dtype``'s bits: signed, or unsigned with a zero point (the default
-        uint8) folded into the biases of the layers reading it.
+        uint8) folded into the biases of the layers reading it. As in MetaTF, quantization
+        stops before the first layer the scheme cannot quantize (e.g. AveragePooling2D,
+        sigmoid): the Dequantizer comes there and the layers from it on stay in float after it
+        (a QuantizationWarning names it and why).
 
     Raises:
         QuantizationError, UnsupportedLayerError: every unsupported layer or order at once.
@@ -126,7 +130,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         raise QuantizationConfigError(
             f"Model '{model.name}' is already quantized (it holds quantizeml layers); quantize "
             "the float model instead.")
-    graph = sanitize(read_graph(model))
+    graph, tail = split_float_tail(read_graph(model))
+    graph = sanitize(graph)
     q_config = _check_q_config(q_config, {node.name for node in graph.nodes})
     plan = plan_blocks(graph, q_config, qparams)
     rescale = None if graph.input_scale == 1.0 and graph.input_offset == 0.0 else \
@@ -165,6 +170,16 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
                                  f"('{first.name}' is not one). Hint: use Rescaling without "
                                  "offset."])
     padding_value = int(np.clip(np.round(-graph.input_offset / graph.input_scale), 0, 255))
+    dtype = np.dtype(qparams.input_dtype)
+    input_readers = [node for node in graph.consumers(INPUT) if node.class_name in NEURAL]
+    if integer_input and not input_conv and dtype.kind == "u":
+        depthwise = [node.name for node in input_readers if node.class_name == "DepthwiseConv2D"]
+        if depthwise:  # MetaTF's quantize refuses this one too (its other cases fail at convert)
+            raise QuantizationError([f"Layer '{name}' (DepthwiseConv2D) reads the {dtype} "
+                                     "inputs directly; Akida 2.0 takes unsigned inputs only "
+                                     "in an input Conv2D on 1 or 3 channels. Hint: start with "
+                                     "a Conv2D, or quantize with float samples (an "
+                                     "InputQuantizer is inserted)." for name in depthwise])
 
     def extra(node):
         args = dict(plan[node.name])
@@ -174,6 +189,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
                 args.update(padding_value=padding_value, use_bias=True)
             elif pad is not None and any(pad):
                 args["padding_value"] = pad
+        elif integer_input and dtype.kind == "i" and node in input_readers:
+            args["input_bits"] = dtype.itemsize * 8  # an Akida 2.0 InputData feeds it
         if node.name in readers:
             args["use_bias"] = True
         return args
@@ -181,7 +198,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
     input_layer = None if integer_input else qlayers.InputQuantizer(bits, signed,
                                                                      name="input_quantizer")
     qmodel = build_model(graph, lambda node: TWINS[node.class_name], extra, input_layer,
-                         qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized")
+                         qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized",
+                         tail)
     if not integer_input:
         input_layer.set_quantizer(frac, zero_point)
         fold_zero_point(qmodel, graph, frac, zero_point)

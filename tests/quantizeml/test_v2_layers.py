@@ -214,3 +214,26 @@ def test_params_defaults_are_metatf_and_any_bits_accepted():
         QuantizationParams(weight_bits=1)
     with pytest.raises(QuantizationConfigError, match="activation_bits"):
         QuantizationParams(activation_bits=True)
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "dense_4d"])
+def test_dilated_and_4d_dense_layers_equal_their_float_layer_on_integers(kind):
+    # MetaTF quantizes these (cnn2snn refuses them at convert): integer weights and inputs, scale
+    # 1, no shifts -> the quantized sums equal the float layer's on the same integers.
+    rng = np.random.default_rng(0)
+    x = rng.integers(-20, 20, (2, 7, 7, 3)).astype(np.float64)
+    if kind == "conv":
+        layer, ref = (cls(2, 3, padding="same", dilation_rate=2)
+                      for cls in (ql.QuantizedConv2D, keras.layers.Conv2D))
+        kernel = rng.integers(-5, 5, (3, 3, 3, 2))
+    elif kind == "depthwise":
+        layer, ref = (cls(3, padding="same", dilation_rate=2)
+                      for cls in (ql.QuantizedDepthwiseConv2D, keras.layers.DepthwiseConv2D))
+        kernel = rng.integers(-5, 5, (3, 3, 3, 1))
+    else:
+        layer, ref = ql.QuantizedDense(2), keras.layers.Dense(2)
+        kernel = rng.integers(-5, 5, (3, 2))
+    _neural(layer, x.shape, kernel, np.zeros(3 if kind == "depthwise" else 2))
+    ref.build(x.shape)
+    ref.set_weights([kernel.astype(np.float32), np.zeros(ref.get_weights()[1].shape)])
+    np.testing.assert_array_equal(layer(x).numpy(), ref(x.astype(np.float32)).numpy())

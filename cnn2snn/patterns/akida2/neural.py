@@ -33,9 +33,19 @@ def _square(block, layer, name, value):
     return value[0]
 
 
+def _check_dilation(neural):
+    dilation = tuple(int(d) for d in getattr(neural, "dilation_rate", (1, 1)))
+    if dilation != (1, 1):
+        raise BlockIssue("dilation", f"Layer '{neural.name}': dilation_rate={dilation}; Akida 2.0 "
+                         "convolutions are not dilated.", dilation, (1, 1),
+                         "use dilation_rate=1 (a larger kernel or a stride covers the same "
+                         "field of view).")
+
+
 def _post_arguments(block, neural):
     """Keras block -> activation, pooling, bits arguments of the Akida layer; and the activation
     layer (ReLU or LUT) or None."""
+    _check_dilation(neural)
     relu, pool, gap = block.role("relu"), block.role("maxpool"), block.role("gap")
     lut = block.role("lut")
     activation = ActivationType.ReLU if relu is not None else ActivationType.LUT \
@@ -160,6 +170,12 @@ def build_transpose(block, context):
 def build_dense(block, context):
     """Dense1D (row-major flatten; per-feature input shifts)."""
     neural = block.role("dense")
+    shape = tuple(neural.input.shape[1:])
+    if len(shape) != 1:
+        raise BlockIssue("dense_input", f"Layer '{neural.name}': input shape {shape}; the Akida "
+                         "2.0 Dense1D takes flat inputs (features,) only.", shape, "(features,)",
+                         f"add a Flatten (or a GlobalAveragePooling2D) before '{neural.name}', "
+                         "or use a 1×1 Conv2D.")
     args, act = _post_arguments(block, neural)
     args.pop("pool_type", None)
     layer = Dense1D(units=int(neural.units), name=block.name, **args)
