@@ -9,7 +9,10 @@ from the static bound max|w| * max|x| * fan_in, and refuses anything beyond floa
 
 The readable loop references these are tested against live in tests/akida_core/reference.py.
 """
+import functools
+
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..enums import Padding
 
@@ -53,6 +56,7 @@ def same_padding(size, kernel, stride):
     return total // 2, total - total // 2
 
 
+@functools.lru_cache(maxsize=4096)
 def output_size(size, kernel, stride, padding):
     """Return the output length of one spatial axis (Keras rules: Same ceil(n/s), Valid floor((n-k)/s)+1).
 
@@ -63,6 +67,7 @@ def output_size(size, kernel, stride, padding):
     return (size - kernel) // stride + 1
 
 
+@functools.lru_cache(maxsize=4096)
 def padding_amounts(size, kernel, stride, padding):
     """Return (before, after) padding of one axis: Valid none, Same as Keras (extra after), SameUpper
     `floor((k - 1) / 2)` before and whatever the last window needs after (never negative)."""
@@ -97,15 +102,23 @@ def _pad(inputs, kernel, strides, padding, value, dtype=None):
     return padded
 
 
+def _windows(padded, kernel, strides, out_h, out_w):
+    """Read-only view (n, oh, ow, kh, kw, c) of the strided kernel windows of `padded` (no copy)."""
+    s_n, s_h, s_w, s_c = padded.strides
+    return as_strided(padded, (padded.shape[0], out_h, out_w, kernel[0], kernel[1], padded.shape[3]),
+                      (s_n, s_h * strides[0], s_w * strides[1], s_h, s_w, s_c), writeable=False)
+
+
 def _im2col(padded, kernel, strides, out_h, out_w, dtype):
-    """Columns (n·oh·ow, kh·kw·c) of the strided kernel windows, in `dtype`, one copy per kernel tap."""
+    """Columns (n·oh·ow, kh·kw·c) of the strided kernel windows, in `dtype`: one casting copy of a
+    strided view (a window row of kw·c values is contiguous in `padded`)."""
     n, c = padded.shape[0], padded.shape[3]
     kh, kw = kernel
-    cols = np.empty((n, out_h, out_w, kh, kw, c), dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, :, i, j, :] = padded[:, i:i + out_h * strides[0]:strides[0],
-                                            j:j + out_w * strides[1]:strides[1]]
+    s_n, s_h, s_w, s_c = padded.strides
+    rows = as_strided(padded, (n, out_h, out_w, kh, kw * c), (s_n, s_h * strides[0], s_w * strides[1], s_h, s_c),
+                      writeable=False) if s_w == c * s_c else _windows(padded, kernel, strides, out_h, out_w)
+    cols = np.empty(rows.shape, dtype)
+    np.copyto(cols, rows, casting="unsafe")  # integers (or integer-valued floats) exact in `dtype`
     return cols.reshape(n * out_h * out_w, kh * kw * c)
 
 
@@ -177,15 +190,9 @@ def depthwise_conv2d_prepared(inputs, kernel, strides=(1, 1), padding=Padding.Sa
     out_h = output_size(h, kh, strides[0], padding)
     out_w = output_size(w, kw, strides[1], padding)
     padded = _pad(inputs, (kh, kw), strides, padding, 0, kernel.dtype)
-    out = np.zeros((n, out_h, out_w, c), kernel.dtype)
-    tap = np.empty_like(out)
-    # A loop over the kh·kw kernel taps only; each step is vectorised over samples and pixels.
-    for i in range(kh):
-        for j in range(kw):
-            np.multiply(padded[:, i:i + out_h * strides[0]:strides[0],
-                               j:j + out_w * strides[1]:strides[1]], kernel[i, j], out=tap)
-            out += tap
-    return out
+    # One einsum over a strided view of the windows (no copy): every product and partial sum is an exact
+    # integer in the kernel's dtype, so einsum's summation order cannot change the result.
+    return np.einsum("nyxijc,ijc->nyxc", _windows(padded, (kh, kw), strides, out_h, out_w), kernel)
 
 
 def separable_conv2d(inputs, depthwise, pointwise, strides=(1, 1), padding=Padding.Same):
@@ -234,11 +241,13 @@ def max_pool2d(potentials, pool_size, pool_stride, padding=Padding.Same):
     else:
         lowest = np.iinfo(potentials.dtype).min
     padded = _pad(potentials, (ph, pw), pool_stride, padding, lowest)
-    out = np.full((n, out_h, out_w, c), lowest, potentials.dtype)
-    for i in range(ph):
-        for j in range(pw):
-            np.maximum(out, padded[:, i:i + out_h * pool_stride[0]:pool_stride[0],
-                                   j:j + out_w * pool_stride[1]:pool_stride[1]], out=out)
+    taps = [padded[:, i:i + out_h * pool_stride[0]:pool_stride[0], j:j + out_w * pool_stride[1]:pool_stride[1]]
+            for i in range(ph) for j in range(pw)]
+    if len(taps) == 1:
+        return taps[0].copy()
+    out = np.maximum(taps[0], taps[1])
+    for tap in taps[2:]:
+        np.maximum(out, tap, out=out)
     return out
 
 
@@ -257,9 +266,8 @@ def global_sum_pool(potentials, bits):
     The chip accumulates in a `bits`-bit signed register, pixel by pixel in row-major order
     (y, then x), clipping after every addition: acc = clip(acc + p[y, x]). No division.
     The result depends on the order only where a running sum touches a bound, so the exact
-    plain sum is kept for every (sample, channel) whose prefix sums all stay inside the range,
-    and the sequential clip runs, vectorised over the others, from the first pixel where any
-    of them leaves it.
+    plain sum is kept for every (sample, channel) whose sum of |p| stays inside the range (then no
+    prefix sum can leave it), and `saturating_sum` computes the sequential clip of the others.
 
     Args:
         potentials: (n, h, w, c) exact integer potentials (any dtype; |p| < 2**31).
@@ -270,20 +278,65 @@ def global_sum_pool(potentials, bits):
     """
     n, h, w, c = potentials.shape
     low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
-    # int64: h·w < 2**21 (the model caps sizes) terms of |p| < 2**31 cannot overflow.
-    flat = potentials.reshape(n, h * w, c).astype(np.int64)
-    prefix = np.cumsum(flat, axis=1)
-    out = prefix[:, -1, :].copy()
-    outside = (prefix < low) | (prefix > high)
-    touched = outside.any(axis=1)
+    # Every prefix sum lies within ±Σ|p|: where that stays in range, no addition clips and the result is the
+    # plain sum. float64 sums h·w < 2**21 terms of |p| < 2**31 exactly (< 2**52), in any order.
+    flat = potentials.reshape(n, h * w, c)
+    out = flat.sum(axis=1, dtype=np.float64).astype(np.int64)
+    touched = np.abs(flat).sum(axis=1, dtype=np.float64) > high
     if touched.any():
         rows, cols = np.nonzero(touched)
-        start = int(np.argmax(outside[rows, :, cols], axis=1).min())
-        acc = prefix[rows, start - 1, cols] if start else np.zeros(rows.size, np.int64)
-        terms = np.ascontiguousarray(flat[rows, start:, cols].T)  # one contiguous row per pixel
-        for term in terms:  # clip(acc + term) = min(max(acc + term, low), high), without np.clip's wrapper
-            np.add(acc, term, out=acc)
-            np.maximum(acc, low, out=acc)
-            np.minimum(acc, high, out=acc)
-        out[rows, cols] = acc
+        # int64: h·w < 2**21 (the model caps sizes) terms of |p| < 2**31 cannot overflow.
+        terms = flat[rows, :, cols].T.astype(np.int64)  # (pixels, touched pairs), in the chip's order
+        prefix = np.cumsum(terms, axis=0)
+        outside = (prefix < low) | (prefix > high)
+        leaving = outside.any(axis=0)  # where some addition really clips
+        if leaving.any():
+            rows, cols, outside = rows[leaving], cols[leaving], outside[:, leaving]
+            # no addition before the first prefix outside the range clips: start from the prefix before it
+            start = int(np.argmax(outside, axis=0).min())
+            initial = prefix[start - 1, leaving] if start else 0
+            out[rows, cols] = saturating_sum(terms[start:, leaving], low, high, initial)
     return out.reshape(n, 1, 1, c)
+
+
+def saturating_sum(terms, low, high, initial=0):
+    """acc = clip(acc + t, low, high) over the rows of `terms` in order, from acc = `initial`, per column.
+
+    Each step is the map a -> min(max(a + t, low), high); maps of the form a -> min(max(a + s, lo), hi)
+    (lo <= hi) are closed under composition: applying (s1, lo1, hi1) then (s2, lo2, hi2) gives
+    (s1 + s2, clip(lo1 + s2, lo2, hi2), clip(hi1 + s2, lo2, hi2)). Composing neighbours pairwise
+    takes log2(rows) vectorised steps instead of one step per row, with the same integers.
+
+    Args:
+        terms: (rows, columns) int64, |sum of any rows| < 2**62.
+        low, high: the register's bounds (low <= 0 <= high).
+        initial: the starting value(s) of the register, in [low, high] (scalar or per column).
+
+    Returns:
+        (columns,) int64 saturated sums.
+    """
+    if terms.size <= SCALAR_SATURATION_TERMS:
+        # a few terms: Python integers step by step cost less than the tree's vectorised steps
+        acc = np.broadcast_to(np.asarray(initial, np.int64), terms.shape[1:]).tolist()
+        for row in terms.tolist():
+            acc = [min(max(a + t, low), high) for a, t in zip(acc, row)]
+        return np.array(acc, np.int64)
+    return _saturating_tree(terms, low, high, initial)
+
+
+SCALAR_SATURATION_TERMS = 512
+"""`saturating_sum` of at most this many terms steps through Python integers; more use the log-depth tree."""
+
+
+def _saturating_tree(terms, low, high, initial):
+    rows = 1 << max(terms.shape[0] - 1, 0).bit_length()
+    # rows up to a power of two: the extra steps add 0 and clip, an identity on the register's values
+    s = np.zeros((rows,) + terms.shape[1:], np.int64)
+    s[:terms.shape[0]] = terms
+    lo = np.full(s.shape, low, np.int64)
+    hi = np.full(s.shape, high, np.int64)
+    while s.shape[0] > 1:
+        s1, s2, lo1, lo2, hi1, hi2 = s[0::2], s[1::2], lo[0::2], lo[1::2], hi[0::2], hi[1::2]
+        lo, hi = (np.minimum(np.maximum(lo1 + s2, lo2), hi2), np.minimum(np.maximum(hi1 + s2, lo2), hi2))
+        s = s1 + s2
+    return np.minimum(np.maximum(s[0] + initial, lo[0]), hi[0])

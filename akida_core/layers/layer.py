@@ -34,6 +34,8 @@ class Layer:
     short_name = "Layer"
     params_type = None
     is_input = False
+    temporal = False
+    """Whether the layer keeps state from sample to sample (the batch is then a time sequence)."""
     ip_version = IpVersion.v1
     """IpVersion of the kind (Akida 1.0 unless a subclass says otherwise; None for the shared InputData)."""
     _inbound_layers = ()
