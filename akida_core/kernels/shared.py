@@ -143,13 +143,17 @@ def conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same, padding_value=
                            padding, padding_value)
 
 
-def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=Padding.Same, padding_value=0):
+def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=Padding.Same, padding_value=0,
+                    bands=1, run=None):
     """`conv2d` with its kernel prepared once: the weights as a (kh·kw·c, filters) matrix of the float
     accumulator dtype.
 
     The caller proves that dtype exact for every input it passes (`accumulator_dtype` of a static bound:
     max|w| · largest possible input or padding value · kh·kw·c); `conv2d` is this function with the
-    bound taken from the data.
+    bound taken from the data. With `bands` > 1 (one sample only), the output rows are computed in that many
+    bands, each an im2col of its rows and a product written in place, handed to `run` (a callable that
+    calls every function of a list, possibly on several threads; default: one after the other). The bands
+    are the same sums on disjoint outputs, so the result does not depend on them.
 
     Returns:
         (n, oh, ow, filters) exact integer potentials in the kernel's dtype.
@@ -163,10 +167,29 @@ def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=
     padded = _pad(inputs, (kh, kw), strides, padding, padding_value)
     if kh == kw == 1:
         cols = np.ascontiguousarray(padded[:, ::strides[0], ::strides[1]][:, :out_h, :out_w], dtype)
-        cols = cols.reshape(-1, c)
+        return (cols.reshape(-1, c) @ kernel_matrix).reshape(n, out_h, out_w, -1)
+    if n != 1 or bands <= 1 or out_h < 2:
+        return (_im2col(padded, (kh, kw), strides, out_h, out_w, dtype) @ kernel_matrix).reshape(n, out_h, out_w, -1)
+    out = np.empty((1, out_h, out_w, kernel_matrix.shape[1]), dtype)
+
+    def band(top, bottom):
+        rows = padded[:, top * strides[0]:(bottom - 1) * strides[0] + kh]
+        cols = _im2col(rows, (kh, kw), strides, bottom - top, out_w, dtype)
+        np.matmul(cols, kernel_matrix, out=out[0, top:bottom].reshape(-1, out.shape[3]))
+    _run_bands(band, out_h, bands, run)
+    return out
+
+
+def _run_bands(band, rows, bands, run):
+    """Call band(top, bottom) for `bands` consecutive row ranges covering [0, rows), through `run`."""
+    count = min(bands, rows)
+    edges = [rows * i // count for i in range(count + 1)]
+    tasks = [lambda top=top, bottom=bottom: band(top, bottom) for top, bottom in zip(edges, edges[1:])]
+    if run is None:
+        for task in tasks:
+            task()
     else:
-        cols = _im2col(padded, (kh, kw), strides, out_h, out_w, dtype)
-    return (cols @ kernel_matrix).reshape(n, out_h, out_w, -1)
+        run(tasks)
 
 
 def depthwise_conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same):
@@ -218,6 +241,33 @@ def pointwise_prepared(partial, matrix):
     n, out_h, out_w, c = partial.shape
     flat = partial.reshape(-1, c).astype(matrix.dtype, copy=False)
     return (flat @ matrix).reshape(n, out_h, out_w, -1)
+
+
+def separable_conv2d_prepared(inputs, depthwise, pointwise, strides=(1, 1), padding=Padding.Same, bands=1,
+                              run=None):
+    """`depthwise_conv2d_prepared` then `pointwise_prepared` (kernels in float accumulator dtypes the caller
+    proved exact). With `bands` > 1 (one sample only), output rows go in bands through `run`, as in
+    `conv2d_prepared`.
+
+    Returns:
+        (n, oh, ow, filters) exact integer potentials in the pointwise matrix's dtype.
+    """
+    n, h, w, c = inputs.shape
+    kh, kw, _ = depthwise.shape
+    out_h = output_size(h, kh, strides[0], padding)
+    if n != 1 or bands <= 1 or out_h < 2:
+        return pointwise_prepared(depthwise_conv2d_prepared(inputs, depthwise, strides, padding), pointwise)
+    out_w = output_size(w, kw, strides[1], padding)
+    padded = _pad(inputs, (kh, kw), strides, padding, 0, depthwise.dtype)
+    out = np.empty((1, out_h, out_w, pointwise.shape[1]), pointwise.dtype)
+
+    def band(top, bottom):
+        rows = padded[:, top * strides[0]:(bottom - 1) * strides[0] + kh]
+        partial = np.einsum("nyxijc,ijc->nyxc", _windows(rows, (kh, kw), strides, bottom - top, out_w), depthwise)
+        np.matmul(partial.reshape(-1, c).astype(pointwise.dtype, copy=False), pointwise,
+                  out=out[0, top:bottom].reshape(-1, out.shape[3]))
+    _run_bands(band, out_h, bands, run)
+    return out
 
 
 def dense(inputs, weights):

@@ -328,7 +328,8 @@ class Model:
             if workers > 1:
                 limiter.set(1)  # the workers are the parallelism; one BLAS thread each
                 limiter = None
-            results = run_pieces(lambda start: self._run_piece(layers, inputs[start:start + step], limiter),
+            results = run_pieces(lambda start: self._run_piece(layers, inputs[start:start + step], limiter,
+                                                               banding=workers == 1),
                                  list(range(0, size, step)), workers)
         stats = results[0][1]
         for _, piece_stats in results[1:]:
@@ -338,8 +339,9 @@ class Model:
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     @staticmethod
-    def _run_piece(layers, inputs, limiter):
-        """(outputs of the last layer, Statistics) of `inputs` through `layers`, in topological order."""
+    def _run_piece(layers, inputs, limiter, banding=False):
+        """(outputs of the last layer, Statistics) of `inputs` through `layers`, in topological order
+        (`banding`: large one-sample layer calls may use worker threads, see forward_in_slices)."""
         last_use = {}
         for index, layer in enumerate(layers):
             for inbound in layer._inbound_layers:
@@ -348,11 +350,11 @@ class Model:
         results = {}
         for index, layer in enumerate(layers):
             if not layer._inbound_layers:
-                x = forward_in_slices(layer, inputs, limiter)
+                x = forward_in_slices(layer, inputs, limiter, banding)
             elif layer.ip_version is IpVersion.v2:
                 x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers], limiter)
             else:
-                x = forward_in_slices(layer, results[id(layer._inbound_layers[0])], limiter)
+                x = forward_in_slices(layer, results[id(layer._inbound_layers[0])], limiter, banding)
             stats.record(layer, x)
             results[id(layer)] = x
             for inbound in layer._inbound_layers:  # free what no later layer reads

@@ -14,6 +14,10 @@ import threading
 
 from .threads import available_cores
 
+BAND_MACS = 16 * 2 ** 20
+"""A one-sample layer call of at least this many MACs (16 M) is computed in row bands by several threads."""
+BANDS_PER_WORKER = 4
+"""Row bands per worker: several, so that a worker slowed down by another process leaves its share."""
 PIECE_MACS = 8 * 2 ** 20
 """A piece holds at least this many MACs (8 M): below it, handing it to a thread costs more than it gains."""
 PIECES_PER_WORKER = 4
@@ -59,3 +63,61 @@ def run_pieces(function, pieces, workers):
         return [function(piece) for piece in pieces]
     futures = [_executor(workers).submit(function, piece) for piece in pieces]
     return [future.result() for future in futures]
+
+
+def band_count(macs, samples, cores=None):
+    """Row bands for a layer call of `macs` MACs on `samples` samples: 1 (no bands) unless one sample
+    holds at least BAND_MACS and several cores are available."""
+    cores = available_cores() if cores is None else cores
+    workers = max(1, min(MAX_WORKERS, cores))
+    if samples != 1 or workers == 1 or macs < BAND_MACS:
+        return 1
+    return workers * BANDS_PER_WORKER
+
+
+def run_tasks(tasks, workers=MAX_WORKERS):
+    """Call every function of `tasks` (no arguments); up to `workers` threads take them one at a time.
+
+    The calling thread takes tasks too and returns as soon as all are done: it never waits for a helper
+    thread that has not started (on a busy CPU it then simply does the work itself). The first exception
+    raised by a task is raised here, after the others have finished.
+    """
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    batch = _TaskBatch(tasks)
+    pool = _executor(workers)
+    for _ in range(min(workers, len(tasks)) - 1):
+        pool.submit(batch.drain)
+    batch.drain()
+    batch.finished.wait()
+    if batch.error is not None:
+        raise batch.error
+
+
+class _TaskBatch:
+    """Tasks handed out one at a time under a lock; `finished` is set when the last one is done."""
+
+    def __init__(self, tasks):
+        self.tasks = tasks
+        self.next = self.done = 0
+        self.error = None
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def drain(self):
+        while True:
+            with self.lock:
+                if self.next == len(self.tasks):
+                    return
+                index = self.next
+                self.next += 1
+            try:
+                self.tasks[index]()
+            except BaseException as error:  # re-raised by run_tasks in the caller's thread
+                self.error = self.error or error
+            with self.lock:
+                self.done += 1
+                if self.done == len(self.tasks):
+                    self.finished.set()

@@ -86,3 +86,72 @@ def test_models_with_temporal_layers_are_never_split(counted):
     x = np.random.default_rng(2).integers(-128, 128, (16, 4, 4, 2)).astype(np.int8)
     model.forward(x)
     assert counted == [(1, 1)]
+
+
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
+@pytest.mark.parametrize("padding", [ak.Padding.Same, ak.Padding.Valid])
+def test_banded_kernels_equal_the_loop_references(strides, padding):
+    from akida_core.kernels import shared
+    from . import reference as ref
+    rng = np.random.default_rng(strides[1])
+    x = rng.integers(0, 16, (1, 11, 7, 5)).astype(np.uint8)
+    w = rng.integers(-7, 8, (3, 3, 5, 6))
+    dw = rng.integers(-7, 8, (3, 3, 5))
+    pw = rng.integers(-7, 8, (5, 4))
+    same = padding == ak.Padding.Same
+    expected_conv = ref.correlate(x, w, strides, same, 3)
+    expected_sep = ref.separable(x, dw[::-1, ::-1, :, None], pw[None, None], strides, same)
+    for bands in (1, 2, 3, 8, 50):  # more bands than rows: one row each
+        for run in (None, lambda tasks: workers.run_tasks(tasks, 2)):
+            conv = shared.conv2d_prepared(x, w.reshape(-1, 6).astype(np.float32), (3, 3), strides, padding, 3,
+                                          bands=bands, run=run)
+            np.testing.assert_array_equal(conv, expected_conv)
+            sep = shared.separable_conv2d_prepared(x, dw.astype(np.float32), pw.astype(np.float32), strides, padding,
+                                                   bands=bands, run=run)
+            np.testing.assert_array_equal(sep, expected_sep)
+
+
+def test_band_count_rule():
+    big = workers.BAND_MACS
+    assert workers.band_count(big, 1, cores=2) == 2 * workers.BANDS_PER_WORKER
+    assert workers.band_count(big - 1, 1, cores=2) == 1   # too small to share
+    assert workers.band_count(big, 2, cores=2) == 1       # batches are split by samples instead
+    assert workers.band_count(big, 1, cores=1) == 1
+
+
+def test_run_tasks_does_everything_itself_when_no_helper_starts(monkeypatch):
+    class IdlePool:  # a pool whose threads never get to run (a CPU taken by other processes)
+        submitted = 0
+
+        def submit(self, function):
+            IdlePool.submitted += 1
+    monkeypatch.setattr(workers, "_executor", lambda count: IdlePool())
+    done = []
+    workers.run_tasks([lambda i=i: done.append(i) for i in range(6)], 2)
+    assert done == list(range(6)) and IdlePool.submitted == 1
+
+
+def test_run_tasks_runs_each_task_once_and_raises_the_first_error():
+    done = []
+    workers.run_tasks([lambda i=i: done.append(i) for i in range(40)], 2)
+    assert sorted(done) == list(range(40))
+
+    def fail():
+        raise ValueError("band failed")
+    with pytest.raises(ValueError, match="band failed"):
+        workers.run_tasks([fail, lambda: None, fail], 2)
+
+
+def test_one_large_sample_is_computed_in_bands(monkeypatch):
+    model = _model()
+    x = np.random.default_rng(3).integers(0, 256, (1, 12, 12, 3)).astype(np.uint8)
+    expected = model.forward(x)
+    calls = []
+    monkeypatch.setattr(workers, "BAND_MACS", 1)
+    monkeypatch.setattr("akida_core.model.inference.band_count",
+                        lambda macs, samples: workers.band_count(macs, samples, cores=2))
+    original = workers.run_tasks
+    monkeypatch.setattr("akida_core.model.inference.run_tasks",
+                        lambda tasks: calls.append(len(tasks)) or original(tasks, 2))
+    np.testing.assert_array_equal(model.forward(x), expected)
+    assert calls == [8, 8]  # conv_0 and sep_1 in 8 bands each; the FullyConnected layer has none
