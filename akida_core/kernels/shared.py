@@ -87,7 +87,7 @@ def _pad(inputs, kernel, strides, padding, value, dtype=None):
     than the copy at batch 1)."""
     dtype = inputs.dtype if dtype is None else np.dtype(dtype)
     top = bottom = left = right = 0
-    if Padding(padding) != Padding.Valid:
+    if padding is not Padding.Valid and Padding(padding) != Padding.Valid:
         (top, bottom) = padding_amounts(inputs.shape[1], kernel[0], strides[0], padding)
         (left, right) = padding_amounts(inputs.shape[2], kernel[1], strides[1], padding)
     if top == bottom == left == right == 0:
@@ -143,6 +143,24 @@ def conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same, padding_value=
                            padding, padding_value)
 
 
+SPARSE_CHANNELS = 0.75
+"""`live_channels` reports the live channels when at most this fraction of them holds a non-zero value: the
+gathers then cost less than the products they remove (measured on the benchmark models' layers)."""
+
+
+def live_channels(inputs):
+    """Indices of the input channels that hold a non-zero value somewhere in `inputs` (n, h, w, c), or None
+    when more than SPARSE_CHANNELS of them do.
+
+    Why: a channel that is zero everywhere adds nothing to any sum of a zero-padded convolution, so the
+    kernel rows of the other channels give the same potentials with fewer products (Akida itself only
+    processes events). Thresholds set per neuron leave whole channels silent often.
+    """
+    c = inputs.shape[-1]
+    live = np.flatnonzero(inputs.reshape(-1, c).any(axis=0))
+    return live if live.size <= SPARSE_CHANNELS * c else None
+
+
 def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=Padding.Same, padding_value=0,
                     bands=1, run=None):
     """`conv2d` with its kernel prepared once: the weights as a (kh·kw·c, filters) matrix of the float
@@ -167,7 +185,7 @@ def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=
     padded = _pad(inputs, (kh, kw), strides, padding, padding_value)
     if kh == kw == 1:
         cols = np.ascontiguousarray(padded[:, ::strides[0], ::strides[1]][:, :out_h, :out_w], dtype)
-        return (cols.reshape(-1, c) @ kernel_matrix).reshape(n, out_h, out_w, -1)
+        return (cols.reshape(n * out_h * out_w, c) @ kernel_matrix).reshape(n, out_h, out_w, -1)
     if n != 1 or bands <= 1 or out_h < 2:
         return (_im2col(padded, (kh, kw), strides, out_h, out_w, dtype) @ kernel_matrix).reshape(n, out_h, out_w, -1)
     out = np.empty((1, out_h, out_w, kernel_matrix.shape[1]), dtype)
@@ -239,7 +257,7 @@ def pointwise_prepared(partial, matrix):
     """(n, h, w, c) exact partial sums @ a (c, filters) matrix in a float accumulator dtype the caller
     proved exact (static bound max|pw| · max|partial| · c)."""
     n, out_h, out_w, c = partial.shape
-    flat = partial.reshape(-1, c).astype(matrix.dtype, copy=False)
+    flat = partial.reshape(n * out_h * out_w, c).astype(matrix.dtype, copy=False)
     return (flat @ matrix).reshape(n, out_h, out_w, -1)
 
 
@@ -264,7 +282,7 @@ def separable_conv2d_prepared(inputs, depthwise, pointwise, strides=(1, 1), padd
     def band(top, bottom):
         rows = padded[:, top * strides[0]:(bottom - 1) * strides[0] + kh]
         partial = np.einsum("nyxijc,ijc->nyxc", _windows(rows, (kh, kw), strides, bottom - top, out_w), depthwise)
-        np.matmul(partial.reshape(-1, c).astype(pointwise.dtype, copy=False), pointwise,
+        np.matmul(partial.reshape((bottom - top) * out_w, c).astype(pointwise.dtype, copy=False), pointwise,
                   out=out[0, top:bottom].reshape(-1, out.shape[3]))
     _run_bands(band, out_h, bands, run)
     return out
@@ -286,7 +304,7 @@ def max_pool2d(potentials, pool_size, pool_stride, padding=Padding.Same):
     ph, pw = pool_size
     out_h = output_size(h, ph, pool_stride[0], padding)
     out_w = output_size(w, pw, pool_stride[1], padding)
-    if np.issubdtype(potentials.dtype, np.floating):
+    if potentials.dtype.kind == "f":
         lowest = -np.inf
     else:
         lowest = np.iinfo(potentials.dtype).min

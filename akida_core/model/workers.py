@@ -68,9 +68,11 @@ def run_pieces(function, pieces, workers):
 def band_count(macs, samples, cores=None):
     """Row bands for a layer call of `macs` MACs on `samples` samples: 1 (no bands) unless one sample
     holds at least BAND_MACS and several cores are available."""
+    if samples != 1 or macs < BAND_MACS:
+        return 1
     cores = available_cores() if cores is None else cores
     workers = max(1, min(MAX_WORKERS, cores))
-    if samples != 1 or workers == 1 or macs < BAND_MACS:
+    if workers == 1:
         return 1
     return workers * BANDS_PER_WORKER
 

@@ -124,6 +124,12 @@ class Convolutional(Layer):
             flipped = self._cached("flipped", lambda: np.ascontiguousarray(self._values["weights"][::-1, ::-1]))
             potentials = kernels.conv2d(inputs, flipped, p.kernel_stride, p.padding)
         else:
+            live = kernels.shared.live_channels(inputs)
+            if live is not None:  # silent channels add nothing (zero padding): only the others' rows
+                kh, kw = p.kernel_size
+                # np.take keeps C order (an index array on the last axis would not), which the kernel needs
+                inputs = np.take(inputs, live, axis=3)
+                matrix = np.take(matrix.reshape(kh * kw, -1, matrix.shape[1]), live, axis=1).reshape(-1, matrix.shape[1])
             potentials = kernels.shared.conv2d_prepared(inputs, matrix, p.kernel_size, p.kernel_stride, p.padding,
                                                         bands=bands, run=run)
         return self._activate(self._pool(potentials))

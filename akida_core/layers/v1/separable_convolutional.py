@@ -65,6 +65,11 @@ class SeparableConvolutional(Layer):
             potentials = kernels.separable_conv2d(inputs, depthwise, pointwise, p.kernel_stride, p.padding)
         else:
             depthwise, pointwise = plan
+            live = kernels.shared.live_channels(inputs)
+            if live is not None:  # silent channels add nothing (zero padding): only the others' weights
+                # np.take keeps C order (an index array on the last axis would not), which the kernels need
+                inputs, depthwise = np.take(inputs, live, axis=3), np.take(depthwise, live, axis=2)
+                pointwise = np.take(pointwise, live, axis=0)
             potentials = kernels.shared.separable_conv2d_prepared(inputs, depthwise, pointwise, p.kernel_stride,
                                                                   p.padding, bands=bands, run=run)
         return self._activate(self._pool(potentials))
