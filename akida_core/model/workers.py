@@ -10,6 +10,7 @@ pieces and nobody waits at a barrier. Results are exact whatever the split: samp
 """
 import concurrent.futures
 import math
+import os
 import threading
 
 from .threads import available_cores
@@ -27,6 +28,16 @@ MAX_WORKERS = 2
 
 _pool = None
 _pool_lock = threading.Lock()
+
+
+def _forget_pool():
+    """In a forked child the pool's threads do not exist: start a new pool there when one is needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def plan_pieces(batch, macs_per_sample, cores=None):

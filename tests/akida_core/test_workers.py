@@ -155,3 +155,16 @@ def test_one_large_sample_is_computed_in_bands(monkeypatch):
                         lambda tasks: calls.append(len(tasks)) or original(tasks, 2))
     np.testing.assert_array_equal(model.forward(x), expected)
     assert calls == [8, 8]  # conv_0 and sep_1 in 8 bands each; the FullyConnected layer has none
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_worker_threads(counted):
+    import multiprocessing
+    model = _model()
+    x = np.random.default_rng(4).integers(0, 256, (6, 12, 12, 3)).astype(np.uint8)
+    expected = model.forward(x)  # the parent's pool now exists
+    assert counted[-1][1] == 2
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:  # the child would wait forever on the parent's (absent) threads
+        got = pool.apply_async(model.forward, (x,)).get(timeout=60)
+    np.testing.assert_array_equal(got, expected)
