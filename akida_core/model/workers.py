@@ -21,8 +21,10 @@ BANDS_PER_WORKER = 4
 """Row bands per worker: several, so that a worker slowed down by another process leaves its share."""
 PIECE_MACS = 8 * 2 ** 20
 """A piece holds at least this many MACs (8 M): below it, handing it to a thread costs more than it gains."""
-PIECES_PER_WORKER = 4
-"""Pieces per worker: several, so that a worker slowed down by another process leaves its share to the others."""
+PIECES_PER_WORKER = 2
+"""Pieces per worker: more than one, so that a worker slowed down by another process leaves part of its share to
+the others; not more, as every piece repeats each layer's fixed costs (on a loaded 2-core machine, 4 per
+worker ran DS-CNN batch 64 about 20% slower than 2)."""
 MAX_WORKERS = 2
 """At most this many worker threads (and never more than the cores this process may use)."""
 

@@ -44,9 +44,9 @@ def test_plan_pieces_rule():
     assert workers.plan_pieces(64, big, cores=1) == (1, 64)          # one core: never split
     assert workers.plan_pieces(1, 100 * big, cores=2) == (1, 1)      # one sample: nothing to split
     assert workers.plan_pieces(64, 1, cores=2) == (1, 64)            # too little work for a thread
-    assert workers.plan_pieces(64, big, cores=2) == (2, 8)           # 4 pieces per worker
-    assert workers.plan_pieces(64, big // 4, cores=2) == (2, 8)
-    assert workers.plan_pieces(64, big // 16, cores=2) == (2, 16)    # pieces of at least PIECE_MACS
+    assert workers.plan_pieces(64, big, cores=2) == (2, 16)          # 2 pieces per worker
+    assert workers.plan_pieces(64, big // 8, cores=2) == (2, 16)
+    assert workers.plan_pieces(64, big // 32, cores=2) == (2, 32)    # pieces of at least PIECE_MACS
     assert workers.plan_pieces(3, big, cores=8) == (workers.MAX_WORKERS, 1)
 
 
@@ -55,7 +55,7 @@ def test_split_batch_equals_the_unsplit_one_with_its_statistics(counted):
     x = np.random.default_rng(1).integers(0, 256, (11, 12, 12, 3)).astype(np.uint8)
     split = model.forward(x)
     split_stats = {name: (s.samples, s.events) for name, s in model.statistics.layers.items()}
-    assert counted[-1] == (6, 2)  # 11 samples in pieces of 2 (4 per worker) for two workers
+    assert counted[-1] == (4, 2)  # 11 samples in pieces of 3 (2 per worker) for two workers
     one = np.concatenate([model.forward(x[i:i + 1]) for i in range(11)])
     np.testing.assert_array_equal(split, one)
     serial = model.forward(x, batch_size=11)
