@@ -8,7 +8,6 @@ handed out one at a time, so when another process takes a core the free worker s
 pieces and nobody waits at a barrier. Results are exact whatever the split: samples are independent
 (models with temporal layers, where the batch is a time sequence, are never split).
 """
-import concurrent.futures
 import math
 import os
 import threading
@@ -61,6 +60,7 @@ def plan_pieces(batch, macs_per_sample, cores=None):
 
 def _executor(workers):
     global _pool
+    import concurrent.futures  # here: `import akida_core` stays light
     with _pool_lock:
         if _pool is None or _pool._max_workers < workers:
             _pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="akida_core")
