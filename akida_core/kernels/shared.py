@@ -9,7 +9,10 @@ from the static bound max|w| * max|x| * fan_in, and refuses anything beyond floa
 
 The readable loop references these are tested against live in tests/akida_core/reference.py.
 """
+import functools
+
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..enums import Padding
 
@@ -53,6 +56,7 @@ def same_padding(size, kernel, stride):
     return total // 2, total - total // 2
 
 
+@functools.lru_cache(maxsize=4096)
 def output_size(size, kernel, stride, padding):
     """Return the output length of one spatial axis (Keras rules: Same ceil(n/s), Valid floor((n-k)/s)+1).
 
@@ -63,6 +67,7 @@ def output_size(size, kernel, stride, padding):
     return (size - kernel) // stride + 1
 
 
+@functools.lru_cache(maxsize=4096)
 def padding_amounts(size, kernel, stride, padding):
     """Return (before, after) padding of one axis: Valid none, Same as Keras (extra after), SameUpper
     `floor((k - 1) / 2)` before and whatever the last window needs after (never negative)."""
@@ -82,7 +87,7 @@ def _pad(inputs, kernel, strides, padding, value, dtype=None):
     than the copy at batch 1)."""
     dtype = inputs.dtype if dtype is None else np.dtype(dtype)
     top = bottom = left = right = 0
-    if Padding(padding) != Padding.Valid:
+    if padding is not Padding.Valid and Padding(padding) != Padding.Valid:
         (top, bottom) = padding_amounts(inputs.shape[1], kernel[0], strides[0], padding)
         (left, right) = padding_amounts(inputs.shape[2], kernel[1], strides[1], padding)
     if top == bottom == left == right == 0:
@@ -97,15 +102,23 @@ def _pad(inputs, kernel, strides, padding, value, dtype=None):
     return padded
 
 
+def _windows(padded, kernel, strides, out_h, out_w):
+    """Read-only view (n, oh, ow, kh, kw, c) of the strided kernel windows of `padded` (no copy)."""
+    s_n, s_h, s_w, s_c = padded.strides
+    return as_strided(padded, (padded.shape[0], out_h, out_w, kernel[0], kernel[1], padded.shape[3]),
+                      (s_n, s_h * strides[0], s_w * strides[1], s_h, s_w, s_c), writeable=False)
+
+
 def _im2col(padded, kernel, strides, out_h, out_w, dtype):
-    """Columns (n·oh·ow, kh·kw·c) of the strided kernel windows, in `dtype`, one copy per kernel tap."""
+    """Columns (n·oh·ow, kh·kw·c) of the strided kernel windows, in `dtype`: one casting copy of a
+    strided view (a window row of kw·c values is contiguous in `padded`)."""
     n, c = padded.shape[0], padded.shape[3]
     kh, kw = kernel
-    cols = np.empty((n, out_h, out_w, kh, kw, c), dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, :, i, j, :] = padded[:, i:i + out_h * strides[0]:strides[0],
-                                            j:j + out_w * strides[1]:strides[1]]
+    s_n, s_h, s_w, s_c = padded.strides
+    rows = as_strided(padded, (n, out_h, out_w, kh, kw * c), (s_n, s_h * strides[0], s_w * strides[1], s_h, s_c),
+                      writeable=False) if s_w == c * s_c else _windows(padded, kernel, strides, out_h, out_w)
+    cols = np.empty(rows.shape, dtype)
+    np.copyto(cols, rows, casting="unsafe")  # integers (or integer-valued floats) exact in `dtype`
     return cols.reshape(n * out_h * out_w, kh * kw * c)
 
 
@@ -130,13 +143,36 @@ def conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same, padding_value=
                            padding, padding_value)
 
 
-def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=Padding.Same, padding_value=0):
+SPARSE_CHANNELS = 0.75
+"""`live_channels` reports the live channels when at most this fraction of them holds a non-zero value. Chosen,
+not tuned: the gathers cost about one pass over the input and the kept kernel rows, far less than the products
+they remove below 3/4 (AkidaNet-like with silent channels: 20–35% less CPU time per sample, docs/akida_core.md)."""
+
+
+def live_channels(inputs):
+    """Indices of the input channels that hold a non-zero value somewhere in `inputs` (n, h, w, c), or None
+    when more than SPARSE_CHANNELS of them do.
+
+    Why: a channel that is zero everywhere adds nothing to any sum of a zero-padded convolution, so the
+    kernel rows of the other channels give the same potentials with fewer products (Akida itself only
+    processes events). Thresholds set per neuron leave whole channels silent often.
+    """
+    c = inputs.shape[-1]
+    live = np.flatnonzero(inputs.reshape(-1, c).any(axis=0))
+    return live if live.size <= SPARSE_CHANNELS * c else None
+
+
+def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=Padding.Same, padding_value=0,
+                    bands=1, run=None):
     """`conv2d` with its kernel prepared once: the weights as a (kh·kw·c, filters) matrix of the float
     accumulator dtype.
 
     The caller proves that dtype exact for every input it passes (`accumulator_dtype` of a static bound:
     max|w| · largest possible input or padding value · kh·kw·c); `conv2d` is this function with the
-    bound taken from the data.
+    bound taken from the data. With `bands` > 1 (one sample only), the output rows are computed in that many
+    bands, each an im2col of its rows and a product written in place, handed to `run` (a callable that
+    calls every function of a list, possibly on several threads; default: one after the other). The bands
+    are the same sums on disjoint outputs, so the result does not depend on them.
 
     Returns:
         (n, oh, ow, filters) exact integer potentials in the kernel's dtype.
@@ -150,10 +186,29 @@ def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=
     padded = _pad(inputs, (kh, kw), strides, padding, padding_value)
     if kh == kw == 1:
         cols = np.ascontiguousarray(padded[:, ::strides[0], ::strides[1]][:, :out_h, :out_w], dtype)
-        cols = cols.reshape(-1, c)
+        return (cols.reshape(n * out_h * out_w, c) @ kernel_matrix).reshape(n, out_h, out_w, -1)
+    if n != 1 or bands <= 1 or out_h < 2:
+        return (_im2col(padded, (kh, kw), strides, out_h, out_w, dtype) @ kernel_matrix).reshape(n, out_h, out_w, -1)
+    out = np.empty((1, out_h, out_w, kernel_matrix.shape[1]), dtype)
+
+    def band(top, bottom):
+        rows = padded[:, top * strides[0]:(bottom - 1) * strides[0] + kh]
+        cols = _im2col(rows, (kh, kw), strides, bottom - top, out_w, dtype)
+        np.matmul(cols, kernel_matrix, out=out[0, top:bottom].reshape(-1, out.shape[3]))
+    _run_bands(band, out_h, bands, run)
+    return out
+
+
+def _run_bands(band, rows, bands, run):
+    """Call band(top, bottom) for `bands` consecutive row ranges covering [0, rows), through `run`."""
+    count = min(bands, rows)
+    edges = [rows * i // count for i in range(count + 1)]
+    tasks = [lambda top=top, bottom=bottom: band(top, bottom) for top, bottom in zip(edges, edges[1:])]
+    if run is None:
+        for task in tasks:
+            task()
     else:
-        cols = _im2col(padded, (kh, kw), strides, out_h, out_w, dtype)
-    return (cols @ kernel_matrix).reshape(n, out_h, out_w, -1)
+        run(tasks)
 
 
 def depthwise_conv2d(inputs, weights, strides=(1, 1), padding=Padding.Same):
@@ -177,15 +232,9 @@ def depthwise_conv2d_prepared(inputs, kernel, strides=(1, 1), padding=Padding.Sa
     out_h = output_size(h, kh, strides[0], padding)
     out_w = output_size(w, kw, strides[1], padding)
     padded = _pad(inputs, (kh, kw), strides, padding, 0, kernel.dtype)
-    out = np.zeros((n, out_h, out_w, c), kernel.dtype)
-    tap = np.empty_like(out)
-    # A loop over the kh·kw kernel taps only; each step is vectorised over samples and pixels.
-    for i in range(kh):
-        for j in range(kw):
-            np.multiply(padded[:, i:i + out_h * strides[0]:strides[0],
-                               j:j + out_w * strides[1]:strides[1]], kernel[i, j], out=tap)
-            out += tap
-    return out
+    # One einsum over a strided view of the windows (no copy): every product and partial sum is an exact
+    # integer in the kernel's dtype, so einsum's summation order cannot change the result.
+    return np.einsum("nyxijc,ijc->nyxc", _windows(padded, (kh, kw), strides, out_h, out_w), kernel)
 
 
 def separable_conv2d(inputs, depthwise, pointwise, strides=(1, 1), padding=Padding.Same):
@@ -209,8 +258,35 @@ def pointwise_prepared(partial, matrix):
     """(n, h, w, c) exact partial sums @ a (c, filters) matrix in a float accumulator dtype the caller
     proved exact (static bound max|pw| · max|partial| · c)."""
     n, out_h, out_w, c = partial.shape
-    flat = partial.reshape(-1, c).astype(matrix.dtype, copy=False)
+    flat = partial.reshape(n * out_h * out_w, c).astype(matrix.dtype, copy=False)
     return (flat @ matrix).reshape(n, out_h, out_w, -1)
+
+
+def separable_conv2d_prepared(inputs, depthwise, pointwise, strides=(1, 1), padding=Padding.Same, bands=1,
+                              run=None):
+    """`depthwise_conv2d_prepared` then `pointwise_prepared` (kernels in float accumulator dtypes the caller
+    proved exact). With `bands` > 1 (one sample only), output rows go in bands through `run`, as in
+    `conv2d_prepared`.
+
+    Returns:
+        (n, oh, ow, filters) exact integer potentials in the pointwise matrix's dtype.
+    """
+    n, h, w, c = inputs.shape
+    kh, kw, _ = depthwise.shape
+    out_h = output_size(h, kh, strides[0], padding)
+    if n != 1 or bands <= 1 or out_h < 2:
+        return pointwise_prepared(depthwise_conv2d_prepared(inputs, depthwise, strides, padding), pointwise)
+    out_w = output_size(w, kw, strides[1], padding)
+    padded = _pad(inputs, (kh, kw), strides, padding, 0, depthwise.dtype)
+    out = np.empty((1, out_h, out_w, pointwise.shape[1]), pointwise.dtype)
+
+    def band(top, bottom):
+        rows = padded[:, top * strides[0]:(bottom - 1) * strides[0] + kh]
+        partial = np.einsum("nyxijc,ijc->nyxc", _windows(rows, (kh, kw), strides, bottom - top, out_w), depthwise)
+        np.matmul(partial.reshape((bottom - top) * out_w, c).astype(pointwise.dtype, copy=False), pointwise,
+                  out=out[0, top:bottom].reshape(-1, out.shape[3]))
+    _run_bands(band, out_h, bands, run)
+    return out
 
 
 def dense(inputs, weights):
@@ -229,16 +305,18 @@ def max_pool2d(potentials, pool_size, pool_stride, padding=Padding.Same):
     ph, pw = pool_size
     out_h = output_size(h, ph, pool_stride[0], padding)
     out_w = output_size(w, pw, pool_stride[1], padding)
-    if np.issubdtype(potentials.dtype, np.floating):
+    if potentials.dtype.kind == "f":
         lowest = -np.inf
     else:
         lowest = np.iinfo(potentials.dtype).min
     padded = _pad(potentials, (ph, pw), pool_stride, padding, lowest)
-    out = np.full((n, out_h, out_w, c), lowest, potentials.dtype)
-    for i in range(ph):
-        for j in range(pw):
-            np.maximum(out, padded[:, i:i + out_h * pool_stride[0]:pool_stride[0],
-                                   j:j + out_w * pool_stride[1]:pool_stride[1]], out=out)
+    taps = [padded[:, i:i + out_h * pool_stride[0]:pool_stride[0], j:j + out_w * pool_stride[1]:pool_stride[1]]
+            for i in range(ph) for j in range(pw)]
+    if len(taps) == 1:
+        return taps[0].copy()
+    out = np.maximum(taps[0], taps[1])
+    for tap in taps[2:]:
+        np.maximum(out, tap, out=out)
     return out
 
 
@@ -257,9 +335,8 @@ def global_sum_pool(potentials, bits):
     The chip accumulates in a `bits`-bit signed register, pixel by pixel in row-major order
     (y, then x), clipping after every addition: acc = clip(acc + p[y, x]). No division.
     The result depends on the order only where a running sum touches a bound, so the exact
-    plain sum is kept for every (sample, channel) whose prefix sums all stay inside the range,
-    and the sequential clip runs, vectorised over the others, from the first pixel where any
-    of them leaves it.
+    plain sum is kept for every (sample, channel) whose sum of |p| stays inside the range (then no
+    prefix sum can leave it), and `saturating_sum` computes the sequential clip of the others.
 
     Args:
         potentials: (n, h, w, c) exact integer potentials (any dtype; |p| < 2**31).
@@ -270,20 +347,66 @@ def global_sum_pool(potentials, bits):
     """
     n, h, w, c = potentials.shape
     low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
-    # int64: h·w < 2**21 (the model caps sizes) terms of |p| < 2**31 cannot overflow.
-    flat = potentials.reshape(n, h * w, c).astype(np.int64)
-    prefix = np.cumsum(flat, axis=1)
-    out = prefix[:, -1, :].copy()
-    outside = (prefix < low) | (prefix > high)
-    touched = outside.any(axis=1)
+    # Every prefix sum lies within ±Σ|p|: where that stays in range, no addition clips and the result is the
+    # plain sum. float64 sums h·w < 2**21 terms of |p| < 2**31 exactly (< 2**52), in any order.
+    flat = potentials.reshape(n, h * w, c)
+    out = flat.sum(axis=1, dtype=np.float64).astype(np.int64)
+    touched = np.abs(flat).sum(axis=1, dtype=np.float64) > high
     if touched.any():
         rows, cols = np.nonzero(touched)
-        start = int(np.argmax(outside[rows, :, cols], axis=1).min())
-        acc = prefix[rows, start - 1, cols] if start else np.zeros(rows.size, np.int64)
-        terms = np.ascontiguousarray(flat[rows, start:, cols].T)  # one contiguous row per pixel
-        for term in terms:  # clip(acc + term) = min(max(acc + term, low), high), without np.clip's wrapper
-            np.add(acc, term, out=acc)
-            np.maximum(acc, low, out=acc)
-            np.minimum(acc, high, out=acc)
-        out[rows, cols] = acc
+        # int64: h·w < 2**21 (the model caps sizes) terms of |p| < 2**31 cannot overflow.
+        terms = flat[rows, :, cols].T.astype(np.int64)  # (pixels, touched pairs), in the chip's order
+        prefix = np.cumsum(terms, axis=0)
+        outside = (prefix < low) | (prefix > high)
+        leaving = outside.any(axis=0)  # where some addition really clips
+        if leaving.any():
+            rows, cols, outside = rows[leaving], cols[leaving], outside[:, leaving]
+            # no addition before the first prefix outside the range clips: start from the prefix before it
+            start = int(np.argmax(outside, axis=0).min())
+            initial = prefix[start - 1, leaving] if start else 0
+            out[rows, cols] = saturating_sum(terms[start:, leaving], low, high, initial)
     return out.reshape(n, 1, 1, c)
+
+
+def saturating_sum(terms, low, high, initial=0):
+    """acc = clip(acc + t, low, high) over the rows of `terms` in order, from acc = `initial`, per column.
+
+    Each step is the map a -> min(max(a + t, low), high); maps of the form a -> min(max(a + s, lo), hi)
+    (lo <= hi) are closed under composition: applying (s1, lo1, hi1) then (s2, lo2, hi2) gives
+    (s1 + s2, clip(lo1 + s2, lo2, hi2), clip(hi1 + s2, lo2, hi2)). Composing neighbours pairwise
+    takes log2(rows) vectorised steps instead of one step per row, with the same integers.
+
+    Args:
+        terms: (rows, columns) int64, |sum of any rows| < 2**62.
+        low, high: the register's bounds (low <= 0 <= high).
+        initial: the starting value(s) of the register, in [low, high] (scalar or per column).
+
+    Returns:
+        (columns,) int64 saturated sums.
+    """
+    if terms.size <= SCALAR_SATURATION_TERMS:
+        # a few terms: Python integers step by step cost less than the tree's vectorised steps
+        acc = np.broadcast_to(np.asarray(initial, np.int64), terms.shape[1:]).tolist()
+        for row in terms.tolist():
+            acc = [min(max(a + t, low), high) for a, t in zip(acc, row)]
+        return np.array(acc, np.int64)
+    return _saturating_tree(terms, low, high, initial)
+
+
+SCALAR_SATURATION_TERMS = 512
+"""`saturating_sum` of at most this many terms steps through Python integers; more use the log-depth tree."""
+
+
+def _saturating_tree(terms, low, high, initial):
+    """`saturating_sum` by pairwise composition of the clamp maps (log2(rows) vectorised steps)."""
+    rows = 1 << max(terms.shape[0] - 1, 0).bit_length()
+    # rows up to a power of two: the extra steps add 0 and clip, an identity on the register's values
+    s = np.zeros((rows,) + terms.shape[1:], np.int64)
+    s[:terms.shape[0]] = terms
+    lo = np.full(s.shape, low, np.int64)
+    hi = np.full(s.shape, high, np.int64)
+    while s.shape[0] > 1:
+        s1, s2, lo1, lo2, hi1, hi2 = s[0::2], s[1::2], lo[0::2], lo[1::2], hi[0::2], hi[1::2]
+        lo, hi = (np.minimum(np.maximum(lo1 + s2, lo2), hi2), np.minimum(np.maximum(hi1 + s2, lo2), hi2))
+        s = s1 + s2
+    return np.minimum(np.maximum(s[0] + initial, lo[0]), hi[0])

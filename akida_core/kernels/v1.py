@@ -119,7 +119,7 @@ def activate(potentials, threshold, step, act_bits):
     q /= step
     np.ceil(q, out=q)
     # clip and cast in one pass: the clipped values are integers in [0, 15], exact in uint8
-    return np.clip(q, 0, 2 ** act_bits - 1, out=np.empty(q.shape, np.uint8), casting="unsafe")
+    return q.clip(0, 2 ** act_bits - 1, out=np.empty(q.shape, np.uint8), casting="unsafe")
 
 
 def to_int32(potentials):

@@ -16,11 +16,12 @@ from ..layers import LAYER_KINDS, InputData, Layer
 from ..layers.v2 import validate_v2_inputs
 from . import description
 from .description import MAX_LAYERS, MODEL_DICT_VERSION  # noqa: F401 (MODEL_DICT_VERSION: public name)
-from .inference import batch_chunk, check_sample_memory, forward_in_slices
+from .inference import batch_chunk, check_sample_memory, forward_in_slices, layer_macs
 from .inputs import validate_batch_size, validate_inputs
 from .state import arrays_to_lists, check_depth, lists_to_arrays
 from .statistics import Statistics
 from .threads import limited_threads
+from .workers import plan_pieces, run_pieces
 from .summary import summary_text
 
 
@@ -342,36 +343,54 @@ class Model:
         """Forward validated inputs through `layers` (default: all; a prefix of the model), chunk by chunk,
         in topological order, recording statistics; returns the last layer's outputs.
 
-        Chunks run in order, so temporal layers see the samples as one time sequence.
+        Chunks run in order, so temporal layers see the samples as one time sequence. Without temporal
+        layers, a large batch is split into pieces that worker threads run side by side (workers.py).
         """
         layers = self._layers if layers is None else layers
         check_sample_memory(layers)
         chunk = self._chunk_size(batch_size)
+        size = inputs.shape[0]
+        workers, step = 1, chunk
+        if size > 1 and not any(layer.temporal for layer in layers):
+            workers, piece = plan_pieces(size, sum(layer_macs(layer) for layer in layers))
+            step = min(piece, chunk) if workers > 1 else chunk
+        with limited_threads() as limiter:  # BLAS threads per layer (threads.py)
+            if workers > 1:
+                limiter.set(1)  # the workers are the parallelism; one BLAS thread each
+                limiter = None
+            results = run_pieces(lambda start: self._run_piece(layers, inputs[start:start + step], limiter,
+                                                               banding=workers == 1),
+                                 list(range(0, size, step)), workers)
+        stats = results[0][1]
+        for _, piece_stats in results[1:]:
+            stats.merge(piece_stats)
+        self._statistics = stats
+        outputs = [x for x, _ in results]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    @staticmethod
+    def _run_piece(layers, inputs, limiter, banding=False):
+        """(outputs of the last layer, Statistics) of `inputs` through `layers`, in topological order
+        (`banding`: large one-sample layer calls may use worker threads, see forward_in_slices)."""
         last_use = {}
         for index, layer in enumerate(layers):
             for inbound in layer._inbound_layers:
                 last_use[id(inbound)] = index
-        outputs = []
         stats = Statistics.for_layers(layers)
-        with limited_threads() as limiter:  # BLAS threads per layer (threads.py)
-            for start in range(0, inputs.shape[0], chunk):
-                results = {}
-                for index, layer in enumerate(layers):
-                    if not layer._inbound_layers:
-                        x = forward_in_slices(layer, inputs[start:start + chunk], limiter)
-                    elif layer.ip_version is IpVersion.v2:
-                        x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers],
-                                              limiter)
-                    else:
-                        x = forward_in_slices(layer, results[id(layer._inbound_layers[0])], limiter)
-                    stats.record(layer, x)
-                    results[id(layer)] = x
-                    for inbound in layer._inbound_layers:  # free what no later layer reads
-                        if last_use[id(inbound)] == index:
-                            results.pop(id(inbound), None)
-                outputs.append(x)
-        self._statistics = stats
-        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        results = {}
+        for index, layer in enumerate(layers):
+            if not layer._inbound_layers:
+                x = forward_in_slices(layer, inputs, limiter, banding)
+            elif layer.ip_version is IpVersion.v2:
+                x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers], limiter)
+            else:
+                x = forward_in_slices(layer, results[id(layer._inbound_layers[0])], limiter, banding)
+            stats.record(layer, x)
+            results[id(layer)] = x
+            for inbound in layer._inbound_layers:  # free what no later layer reads
+                if last_use[id(inbound)] == index:
+                    results.pop(id(inbound), None)
+        return x, stats
 
     def forward(self, inputs, batch_size=0):
         """Integer inference.

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import ModelStructureError
 from .threads import threads_for
+from .workers import band_count, run_tasks
 
 BATCH_MEMORY_BYTES = 512 * 2 ** 20
 """Inference holds at most about this many bytes of layer outputs for one chunk of the batch."""
@@ -77,17 +78,22 @@ def _padded_pool_bytes(params, h, w, c):
     return (h + pads[0]) * (w + pads[1]) * c * 8
 
 
-def forward_in_slices(layer, x, limiter=None):
+def forward_in_slices(layer, x, limiter=None, banding=False):
     """Run one layer over `x` in sub-batches sized to LAYER_MEMORY_BYTES (cache-friendly, bounded memory).
 
     `x` is an array, or a list of arrays (one per inbound) sliced alike; slices run in order, so
     temporal layers see the samples as one sequence. With a `limiter` (threads.ThreadLimiter), the
-    BLAS thread count is set from the MACs of one slice first (`threads.threads_for`).
+    BLAS thread count is set from the MACs of one slice first (`threads.threads_for`). With `banding`, a
+    large one-sample call of a layer that computes in row bands (`layer.bands`) shares them among worker
+    threads (workers.py), each with one BLAS thread.
     """
     step = max(1, LAYER_MEMORY_BYTES // working_bytes(layer))
     size = x[0].shape[0] if isinstance(x, list) else x.shape[0]
+    bands = band_count(layer_macs(layer), size) if banding and layer.bands else 1
     if limiter is not None:
-        limiter.set(threads_for(layer_macs(layer) * min(size, step)))
+        limiter.set(1 if bands > 1 else threads_for(layer_macs(layer) * min(size, step)))
+    if bands > 1:
+        return layer._forward(x, bands=bands, run=run_tasks)
     if size <= step:
         return layer._forward(x)
 

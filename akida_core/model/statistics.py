@@ -73,6 +73,13 @@ class Statistics:
         entry.samples += outputs.shape[0]
         entry.events += int(np.count_nonzero(outputs))
 
+    def merge(self, other):
+        """Add the counts of `other` (statistics of the same layers on other samples)."""
+        for name, entry in other.layers.items():
+            mine = self.layers[name]
+            mine.samples += entry.samples
+            mine.events += entry.events
+
     @property
     def samples(self):
         """Number of samples of the last inference."""

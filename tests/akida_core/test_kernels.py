@@ -175,3 +175,70 @@ def test_float32_activation_path_is_exact(act_bits, seed, raw_step, spread):
     ([0.0], False), ([np.inf], False), ([], False)])
 def test_float32_exact_steps(act_step, exact):
     assert kernels.float32_exact_steps(np.array(act_step, np.float32), 1) is exact
+
+
+def _saturating_loop(terms, low, high):
+    out = []
+    for column in np.asarray(terms).T:
+        acc = 0
+        for t in column:
+            acc = min(max(acc + int(t), low), high)
+        out.append(acc)
+    return out
+
+
+@given(st.integers(1, 70), st.integers(1, 4), st.sampled_from([8, 2 ** 19, 2 ** 21]), st.integers(0, 2 ** 32 - 1))
+def test_saturating_sum_equals_the_sequential_clip(rows, columns, scale, seed):
+    # every length (odd ones pad the tree), values from far inside to far beyond the 20-bit register
+    terms = np.random.default_rng(seed).integers(-scale, scale, (rows, columns)).astype(np.int64)
+    low, high = -2 ** 19, 2 ** 19 - 1
+    expected = _saturating_loop(terms, low, high)
+    assert kernels.shared.saturating_sum(terms, low, high).tolist() == expected
+    assert kernels.shared._saturating_tree(terms, low, high, 0).tolist() == expected  # the path of large sums
+
+
+def test_saturating_sum_of_many_terms_takes_the_tree_and_equals_the_loop():
+    terms = np.random.default_rng(5).integers(-2 ** 18, 2 ** 18, (125, 9)).astype(np.int64)
+    terms[:40, 0] = 2 ** 17  # saturates early, then comes back
+    assert terms.size > kernels.shared.SCALAR_SATURATION_TERMS
+    assert kernels.shared.saturating_sum(terms, -2 ** 19, 2 ** 19 - 1).tolist() == \
+        _saturating_loop(terms, -2 ** 19, 2 ** 19 - 1)
+
+
+def test_saturating_sum_hand_examples():
+    low, high = -8, 7
+    assert kernels.shared.saturating_sum(np.array([[5], [5], [-3]]), low, high).tolist() == [4]   # 7, then 4
+    assert kernels.shared.saturating_sum(np.array([[-20], [3], [30], [-1]]), low, high).tolist() == [6]
+    assert kernels.shared.saturating_sum(np.array([[2]]), low, high).tolist() == [2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_global_sum_pool_on_many_pixels_mixes_exact_and_saturated_channels(seed):
+    # 25x5 pixels (DS-CNN's last layer): channel 0 small (plain sum), the others saturate somewhere
+    rng = np.random.default_rng(seed)
+    p = rng.integers(-2 ** 16, 2 ** 16, (2, 25, 5, 4)).astype(np.float32)
+    p[..., 0] = rng.integers(-100, 100, (2, 25, 5))
+    p[1, :12, :, 3] = 2 ** 18  # a long run at the upper bound, then mixed values
+    np.testing.assert_array_equal(kernels.global_sum_pool(p, 20), ref.global_sum(p, 20))
+
+
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
+def test_conv_and_depthwise_on_non_contiguous_inputs(strides):
+    # a channel slice is not contiguous: im2col takes its general window view; the result is the same
+    rng = np.random.default_rng(strides[1])
+    x = rng.integers(0, 16, (2, 9, 7, 6)).astype(np.uint8)[..., ::2]
+    w = rng.integers(-7, 8, (3, 3, 3, 4))
+    dw = rng.integers(-7, 8, (3, 3, 3, 1))
+    for same in (True, False):
+        padding = Padding.Same if same else Padding.Valid
+        np.testing.assert_array_equal(kernels.conv2d(x, w, strides, padding), ref.correlate(x, w, strides, same))
+        np.testing.assert_array_equal(kernels.separable_conv2d(x, dw[:, :, :, 0], np.eye(3, dtype=np.int64),
+                                                               strides, padding),
+                                      ref.separable(x, dw[::-1, ::-1], np.eye(3)[None, None], strides, same))
+
+
+def test_saturating_sum_starts_from_the_initial_register_value():
+    terms = np.array([[3, -4], [5, -6]])
+    for total in (kernels.shared.saturating_sum, kernels.shared._saturating_tree):
+        got = total(terms, -8, 7, np.array([2, -1]))
+        assert got.tolist() == [7, -8]  # 2+3=5, 5+5 -> 7; -1-4=-5, -5-6 -> -8

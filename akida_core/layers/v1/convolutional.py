@@ -85,6 +85,7 @@ class Convolutional(Layer):
 
     layer_type = LayerType.Convolutional
     short_name = "Conv"
+    bands = True
     params_type = ConvolutionalParams
 
     def __init__(self, kernel_size, filters, name="", padding=Padding.Same, kernel_stride=(1, 1),
@@ -115,7 +116,7 @@ class Convolutional(Layer):
         return conv_positions(p, self.input_dims) * p.kernel_size[0] * p.kernel_size[1] \
             * self.input_dims[2] * p.filters
 
-    def _forward(self, inputs):
+    def _forward(self, inputs, bands=1, run=None):
         p = self._params
         # Akida convolves: flipping once here lets the kernel cross-correlate.
         matrix = self._cached("kernel_matrix", self._kernel_matrix)
@@ -123,7 +124,14 @@ class Convolutional(Layer):
             flipped = self._cached("flipped", lambda: np.ascontiguousarray(self._values["weights"][::-1, ::-1]))
             potentials = kernels.conv2d(inputs, flipped, p.kernel_stride, p.padding)
         else:
-            potentials = kernels.shared.conv2d_prepared(inputs, matrix, p.kernel_size, p.kernel_stride, p.padding)
+            live = kernels.shared.live_channels(inputs)
+            if live is not None:  # silent channels add nothing (zero padding): only the others' rows
+                kh, kw = p.kernel_size
+                # np.take keeps C order (an index array on the last axis would not), which the kernel needs
+                inputs = np.take(inputs, live, axis=3)
+                matrix = np.take(matrix.reshape(kh * kw, -1, matrix.shape[1]), live, axis=1).reshape(-1, matrix.shape[1])
+            potentials = kernels.shared.conv2d_prepared(inputs, matrix, p.kernel_size, p.kernel_stride, p.padding,
+                                                        bands=bands, run=run)
         return self._activate(self._pool(potentials))
 
     def _kernel_matrix(self):

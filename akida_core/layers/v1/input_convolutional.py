@@ -49,6 +49,7 @@ class InputConvolutional(Layer):
 
     layer_type = LayerType.InputConvolutional
     short_name = "InputConv"
+    bands = True
     params_type = InputConvolutionalParams
     is_input = True
 
@@ -79,7 +80,7 @@ class InputConvolutional(Layer):
         return conv_positions(p, p.input_shape) * p.kernel_size[0] * p.kernel_size[1] \
             * p.input_shape[2] * p.filters
 
-    def _forward(self, inputs):
+    def _forward(self, inputs, bands=1, run=None):
         p = self._params
         matrix = self._cached("kernel_matrix", self._kernel_matrix)
         if matrix is None:
@@ -87,7 +88,7 @@ class InputConvolutional(Layer):
                                         p.padding_value)
         else:
             potentials = kernels.shared.conv2d_prepared(inputs, matrix, p.kernel_size, p.kernel_stride,
-                                                        p.padding, p.padding_value)
+                                                        p.padding, p.padding_value, bands=bands, run=run)
         return self._activate(self._pool(potentials))
 
     def _kernel_matrix(self):

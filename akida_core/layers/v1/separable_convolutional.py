@@ -23,6 +23,7 @@ class SeparableConvolutional(Layer):
 
     layer_type = LayerType.SeparableConvolutional
     short_name = "SepConv"
+    bands = True
     params_type = SeparableConvolutionalParams
 
     def __init__(self, kernel_size, filters, name="", padding=Padding.Same, kernel_stride=(1, 1),
@@ -54,7 +55,7 @@ class SeparableConvolutional(Layer):
         cin = self.input_dims[2]
         return conv_positions(p, self.input_dims) * cin * (p.kernel_size[0] * p.kernel_size[1] + p.filters)
 
-    def _forward(self, inputs):
+    def _forward(self, inputs, bands=1, run=None):
         p = self._params
         plan = self._cached("kernels", self._kernels)
         if plan is None:
@@ -64,8 +65,13 @@ class SeparableConvolutional(Layer):
             potentials = kernels.separable_conv2d(inputs, depthwise, pointwise, p.kernel_stride, p.padding)
         else:
             depthwise, pointwise = plan
-            partial = kernels.shared.depthwise_conv2d_prepared(inputs, depthwise, p.kernel_stride, p.padding)
-            potentials = kernels.shared.pointwise_prepared(partial, pointwise)
+            live = kernels.shared.live_channels(inputs)
+            if live is not None:  # silent channels add nothing (zero padding): only the others' weights
+                # np.take keeps C order (an index array on the last axis would not), which the kernels need
+                inputs, depthwise = np.take(inputs, live, axis=3), np.take(depthwise, live, axis=2)
+                pointwise = np.take(pointwise, live, axis=0)
+            potentials = kernels.shared.separable_conv2d_prepared(inputs, depthwise, pointwise, p.kernel_stride,
+                                                                  p.padding, bands=bands, run=run)
         return self._activate(self._pool(potentials))
 
     def _kernels(self):

@@ -65,6 +65,7 @@ def check_fifo(params, owner):
 class BufferTempConv(FilterLayerV2):
     """Pointwise convolution over the last `fifo_size` time steps: (H, W, C) -> (H, W, filters)."""
 
+    temporal = True
     layer_type = LayerType.BufferTempConv
     short_name = "BufferTempConv"
     params_type = BufferTempConvParams
@@ -158,6 +159,7 @@ class StatefulRecurrent(LayerV2):
     The time axis is d1 within a sample, continued across the samples of a batch and across calls.
     """
 
+    temporal = True
     layer_type = LayerType.StatefulRecurrent
     short_name = "StatefulRecurrent"
     params_type = StatefulRecurrentParams

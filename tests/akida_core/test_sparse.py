@@ -1,0 +1,69 @@
+"""Silent channels skipped (kernels.shared.live_channels): the layers give the loop references' integers when
+some, most or all of their input channels are zero everywhere, with extreme act_steps and thresholds."""
+import numpy as np
+import pytest
+
+import akida_core as ak
+from akida_core.kernels import shared
+
+from . import reference as ref
+from .test_prepared import _general_forward
+
+
+def test_live_channels_rule():
+    x = np.zeros((2, 3, 3, 8), np.uint8)
+    assert shared.live_channels(x).tolist() == []             # all silent
+    x[1, 2, 0, [1, 6]] = 3
+    assert shared.live_channels(x).tolist() == [1, 6]
+    x[0, 0, 0, :6] = 1                                          # 7 of 8 live: more than SPARSE_CHANNELS
+    assert shared.live_channels(x) is None
+
+
+def _model(kind, c=8, filters=6):
+    model = ak.Model()
+    model.add(ak.InputData((7, 6, c), input_bits=4, name="in"))
+    common = dict(weights_bits=4, act_bits=4, name="layer")
+    if kind == "conv":
+        model.add(ak.Convolutional((3, 3), filters, kernel_stride=(2, 1), **common))
+    elif kind == "conv_pool":
+        model.add(ak.Convolutional((3, 3), filters, pool_type=ak.PoolType.Max, pool_size=(2, 2), **common))
+    elif kind == "separable":
+        model.add(ak.SeparableConvolutional((3, 3), filters, **common))
+    else:
+        model.add(ak.SeparableConvolutional((3, 3), filters, pool_type=ak.PoolType.Average, **common))
+    rng = np.random.default_rng(len(kind))
+    layer = model.layers[1]
+    for name in layer.variables.names:
+        if name.startswith("weights"):
+            layer.variables[name] = rng.integers(-7, 8, layer.variables[name].shape).astype(np.int8)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_pool", "separable", "separable_gap"])
+@pytest.mark.parametrize("live", [(), (2,), (0, 5, 7), (1, 2, 3, 4, 5)])
+@pytest.mark.parametrize("act_step, threshold", [(1 / 16, -3), (2 ** 16 - 1 / 16, 0), (3.25, 40)])
+def test_layers_with_silent_channels_equal_the_general_path(kind, live, act_step, threshold):
+    model = _model(kind)
+    layer = model.layers[1]
+    units = layer.variables["act_step"].shape
+    layer.variables["act_step"] = np.full(units, act_step, np.float32)
+    layer.variables["threshold"] = np.full(units, threshold, np.int32)
+    x = np.zeros((3, 7, 6, 8), np.uint8)
+    rng = np.random.default_rng(7)
+    for channel in live:
+        x[..., channel] = rng.integers(0, 16, (3, 7, 6))
+    for batch in (x, x[:1]):
+        sparse = model.forward(batch)
+        np.testing.assert_array_equal(sparse, _general_forward(model, batch))
+
+
+def test_silent_channels_in_a_convolution_equal_the_loop_reference():
+    model = _model("conv")
+    layer = model.layers[1]
+    layer.variables["act_step"] = np.full(6, 1 / 16, np.float32)
+    x = np.zeros((2, 7, 6, 8), np.uint8)
+    x[..., 3] = np.random.default_rng(1).integers(0, 16, (2, 7, 6))
+    w = layer.variables["weights"].astype(np.int64)
+    potentials = ref.convolve(x, w, (2, 1), True)
+    expected = ref.activation(potentials, layer.variables["threshold"], layer.register_act_step, 4)
+    np.testing.assert_array_equal(model.forward(x), expected)
