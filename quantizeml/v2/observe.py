@@ -1,5 +1,7 @@
-"""Calibration statistics of the Akida 2.0 scheme: per-channel ``max|x|`` at block ends, with
-quantizeml's moving average over batches (momentum 0.9, first batch assigned)."""
+"""Calibration statistics of the Akida 2.0 scheme: ``max|x|`` at block ends per channel and per
+tensor, each with quantizeml's moving average over batches (momentum 0.9, first batch assigned):
+a per-tensor quantizer averages the per-batch tensor maximum, which is not the largest of the
+per-channel averages."""
 from __future__ import annotations
 
 import keras
@@ -11,30 +13,40 @@ from ..errors import CalibrationError
 MOMENTUM = 0.9
 
 
+def moving_average(average, batch_max):
+    """quantizeml's update ``r ← r − (1 − momentum)·(r − batch_max)``."""
+    return average - (1 - MOMENTUM) * (average - batch_max)
+
+
 def observe_ranges(float_model: keras.Model, names: list, batches: list) -> dict:
     """Run ``float_model`` on ``batches``.
 
     Returns:
-        ``{"ranges": {name: per-channel max|x| (moving average)}, "input": {"abs": per-channel
-        max|x|, "min", "max", "integer": whether every input is an integer}}``.
+        ``{"ranges": {name: per-channel max|x| (moving average)}, "tensor_ranges": {name:
+        per-tensor max|x| (moving average)}, "input": {"abs": per-channel max|x|, "min", "max",
+        "integer": whether every input is an integer}}``.
     """
     observer = keras.Model(float_model.inputs,
                            [float_model.get_layer(name).output for name in names])
 
-    @tf.function
+    # one trace whatever the batch sizes (a shorter last batch would retrace)
+    @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(float_model.inputs[0].shape[1:]),
+                                                tf.float32)])
     def step(x):
         values = observer(x, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
         return [tf.reduce_max(tf.abs(v), axis=list(range(len(v.shape) - 1))) for v in values]
 
-    ranges, absmax = None, None
+    ranges, tensor_ranges, absmax = None, None, None
     low, high, integer = np.inf, -np.inf, True
     for batch in batches:
         batch_max = [np.asarray(v, np.float64) for v in step(tf.constant(batch))]
+        batch_tensor = [m.max(initial=0.0) for m in batch_max]
         if ranges is None:
-            ranges = batch_max
+            ranges, tensor_ranges = batch_max, batch_tensor
         else:
-            ranges = [r - (1 - MOMENTUM) * (r - m) for r, m in zip(ranges, batch_max)]
+            ranges = [moving_average(r, m) for r, m in zip(ranges, batch_max)]
+            tensor_ranges = [moving_average(r, m) for r, m in zip(tensor_ranges, batch_tensor)]
         channel_abs = np.max(np.abs(batch), axis=tuple(range(batch.ndim - 1)))
         absmax = channel_abs if absmax is None else np.maximum(absmax, channel_abs)
         low, high = min(low, float(batch.min())), max(high, float(batch.max()))
@@ -45,5 +57,5 @@ def observe_ranges(float_model: keras.Model, names: list, batches: list) -> dict
     if bad:
         raise CalibrationError(f"calibration: the float model's outputs overflow to Inf/NaN at "
                                f"layer(s) {', '.join(map(repr, bad))}; check the weights.")
-    return {"ranges": dict(zip(names, ranges)),
+    return {"ranges": dict(zip(names, ranges)), "tensor_ranges": dict(zip(names, tensor_ranges)),
             "input": {"abs": absmax, "min": low, "max": high, "integer": integer}}
