@@ -282,7 +282,10 @@ def _search_ranges(qmodel, float_model, stats, batches) -> dict:
         if layer.max_value is not None:
             observed = np.minimum(observed, float(layer.max_value))
         upper[layer.name] = np.where(observed > 0, observed, 1.0)  # dead channel: any range
-    counts = observe_histograms(float_model, upper, batches) if relus else {}
+    outputs = stats.get("outputs")
+    if outputs is not None and not all(name in outputs for name in upper):
+        outputs = None
+    counts = observe_histograms(float_model, upper, batches, outputs) if relus else {}
     ranges = {layer.name: search_range(counts[layer.name], upper[layer.name],
                                        2**layer.activation_bits - 1, layer.per_tensor_activations)
               for layer in relus}

@@ -24,14 +24,15 @@ def observe_ranges(float_model: keras.Model, names: list, batches: list) -> dict
     Returns:
         ``{"ranges": {name: per-channel max|x| (moving average)}, "tensor_ranges": {name:
         per-tensor max|x| (moving average)}, "input": {"abs": per-channel max|x|, "min", "max",
-        "integer": whether every input is an integer}}``.
+        "integer": whether every input is an integer}, "traces": times the step was traced}``.
     """
     observer = keras.Model(float_model.inputs,
                            [float_model.get_layer(name).output for name in names])
 
-    # one trace whatever the batch sizes (a shorter last batch would retrace)
+    # one trace whatever the batch sizes (a shorter last batch would retrace); autograph=False:
+    # the Python loop is over layers, and converting the code costs ~0.3 s
     @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(float_model.inputs[0].shape[1:]),
-                                                tf.float32)])
+                                                tf.float32)], autograph=False)
     def step(x):
         values = observer(x, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
@@ -58,4 +59,5 @@ def observe_ranges(float_model: keras.Model, names: list, batches: list) -> dict
         raise CalibrationError(f"calibration: the float model's outputs overflow to Inf/NaN at "
                                f"layer(s) {', '.join(map(repr, bad))}; check the weights.")
     return {"ranges": dict(zip(names, ranges)), "tensor_ranges": dict(zip(names, tensor_ranges)),
+            "traces": step.experimental_get_tracing_count(),
             "input": {"abs": absmax, "min": low, "max": high, "integer": integer}}
