@@ -189,9 +189,12 @@ def _numpy_histogram(value: np.ndarray, bound: np.ndarray) -> np.ndarray:
     """``_histograms`` of one output in numpy: the same float32 operations, the same counts."""
     channels = bound.shape[0]
     flat = value.reshape(-1, channels)
-    index = np.floor(flat / bound * np.float32(HISTOGRAM_BINS)).astype(np.int32)
-    index = np.minimum(index, HISTOGRAM_BINS - 1) + np.arange(channels, dtype=np.int32) * \
-        HISTOGRAM_BINS
+    scaled = np.divide(flat, bound, dtype=np.float32)
+    scaled *= np.float32(HISTOGRAM_BINS)
+    np.floor(scaled, out=scaled)
+    index = scaled.astype(np.int32)
+    np.minimum(index, HISTOGRAM_BINS - 1, out=index)
+    index += np.arange(channels, dtype=np.int32) * HISTOGRAM_BINS
     count = np.bincount(index[flat > 0], minlength=channels * HISTOGRAM_BINS)
     return count.reshape(channels, HISTOGRAM_BINS).astype(np.float64)
 

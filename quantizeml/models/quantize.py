@@ -245,7 +245,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         raise QuantizationConfigError(f"qparams is {type(qparams).__name__}; expected "
                                       "QuantizationParams.")
     spec = to_spec(model)
-    validate_weight_shapes(spec)
+    if not isinstance(model, keras.Model):  # a live Keras model's weights fit its layers
+        validate_weight_shapes(spec)
     names = {layer.name for layer in spec.layers}
     sanitized = sanitize(spec)
     names |= {layer.name for layer in sanitized.layers}
