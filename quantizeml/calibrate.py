@@ -28,7 +28,7 @@ def _as_array(batch, input_shape, where):
         raise CalibrationError(
             f"{where}: a batch has shape {array.shape}; expected (batch,) + {tuple(input_shape)} "
             "(the model input shape).")
-    array = array.astype(np.float32)
+    array = array.astype(np.float32, copy=False)  # read only: no copy of float32 samples
     if not np.all(np.isfinite(array)):
         raise CalibrationError(f"{where}: samples hold NaN or Inf values.")
     return array

@@ -36,22 +36,28 @@ def observe_ranges(float_model: keras.Model, names: list, batches: list) -> dict
     def step(x):
         values = observer(x, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
-        return [tf.reduce_max(tf.abs(v), axis=list(range(len(v.shape) - 1))) for v in values]
+        axes = list(range(len(x.shape) - 1))
+        # the input statistics in the same graph: TF's threads, no extra numpy passes
+        inputs = [tf.reduce_max(tf.abs(x), axis=axes), tf.reduce_min(x), tf.reduce_max(x),
+                  tf.reduce_all(tf.equal(x, tf.round(x)))]
+        return inputs + [tf.reduce_max(tf.abs(v), axis=list(range(len(v.shape) - 1)))
+                         for v in values]
 
     ranges, tensor_ranges, absmax = None, None, None
     low, high, integer = np.inf, -np.inf, True
     for batch in batches:
-        batch_max = [np.asarray(v, np.float64) for v in step(tf.constant(batch))]
+        returned = step(tf.constant(batch))
+        channel_abs, batch_low, batch_high, batch_integer = (np.asarray(v) for v in returned[:4])
+        batch_max = [np.asarray(v, np.float64) for v in returned[4:]]
         batch_tensor = [m.max(initial=0.0) for m in batch_max]
         if ranges is None:
             ranges, tensor_ranges = batch_max, batch_tensor
         else:
             ranges = [moving_average(r, m) for r, m in zip(ranges, batch_max)]
             tensor_ranges = [moving_average(r, m) for r, m in zip(tensor_ranges, batch_tensor)]
-        channel_abs = np.max(np.abs(batch), axis=tuple(range(batch.ndim - 1)))
         absmax = channel_abs if absmax is None else np.maximum(absmax, channel_abs)
-        low, high = min(low, float(batch.min())), max(high, float(batch.max()))
-        integer = integer and bool(np.all(batch == np.round(batch)))
+        low, high = min(low, float(batch_low)), max(high, float(batch_high))
+        integer = integer and bool(batch_integer)
     if ranges is None:
         raise CalibrationError("calibration: no samples were given.")
     bad = [name for name, r in zip(names, ranges) if not np.all(np.isfinite(r))]
