@@ -186,17 +186,23 @@ def _histograms(values, bounds) -> list:
 
 
 def _numpy_histogram(value: np.ndarray, bound: np.ndarray) -> np.ndarray:
-    """``_histograms`` of one output in numpy: the same float32 operations, the same counts."""
+    """``_histograms`` of one output in numpy: the same float32 operations, the same counts.
+
+    For positive values the integer cast is the floor; values <= 0 land in bin 0 (clip) and are
+    taken out of it afterwards (cheaper than masking them out first).
+    """
     channels = bound.shape[0]
     flat = value.reshape(-1, channels)
     scaled = np.divide(flat, bound, dtype=np.float32)
     scaled *= np.float32(HISTOGRAM_BINS)
-    np.floor(scaled, out=scaled)
     index = scaled.astype(np.int32)
-    np.minimum(index, HISTOGRAM_BINS - 1, out=index)
+    np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
     index += np.arange(channels, dtype=np.int32) * HISTOGRAM_BINS
-    count = np.bincount(index[flat > 0], minlength=channels * HISTOGRAM_BINS)
-    return count.reshape(channels, HISTOGRAM_BINS).astype(np.float64)
+    count = np.bincount(index.ravel(), minlength=channels * HISTOGRAM_BINS)
+    count = count.reshape(channels, HISTOGRAM_BINS)
+    # TF flushes subnormals to zero: its ``flat > 0`` is false for them too
+    count[:, 0] -= np.count_nonzero(flat < np.finfo(np.float32).tiny, axis=0)
+    return count.astype(np.float64)
 
 
 def observe_histograms(float_model: keras.Model, upper: dict, batches, outputs=None) -> dict:

@@ -46,3 +46,18 @@ def test_akida2_observer_is_traced_once_for_uneven_batches():
     batches = [np.ones((32, 4, 4, 2), np.float32), np.ones((32, 4, 4, 2), np.float32),
                np.ones((8, 4, 4, 2), np.float32)]
     assert observe_ranges(model, ["r"], batches)["traces"] == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_histogram_counts_as_the_traced_one(seed):
+    import tensorflow as tf
+    rng = np.random.default_rng(seed)
+    channels = int(rng.integers(1, 20))
+    value = rng.normal(0, 2, (int(rng.integers(1, 200)), channels)).astype(np.float32)
+    if seed % 2:
+        value = np.maximum(value, 0)  # a ReLU output: half zeros
+    value[0, 0], value[-1, -1], value[0, -1] = -0.0, 1e-38, 3.0e4  # subnormal; above the bound
+    bound = rng.uniform(0.5, 3, channels).astype(np.float32)
+    traced = calibration._histograms([tf.constant(value)], [tf.constant(bound)])[0]
+    np.testing.assert_array_equal(calibration._numpy_histogram(value, bound),
+                                  np.asarray(traced)[0])
