@@ -42,7 +42,9 @@ def equalized_range(range_max, bits: int) -> tuple[np.ndarray, np.ndarray]:
     r = np.asarray(range_max, np.float32)
     positive = r > 0
     safe = np.where(positive, r, np.float32(1.0))
-    new = (np.float32(2**bits - 1) * np.exp2(np.floor(np.log2(safe)) - bits)).astype(np.float32)
+    # floor(log2 r) from the exponent, exact whatever log2 rounds to: r = m·2**e, m in [0.5, 1)
+    floor_log2 = np.frexp(safe)[1] - 1
+    new = (np.float32(2**bits - 1) * np.exp2(floor_log2 - bits)).astype(np.float32)
     return (np.where(positive, new, r).astype(np.float32),
             np.where(positive, new / safe, np.float32(1.0)).astype(np.float32))
 

@@ -22,6 +22,9 @@ def test_equalized_range_worked_examples():
     np.testing.assert_array_equal(rate, np.float32([3.984375 / np.float32(5.3), 0.99609375, 1.0]))
     new, rate = equalized_range(0.3, 4)
     assert new == np.float32(0.234375) and rate == np.float32(0.234375) / np.float32(0.3)
+    # just below a power of two: fl2(3.9999998) = 1, new = 255 * 2**(1 - 8)
+    below = np.nextafter(np.float32(4.0), np.float32(0.0))
+    assert equalized_range(below, 8)[0] == np.float32(255 * 2.0**-7)
 
 
 def test_moving_average_per_channel_and_per_tensor():
