@@ -28,7 +28,7 @@ def _as_array(batch, input_shape, where):
         raise CalibrationError(
             f"{where}: a batch has shape {array.shape}; expected (batch,) + {tuple(input_shape)} "
             "(the model input shape).")
-    array = array.astype(np.float32)
+    array = array.astype(np.float32, copy=False)  # read only: no copy of float32 samples
     if not np.all(np.isfinite(array)):
         raise CalibrationError(f"{where}: samples hold NaN or Inf values.")
     return array
@@ -80,19 +80,49 @@ def iterate_batches(samples, input_shape, num_samples=1024, batch_size=None, epo
                                    f"exhausted generator) in epoch {epoch + 1}.")
 
 
+def _run_step(step, batch) -> list:
+    """``step`` on one batch; each output as a numpy array whose first axis holds the replicas.
+
+    Under a ``tf.distribute`` strategy the batch is split across replicas and every replica's
+    result gathered; without one, ``step`` runs directly (a tf.data pipeline and a distributed
+    iterator per batch cost about 0.1 s each for nothing).
+    """
+    if not tf.distribute.has_strategy():
+        return [np.asarray(value) for value in step(tf.constant(batch))]
+    strategy = tf.distribute.get_strategy()
+    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch))
+    values = None
+    for x in strategy.experimental_distribute_dataset(dataset):
+        per_replica = strategy.run(step, args=(x,))
+        values = [np.asarray(strategy.gather(value, axis=0)) for value in per_replica]
+    return values
+
+
+def _keeps_outputs(observer: keras.Model, batches) -> bool:
+    """Whether the observed outputs of every batch fit ``KEEP_OUTPUTS_BYTES`` (then pass 2 reads
+    them instead of running the model again); never under a distribution strategy."""
+    if tf.distribute.has_strategy() or not isinstance(batches, list):
+        return False
+    per_sample = sum(int(np.prod(tensor.shape[1:])) for tensor in observer.outputs) * 4
+    return per_sample * sum(len(batch) for batch in batches) <= KEEP_OUTPUTS_BYTES
+
+
 def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: int = 1,
             total: int | None = None) -> dict:
     """Run ``float_model`` on ``batches``; return per-channel statistics.
 
     Returns:
         ``{"input_min", "input_max", "input_fraction"}`` (per input channel: min, max, largest
-        distance to an integer) and ``{"layers": {name: per-channel max of its output}}``.
+        distance to an integer), ``{"layers": {name: per-channel max of its output}}`` and
+        ``"outputs"``: {name: that layer's output per batch} when they fit
+        ``KEEP_OUTPUTS_BYTES``, else None.
     """
     outputs = [float_model.get_layer(name).output for name in layer_names]
     observer = keras.Model(float_model.inputs, outputs)
-    strategy = tf.distribute.get_strategy()
+    keep = bool(layer_names) and _keeps_outputs(observer, batches)
 
-    @tf.function
+    # autograph=False: Python loops over layers only; converting the code costs ~0.3 s a trace
+    @tf.function(autograph=False)
     def step(x):
         values = observer(x, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
@@ -100,17 +130,20 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
         stats = [tf.reduce_max(-x, axis=axes), tf.reduce_max(x, axis=axes),
                  tf.reduce_max(tf.abs(x - tf.round(x)), axis=axes)]
         stats += [tf.reduce_max(v, axis=list(range(len(v.shape) - 1))) for v in values]
-        return [stat[None] for stat in stats]
+        return [stat[None] for stat in stats] + (list(values) if keep else [])
 
     progbar = keras.utils.Progbar(total, verbose=verbose, unit_name="batch")
-    result, count = None, 0
+    result, count, kept = None, 0, [[] for _ in layer_names] if keep else None
     for batch in batches:
-        dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch))
-        for x in strategy.experimental_distribute_dataset(dataset):
-            per_replica = strategy.run(step, args=(x,))
-            # tf.distribute.ReduceOp has only SUM/MEAN: gather every replica's maxima, then MAX.
-            reduced = [np.max(np.asarray(strategy.gather(value, axis=0)), axis=0)
-                       for value in per_replica]
+        if keep:
+            returned = step(tf.constant(batch))
+            for store, value in zip(kept, returned[-len(layer_names):]):
+                store.append(value)
+            returned = [np.asarray(value) for value in returned[:-len(layer_names)]]
+        else:
+            returned = _run_step(step, batch)
+        # tf.distribute.ReduceOp has only SUM/MEAN: gather every replica's maxima, then MAX.
+        reduced = [np.max(value, axis=0) for value in returned]
         result = reduced if result is None else [np.maximum(a, b) for a, b in zip(result, reduced)]
         count += 1
         progbar.update(count)
@@ -124,47 +157,77 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
             f"{', '.join(repr(n) for n in overflowed)} on these samples; check the weights (huge "
             "magnitudes or a corrupted file) and the input range.")
     return {"input_min": -result[0], "input_max": result[1], "input_fraction": result[2],
-            "layers": dict(zip(layer_names, result[3:]))}
+            "layers": dict(zip(layer_names, result[3:])),
+            "outputs": dict(zip(layer_names, kept)) if keep else None}
 
 
+#: Observed outputs kept in memory by pass 1 for pass 2 up to this size (pass 2 then does not
+#: run the model again).
+KEEP_OUTPUTS_BYTES = 256 * 2**20
 #: Histogram bins per channel used by the activation range search.
 HISTOGRAM_BINS = 256
 #: Fractions of the observed maximum tried as activation range.
 RANGE_SEARCH = np.linspace(0.05, 1.0, 96)
 
 
-def observe_histograms(float_model: keras.Model, upper: dict, batches) -> dict:
+def _histograms(values, bounds) -> list:
+    """Per-channel counts of the positive ``values`` in HISTOGRAM_BINS bins over [0, bound]."""
+    counts = []
+    for value, bound in zip(values, bounds):
+        channels = bound.shape[0]
+        flat = tf.reshape(value, [-1, channels])
+        index = tf.cast(tf.floor(flat / bound * HISTOGRAM_BINS), tf.int32)
+        index = tf.minimum(index, HISTOGRAM_BINS - 1) + tf.range(channels) * HISTOGRAM_BINS
+        index = tf.boolean_mask(index, flat > 0)  # zeros quantize exactly: no error
+        count = tf.math.bincount(index, minlength=channels * HISTOGRAM_BINS,
+                                 maxlength=channels * HISTOGRAM_BINS, dtype=tf.float64)
+        counts.append(tf.reshape(count, [1, channels, HISTOGRAM_BINS]))
+    return counts
+
+
+def _numpy_histogram(value: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """``_histograms`` of one output in numpy: the same float32 operations, the same counts.
+
+    For positive values the integer cast is the floor; values <= 0 land in bin 0 (clip) and are
+    taken out of it afterwards (cheaper than masking them out first).
+    """
+    channels = bound.shape[0]
+    flat = value.reshape(-1, channels)
+    scaled = np.divide(flat, bound, dtype=np.float32)
+    scaled *= np.float32(HISTOGRAM_BINS)
+    index = scaled.astype(np.int32)
+    np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
+    index += np.arange(channels, dtype=np.int32) * HISTOGRAM_BINS
+    count = np.bincount(index.ravel(), minlength=channels * HISTOGRAM_BINS)
+    count = count.reshape(channels, HISTOGRAM_BINS)
+    # TF flushes subnormals to zero: its ``flat > 0`` is false for them too
+    count[:, 0] -= np.count_nonzero(flat < np.finfo(np.float32).tiny, axis=0)
+    return count.astype(np.float64)
+
+
+def observe_histograms(float_model: keras.Model, upper: dict, batches, outputs=None) -> dict:
     """Per-channel histograms of the positive outputs of layers ``upper`` (name -> per-channel
-    upper bound, > 0) over ``[0, upper]``; counts are summed across replicas (exact)."""
+    upper bound, > 0) over ``[0, upper]``; counts are summed across replicas (exact).
+
+    ``outputs``: the layers' outputs per batch kept by ``observe``: counted without running the
+    model again (the same float values, so the same counts).
+    """
     names = list(upper)
+    if outputs is not None:  # numpy: tracing the TF version cost more than the counting
+        return {name: sum(_numpy_histogram(np.asarray(value), np.float32(upper[name]))
+                          for value in outputs[name]) for name in names}
+    bounds = [tf.constant(np.asarray(upper[name], np.float32)) for name in names]
     observer = keras.Model(float_model.inputs,
                            [float_model.get_layer(name).output for name in names])
-    bounds = [tf.constant(np.asarray(upper[name], np.float32)) for name in names]
-    strategy = tf.distribute.get_strategy()
 
-    @tf.function
+    @tf.function(autograph=False)
     def step(x):
         values = observer(x, training=False)
-        values = values if isinstance(values, (list, tuple)) else [values]
-        counts = []
-        for value, bound in zip(values, bounds):
-            channels = bound.shape[0]
-            flat = tf.reshape(value, [-1, channels])
-            index = tf.cast(tf.floor(flat / bound * HISTOGRAM_BINS), tf.int32)
-            index = tf.minimum(index, HISTOGRAM_BINS - 1) + tf.range(channels) * HISTOGRAM_BINS
-            index = tf.boolean_mask(index, flat > 0)  # zeros quantize exactly: no error
-            count = tf.math.bincount(index, minlength=channels * HISTOGRAM_BINS,
-                                     maxlength=channels * HISTOGRAM_BINS, dtype=tf.float64)
-            counts.append(tf.reshape(count, [1, channels, HISTOGRAM_BINS]))
-        return counts
+        return _histograms(values if isinstance(values, (list, tuple)) else [values], bounds)
 
     totals = None
     for batch in batches:
-        dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch))
-        for x in strategy.experimental_distribute_dataset(dataset):
-            per_replica = strategy.run(step, args=(x,))
-            counts = [np.sum(np.asarray(strategy.gather(value, axis=0)), axis=0)
-                      for value in per_replica]
+        counts = [np.sum(value, axis=0) for value in _run_step(step, batch)]
         totals = counts if totals is None else [a + b for a, b in zip(totals, counts)]
     return dict(zip(names, totals))
 

@@ -245,7 +245,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         raise QuantizationConfigError(f"qparams is {type(qparams).__name__}; expected "
                                       "QuantizationParams.")
     spec = to_spec(model)
-    validate_weight_shapes(spec)
+    if not isinstance(model, keras.Model):  # a live Keras model's weights fit its layers
+        validate_weight_shapes(spec)
     names = {layer.name for layer in spec.layers}
     sanitized = sanitize(spec)
     names |= {layer.name for layer in sanitized.layers}
@@ -282,7 +283,10 @@ def _search_ranges(qmodel, float_model, stats, batches) -> dict:
         if layer.max_value is not None:
             observed = np.minimum(observed, float(layer.max_value))
         upper[layer.name] = np.where(observed > 0, observed, 1.0)  # dead channel: any range
-    counts = observe_histograms(float_model, upper, batches) if relus else {}
+    outputs = stats.get("outputs")
+    if outputs is not None and not all(name in outputs for name in upper):
+        outputs = None
+    counts = observe_histograms(float_model, upper, batches, outputs) if relus else {}
     ranges = {layer.name: search_range(counts[layer.name], upper[layer.name],
                                        2**layer.activation_bits - 1, layer.per_tensor_activations)
               for layer in relus}

@@ -47,14 +47,17 @@ def _choose_frac(range_max, bits, signed, per_tensor):
     return _limit_spread(frac_bits(r, bits, signed))
 
 
-def _quantize_output(layer, info: TensorInfo, range_max, per_tensor, raw) -> TensorInfo:
+def _quantize_output(layer, info: TensorInfo, range_max, per_tensor, raw,
+                     rate=None) -> TensorInfo:
     """Freeze a block-end quantizer from a QFloat; returns the fixed-point output. ``raw``: the
-    model's last layer without ``last_output_bits`` keeps its sums (S = 1, shift 0)."""
+    model's last layer without ``last_output_bits`` keeps its sums (S = 1, shift 0); ``rate``:
+    the equalization rate, the output stands for ``x · rate`` (``s' = s · rate``)."""
     channels = len(info.frac)
     if raw:
         layer.set_output_quantizer(np.ones(channels), np.zeros(channels))
         return info
-    scale, scale_frac = output_scale(info.scale)
+    scale = info.scale if rate is None else info.scale * np.asarray(rate, np.float64)
+    scale, scale_frac = output_scale(scale)
     target = _choose_frac(range_max, layer.output_bits, layer.output_signed, per_tensor)
     shift = np.clip(target - info.frac - scale_frac, -MAX_SHIFT, MAX_SHIFT)
     layer.set_output_quantizer(scale, shift)
@@ -135,8 +138,7 @@ def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
         params = q_config.get(node.name, qparams)
         inputs = [infos[name] for name in node.inbounds]
         info = inputs[0]
-        vector = isinstance(layer, (qlayers.QuantizedDense,
-                                    qlayers.QuantizedGlobalAveragePooling2D))
+        vector = len(layer.output.shape) == 2  # Dense, GAP (and a ReLU after them)
         per_tensor = params.per_tensor_activations or vector
         if isinstance(layer, qlayers.NEURAL_LAYERS):
             info = _freeze_neural(layer, node, info)
@@ -158,7 +160,8 @@ def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
         if getattr(layer, "output_bits", None) is not None and \
                 not isinstance(layer, qlayers.QuantizedAdd):
             raw = node.name == graph.output and params.last_output_bits is None
-            info = _quantize_output(layer, info, stats["ranges"].get(node.name), per_tensor, raw)
+            info = _quantize_output(layer, info, stats["ranges"].get(node.name), per_tensor, raw,
+                                    stats.get("rates", {}).get(node.name))
         infos[node.name] = info
         layer.frozen_info = info
     last = infos[graph.output]

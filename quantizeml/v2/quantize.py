@@ -10,9 +10,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+import warnings
+
 from ..calibrate import iterate_batches
 from ..errors import QuantizationConfigError, QuantizationError
 from . import layers as qlayers
+from .equalize import equalize
 from .freeze import freeze
 from .graph import INPUT, NEURAL, build_model, read_graph, sanitize
 from .inputs import (fold_zero_point, input_format, padding_values, plan_input_quantizer,
@@ -138,15 +141,18 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         keras.layers.Rescaling(graph.input_scale, graph.input_offset)
     float_model = build_model(graph, _float_class, input_layer=rescale)
     if samples is None:
-        info = np.iinfo(np.dtype(qparams.input_dtype))
-        rng = np.random.default_rng(0)
-        samples = rng.integers(info.min, info.max + 1, (min(num_samples, 64),) +
-                               graph.input_shape).astype(np.float32)
-    batches = list(iterate_batches(samples, graph.input_shape, num_samples, batch_size, epochs))
+        samples = random_samples(graph.input_shape, qparams.input_dtype, num_samples, batch_size)
+    batches = iterate_batches(samples, graph.input_shape, num_samples, batch_size, epochs)
     ends = [name for name, args in plan.items() if "output_bits" in args]
     # a LUT's 11-bit input quantizer needs the range of the sums it reads
     lut_inputs = [node.inbounds[0] for node in graph.nodes if node.class_name in LUT_CLASSES]
     stats = observe_ranges(float_model, list(dict.fromkeys(ends + lut_inputs)), batches)
+    per_tensor = {name: q_config.get(name, qparams).per_tensor_activations or
+                  len(float_model.get_layer(name).output.shape) == 2 for name in ends}
+    stats["ranges"].update({name: np.full_like(stats["ranges"][name],
+                                               stats["tensor_ranges"][name])
+                            for name in ends if per_tensor[name]})
+    stats["rates"] = equalize(graph, plan, stats["ranges"], per_tensor)
     integer_input = _is_integer_input(stats["input"], qparams.input_dtype, graph)
     first = graph.nodes[0]
     bits, signed = input_format(qparams.input_dtype)
@@ -209,6 +215,20 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         conv.bias.assign(bias + graph.input_offset * kernel.sum(axis=(0, 1, 2)))
     freeze(qmodel, graph, stats, qparams, q_config, integer_input)
     return qmodel
+
+
+def random_samples(input_shape, dtype, num_samples, batch_size=None, seed=0):
+    """MetaTF's calibration without samples: ``num_samples`` random integers of the input dtype
+    (yielded in batches of ``batch_size``, default 128), with a warning."""
+    warnings.warn("quantize: no calibration samples; calibrating on random inputs of dtype "
+                  f"{dtype}. The ranges will not match real data: pass samples, or use "
+                  "per_tensor_activations=True.", UserWarning, stacklevel=3)
+    info = np.iinfo(np.dtype(dtype))
+    rng = np.random.default_rng(seed)
+    size = batch_size or 128
+    return (rng.integers(info.min, info.max + 1, (min(size, num_samples - start),) +
+                         tuple(input_shape)).astype(np.float32)
+            for start in range(0, num_samples, size))
 
 
 def _float_class(node):
