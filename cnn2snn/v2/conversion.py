@@ -45,9 +45,8 @@ def _reshape_issue(block) -> Issue:
     """A Reshape Akida 2.0 cannot run: it changes the (H, W, C) tensor and no Dense flattens it."""
     reshape = block.role("reshape")
     before, after = tuple(reshape.input.shape[1:]), tuple(reshape.output.shape[1:])
-    reads_input = not block.inbounds and type(
-        reshape._inbound_nodes[0].input_tensors[0]._keras_history.operation).__name__ == \
-        "InputLayer"
+    source = reshape._inbound_nodes[0].input_tensors[0]._keras_history.operation
+    reads_input = type(source).__name__ in ("InputLayer", "InputQuantizer")
     hint = (f"give the model the input shape {after} and reshape the data on the host."
             if reads_input else "use Flatten > Dense, a GlobalAveragePooling2D, or keep the "
             "channels last and change only size-1 axes.")

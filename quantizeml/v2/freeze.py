@@ -138,7 +138,8 @@ def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
         info = inputs[0]
         vector = isinstance(layer, (qlayers.QuantizedDense,
                                     qlayers.QuantizedGlobalAveragePooling2D))
-        per_tensor = params.per_tensor_activations or vector
+        per_tensor = params.per_tensor_activations or vector or _feeds_mixing_reshape(
+            qmodel, graph, node)
         if isinstance(layer, qlayers.NEURAL_LAYERS):
             info = _freeze_neural(layer, node, info)
         elif isinstance(layer, qlayers.QuantizedReLU):
@@ -165,13 +166,25 @@ def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
     qmodel.get_layer("dequantizer").set_scales(last.scale * 2.0**-last.frac)
 
 
+def _feeds_mixing_reshape(qmodel, graph, node) -> bool:
+    """Whether a Reshape reading ``node`` mixes channels: its input is quantized per tensor (as
+    MetaTF equalizes only per tensor through a Reshape), so that the reshape is a relabelling."""
+    for consumer in graph.consumers(node.name):
+        if consumer.class_name == "Reshape":
+            layer = qmodel.get_layer(consumer.name)
+            if qlayers.mixes_channels(layer.input.shape[1:], layer.output.shape[1:]):
+                return True
+    return False
+
+
 def _reshape_info(node, info: TensorInfo, input_shape, output_shape) -> TensorInfo:
     """The fractional bits and scales of a row-major reshape's output (a Flatten: one per
     flattened value, so a per-axis input is aligned per feature by the Dense reading it).
 
     Raises:
         QuantizationError: per-channel values land in one output channel with different
-            fractional bits (a per-axis tensor reshaped across its channels).
+            fractional bits (a per-axis tensor that no block end quantizes reshaped across its
+            channels, e.g. a Concatenate's).
     """
     before = tuple(int(d) for d in input_shape)
     after = tuple(int(d) for d in output_shape)

@@ -160,8 +160,13 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
     frac = zero_point = pad = None
     readers = set()
     if not integer_input:
+        # a Reshape mixing the input channels needs one fractional bit count (see freeze.py)
+        mixing = any(qlayers.mixes_channels(graph.input_shape, keras.layers.Reshape(
+            node.config["target_shape"]).compute_output_shape((None,) + graph.input_shape)[1:])
+            for node in graph.consumers(INPUT) if node.class_name == "Reshape")
         signed, frac, zero_point = plan_input_quantizer(
-            graph, stats["input"], bits, signed, qparams.per_tensor_activations, input_conv)
+            graph, stats["input"], bits, signed, qparams.per_tensor_activations or mixing,
+            input_conv)
         if zero_point.any():
             readers = set(zero_point_readers(graph))
         if input_conv:

@@ -95,6 +95,16 @@ def akida_dims(shape) -> tuple | None:
     return (1,) * (3 - len(shape)) + shape if len(shape) <= 3 else None
 
 
+def mixes_channels(input_shape, output_shape) -> bool:
+    """Whether a row-major reshape puts values of different input channels in one output
+    channel (then per-channel fractional bits cannot follow: its input is quantized per
+    tensor). A flatten never does (every value is its own output channel)."""
+    before = tuple(int(d) for d in input_shape)
+    after = tuple(int(d) for d in output_shape)
+    labels = np.broadcast_to(np.arange(before[-1]), before).reshape(-1, after[-1])
+    return bool(np.any(labels != labels[0]))
+
+
 @register
 class QuantizedReshape(Float64Spec, keras.layers.Reshape):
     """Row-major reshape of integers (values and order unchanged; the per-channel fractional bits
