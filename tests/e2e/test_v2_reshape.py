@@ -119,3 +119,15 @@ def test_a_reshape_into_a_non_flat_dense_is_refused():
     qmodel = quantize(model, qparams=QuantizationParams(), samples=images(16, size=8))
     with pytest.raises(ConversionError, match=r"'bad': input shape \(8, 64\)"):
         convert(qmodel)
+
+
+def test_a_quantized_reshape_survives_a_keras_save(tmp_path):
+    model = _model(L.GlobalAveragePooling2D(), L.Reshape((1, 1, 8), name="to_map"),
+                   L.Conv2D(4, 1))
+    x = images(8, size=8)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    path = tmp_path / "reshape.keras"
+    qmodel.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.get_layer("to_map"), ql.QuantizedReshape)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), qmodel.predict(x, verbose=0))
