@@ -18,7 +18,8 @@ KINDS = {"QuantizedConv2D": "conv", "QuantizedDepthwiseConv2D": "depthwise",
          "QuantizedGlobalAveragePooling2D": "gap", "QuantizedActivation": "lut",
          "QuantizedLeakyReLU": "lut", "QuantizedAdd": "add",
          "QuantizedConcatenate": "concatenate", "QuantizedFlatten": "flatten",
-         "QuantizedReshape": "reshape", "InputQuantizer": "input_quantizer", "Dequantizer": "dequantizer"}
+         "QuantizedReshape": "reshape", "InputQuantizer": "input_quantizer",
+         "Dequantizer": "dequantizer"}
 #: kinds that start a block
 STARTS = ("conv", "depthwise", "conv_transpose", "dense", "add", "concatenate",
           "input_quantizer", "dequantizer", "flatten", "reshape")

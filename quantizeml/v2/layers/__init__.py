@@ -10,5 +10,5 @@ from .post import QuantizedGlobalAveragePooling2D, QuantizedMaxPool2D, Quantized
 __all__ = ["QuantizedConv2D", "QuantizedDepthwiseConv2D", "QuantizedConv2DTranspose",
            "QuantizedDense", "QuantizedReLU", "QuantizedMaxPool2D",
            "QuantizedGlobalAveragePooling2D", "QuantizedAdd", "QuantizedConcatenate",
-           "QuantizedFlatten", "QuantizedReshape", "QuantizedActivation", "QuantizedLeakyReLU", "InputQuantizer",
-           "Dequantizer", "NEURAL_LAYERS", "LUT_LAYERS", "mixes_channels"]
+           "QuantizedFlatten", "QuantizedReshape", "QuantizedActivation", "QuantizedLeakyReLU",
+           "InputQuantizer", "Dequantizer", "NEURAL_LAYERS", "LUT_LAYERS", "mixes_channels"]
