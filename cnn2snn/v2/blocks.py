@@ -2,7 +2,9 @@
 
 A block is the run of layers from a neural layer (or an Add, a Concatenate, the InputQuantizer,
 the Dequantizer) to the first layer carrying an output quantizer (``output_bits`` set); a Flatten
-joins the Dense after it (Akida's Dense1D flattens row-major itself). The blocks keep the graph:
+or a Reshape joins the Dense after it (Akida's Dense1D flattens row-major itself). A Reshape that
+only relabels (``QuantizedReshape.relabels``: same Akida (H, W, C) tensor, e.g. (C,) -> (1, 1, C))
+is no Akida layer: it is dropped and its readers read what it read. The blocks keep the graph:
 each knows the blocks feeding it.
 """
 from __future__ import annotations
@@ -16,10 +18,14 @@ KINDS = {"QuantizedConv2D": "conv", "QuantizedDepthwiseConv2D": "depthwise",
          "QuantizedGlobalAveragePooling2D": "gap", "QuantizedActivation": "lut",
          "QuantizedLeakyReLU": "lut", "QuantizedAdd": "add",
          "QuantizedConcatenate": "concatenate", "QuantizedFlatten": "flatten",
-         "InputQuantizer": "input_quantizer", "Dequantizer": "dequantizer"}
+         "QuantizedReshape": "reshape", "InputQuantizer": "input_quantizer",
+         "Dequantizer": "dequantizer"}
 #: kinds that start a block
 STARTS = ("conv", "depthwise", "conv_transpose", "dense", "add", "concatenate",
-          "input_quantizer", "dequantizer", "flatten")
+          "input_quantizer", "dequantizer", "flatten", "reshape")
+#: kinds a block of only these kinds takes in (they end in one Dense1D)
+JOINS = {("flatten",): ("dense",), ("reshape",): ("flatten", "dense"),
+         ("reshape", "flatten"): ("dense",)}
 
 
 def is_akida2_model(model) -> bool:
@@ -42,9 +48,10 @@ class Block:
 
     @property
     def name(self) -> str:
-        """The Akida layer name: the block's first non-Flatten Keras layer name."""
-        return next((lay.name for lay in self.layers if KINDS.get(type(lay).__name__) !=
-                     "flatten"), self.layers[0].name)
+        """The Akida layer name: the block's first Keras layer name that is no Flatten or
+        Reshape."""
+        return next((lay.name for lay in self.layers if KINDS.get(type(lay).__name__) not in
+                     ("flatten", "reshape")), self.layers[0].name)
 
     @property
     def chain(self) -> str:
@@ -64,6 +71,15 @@ def _sources(layer) -> list:
     return [t._keras_history.operation for t in node.input_tensors]
 
 
+def _inputs(layer, dropped: dict) -> list:
+    """The layers feeding ``layer``, looking through dropped (relabelling) reshapes, without the
+    InputLayer."""
+    sources = []
+    for src in _sources(layer):
+        sources.extend(dropped.get(id(src), [src]))
+    return [src for src in sources if type(src).__name__ != "InputLayer"]
+
+
 def float_tail(model) -> list:
     """The float layers after the model's Dequantizer (where quantization stopped, as MetaTF):
     they run outside Akida, on the Akida model's dequantized outputs."""
@@ -79,7 +95,7 @@ def split_blocks(model) -> tuple[list, list]:
     """Return (blocks in topological order, unknown layers); block inbounds are Block objects
     (an empty list for the first block, fed by the model input). The float tail after the
     Dequantizer (``float_tail``) is in neither."""
-    block_of, blocks, unknown = {}, [], []
+    block_of, blocks, unknown, dropped = {}, [], [], {}
     tail = float_tail(model)
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer" or layer in tail:
@@ -88,12 +104,15 @@ def split_blocks(model) -> tuple[list, list]:
         if kind is None:
             unknown.append(layer)
             continue
-        sources = [src for src in _sources(layer) if type(src).__name__ != "InputLayer"]
+        sources = _inputs(layer, dropped)
+        if kind == "reshape" and layer.relabels:
+            dropped[id(layer)] = sources
+            continue
         parent = block_of.get(id(sources[0])) if sources else None
         open_parent = parent is not None and len(sources) == 1 and \
             getattr(parent.last, "output_bits", None) is None and kind not in STARTS \
             and parent.kinds[-1] not in ("add", "concatenate", "input_quantizer")
-        if parent is not None and parent.kinds == ("flatten",) and kind == "dense":
+        if parent is not None and kind in JOINS.get(parent.kinds, ()):
             open_parent = True
         if open_parent:
             parent.layers.append(layer)

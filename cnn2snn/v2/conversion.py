@@ -41,8 +41,29 @@ def match_block(block, first: bool):
     return best
 
 
+def _reshape_issue(block) -> Issue:
+    """A Reshape Akida 2.0 cannot run: it changes the (H, W, C) tensor and no Dense flattens it."""
+    reshape = block.role("reshape")
+    before, after = tuple(reshape.input.shape[1:]), tuple(reshape.output.shape[1:])
+    source = reshape._inbound_nodes[0].input_tensors[0]._keras_history.operation
+    reads_input = type(source).__name__ in ("InputLayer", "InputQuantizer")
+    hint = (f"give the model the input shape {after} and reshape the data on the host."
+            if reads_input else "use Flatten > Dense, a GlobalAveragePooling2D, or keep the "
+            "channels last and change only size-1 axes.")
+    return Issue(block.chain, "reshape", f"Layer '{reshape.name}' (Reshape): {before} -> {after} "
+                 "changes the (height, width, channels) tensor Akida 2.0 layers exchange, and "
+                 "Akida 2.0 has no reshape layer (the next layer would read the "
+                 f"{before} tensor). Allowed: a Reshape that only adds or removes size-1 axes "
+                 "with the channels last (e.g. (C,) <-> (1, 1, C); dropped at conversion), or "
+                 "one read by a Dense [through a Flatten] with a flat result ((N,) or (1, 1, N);"
+                 " part of the Dense1D, which flattens row-major).", f"{before} -> {after}",
+                 ["(C,) <-> (1, 1, C)", "[Reshape] [Flatten] Dense"], hint)
+
+
 def _no_pattern(block) -> Issue:
     kinds = " > ".join(block.kinds)
+    if block.kinds[0] == "reshape":
+        return _reshape_issue(block)
     if "dense" in block.kinds and "lut" in block.kinds:
         lut = block.role("lut")
         return Issue(block.chain, "dense_lut", f"No Akida 2.0 pattern matches block "

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import QuantizationError
 from . import layers as qlayers
 from .fixed_point import MAX_SHIFT, aligned_frac_bits, frac_bits, output_scale
-from .graph import INPUT
+from .graph import INPUT, output_source
 from .lut import INDEX_BITS, lut_table
 
 #: A per-channel fractional-bit vector spans at most this many bits, so that alignment shifts
@@ -133,13 +133,15 @@ def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
         # set by quantize (inputs.py): the zero point is already folded into the biases
         frac = qmodel.get_layer("input_quantizer").frac_bits.numpy().astype(np.float64)
         infos = {INPUT: TensorInfo(frac, np.ones(channels))}
+    output = output_source(graph)
     for node in graph.nodes:
         layer = qmodel.get_layer(node.name)
         params = q_config.get(node.name, qparams)
         inputs = [infos[name] for name in node.inbounds]
         info = inputs[0]
         vector = len(layer.output.shape) == 2  # Dense, GAP (and a ReLU after them)
-        per_tensor = params.per_tensor_activations or vector
+        per_tensor = params.per_tensor_activations or vector or _feeds_mixing_reshape(
+            qmodel, graph, node)
         if isinstance(layer, qlayers.NEURAL_LAYERS):
             info = _freeze_neural(layer, node, info)
         elif isinstance(layer, qlayers.QuantizedReLU):
@@ -154,18 +156,52 @@ def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
             _require_quantized(node, inputs)
             info = TensorInfo(np.concatenate([i.frac for i in inputs]),
                               np.concatenate([i.scale for i in inputs]))
-        elif isinstance(layer, qlayers.QuantizedFlatten):
-            pixels = int(np.prod(layer.input.shape[1:-1]))
-            info = TensorInfo(np.tile(info.frac, pixels), np.tile(info.scale, pixels))
+        elif isinstance(layer, (qlayers.QuantizedFlatten, qlayers.QuantizedReshape)):
+            info = _reshape_info(node, info, layer.input.shape[1:], layer.output.shape[1:])
         if getattr(layer, "output_bits", None) is not None and \
                 not isinstance(layer, qlayers.QuantizedAdd):
-            raw = node.name == graph.output and params.last_output_bits is None
+            raw = node.name == output and params.last_output_bits is None
             info = _quantize_output(layer, info, stats["ranges"].get(node.name), per_tensor, raw,
                                     stats.get("rates", {}).get(node.name))
         infos[node.name] = info
         layer.frozen_info = info
     last = infos[graph.output]
     qmodel.get_layer("dequantizer").set_scales(last.scale * 2.0**-last.frac)
+
+
+def _feeds_mixing_reshape(qmodel, graph, node) -> bool:
+    """Whether a Reshape reading ``node`` mixes channels: its input is quantized per tensor (as
+    MetaTF equalizes only per tensor through a Reshape), so that the reshape is a relabelling."""
+    for consumer in graph.consumers(node.name):
+        if consumer.class_name == "Reshape":
+            layer = qmodel.get_layer(consumer.name)
+            if qlayers.mixes_channels(layer.input.shape[1:], layer.output.shape[1:]):
+                return True
+    return False
+
+
+def _reshape_info(node, info: TensorInfo, input_shape, output_shape) -> TensorInfo:
+    """The fractional bits and scales of a row-major reshape's output (a Flatten: one per
+    flattened value, so a per-axis input is aligned per feature by the Dense reading it).
+
+    Raises:
+        QuantizationError: per-channel values land in one output channel with different
+            fractional bits (a per-axis tensor that no block end quantizes reshaped across its
+            channels, e.g. a Concatenate's).
+    """
+    before = tuple(int(d) for d in input_shape)
+    after = tuple(int(d) for d in output_shape)
+    frac = np.broadcast_to(info.frac, before).reshape(-1, after[-1])
+    scale = np.broadcast_to(info.scale, before).reshape(-1, after[-1])
+    if np.any(frac != frac[0]) or np.any(scale != scale[0]):
+        raise QuantizationError([f"Layer '{node.name}' ({node.class_name}): reshaping {before} "
+                                 f"to {after} puts values of different input channels, "
+                                 "quantized with different fractional bits (per-axis), in the "
+                                 f"same output channel; allowed: reshapes that keep each of the "
+                                 f"{before[-1]} channels apart (channels last, or a flatten). "
+                                 "Hint: quantize with QuantizationParams("
+                                 "per_tensor_activations=True), or use Flatten."])
+    return TensorInfo(frac[0].copy(), scale[0].copy())
 
 
 def _require_quantized(node, inputs):

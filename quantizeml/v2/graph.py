@@ -20,7 +20,8 @@ NEURAL = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "SeparableCon
 IDENTITY = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
 SUPPORTED = NEURAL + IDENTITY + (
     "BatchNormalization", "ReLU", "Activation", "LeakyReLU", "PReLU", "Softmax", "MaxPooling2D",
-    "GlobalAveragePooling2D", "Add", "Concatenate", "Flatten", "Rescaling", "ZeroPadding2D")
+    "GlobalAveragePooling2D", "Add", "Concatenate", "Flatten", "Reshape", "Rescaling",
+    "ZeroPadding2D")
 RELU_ACTIVATIONS = {"relu": None, "relu6": 6.0}
 
 
@@ -57,6 +58,16 @@ class Graph:
     @property
     def output(self) -> str:
         return self.nodes[-1].name
+
+
+def output_source(graph: Graph) -> str:
+    """The model output's producer looking back through trailing Reshapes (a relabelling): as in
+    MetaTF, the layer before a final Reshape is the last one and has no output quantizer."""
+    name = graph.output
+    while graph.node(name).class_name == "Reshape" and graph.node(name).inbounds[0] != INPUT and \
+            len(graph.consumers(graph.node(name).inbounds[0])) == 1:
+        name = graph.node(name).inbounds[0]
+    return name
 
 
 def _class_name(layer) -> str:

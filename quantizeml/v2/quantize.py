@@ -17,7 +17,7 @@ from ..errors import QuantizationConfigError, QuantizationError
 from . import layers as qlayers
 from .equalize import equalize
 from .freeze import freeze
-from .graph import INPUT, NEURAL, build_model, read_graph, sanitize
+from .graph import INPUT, NEURAL, build_model, output_source, read_graph, sanitize
 from .inputs import (fold_zero_point, input_format, padding_values, plan_input_quantizer,
                      zero_point_readers)
 from .lut import LUT_CLASSES
@@ -30,7 +30,8 @@ TWINS = {"Conv2D": qlayers.QuantizedConv2D, "DepthwiseConv2D": qlayers.Quantized
          "ReLU": qlayers.QuantizedReLU, "MaxPooling2D": qlayers.QuantizedMaxPool2D,
          "GlobalAveragePooling2D": qlayers.QuantizedGlobalAveragePooling2D,
          "Add": qlayers.QuantizedAdd, "Concatenate": qlayers.QuantizedConcatenate,
-         "Flatten": qlayers.QuantizedFlatten, "Activation": qlayers.QuantizedActivation,
+         "Flatten": qlayers.QuantizedFlatten, "Reshape": qlayers.QuantizedReshape,
+         "Activation": qlayers.QuantizedActivation,
          "LeakyReLU": qlayers.QuantizedLeakyReLU}
 #: What may follow each layer kind inside one Akida 2.0 layer (conversion-v2.md §4). A LUT
 #: activation's 11-bit input quantizer does not end the block. Dense > LUT forms a block too:
@@ -52,10 +53,12 @@ def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
     and a global average pool never share a block); the layer with a fan-out, a merge after it,
     or the model output ends the block and carries the output quantizer: ``activation_bits``
     after a ReLU, else ``output_bits``; the model output ``last_output_bits`` or, when None, its
-    raw ``buffer_bits`` sums (as MetaTF's unquantized last layer). A LUT activation (Activation,
+    raw ``buffer_bits`` sums (as MetaTF's unquantized last layer; a final Reshape is looked
+    through). A LUT activation (Activation,
     LeakyReLU) continues its neural layer's block: its 11-bit input quantizer is not a block end.
     """
     plan, block_of, seen_neural = {}, {}, False
+    output = output_source(graph)
     for node in graph.nodes:
         params = q_config.get(node.name, qparams)
         args = {}
@@ -82,7 +85,7 @@ def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
             activated = any(kind in ACTIVATIONS
                             for kind in block_of.get(node.name, {}).get("kinds", ()))
             bits = block_params.activation_bits if activated else block_params.output_bits
-            if node is graph.nodes[-1]:
+            if node.name == output:
                 bits = block_params.last_output_bits
                 if bits is None:
                     bits = 32 if node.class_name == "Add" else block_params.neural_buffer_bits
@@ -163,8 +166,13 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
     frac = zero_point = pad = None
     readers = set()
     if not integer_input:
+        # a Reshape mixing the input channels needs one fractional bit count (see freeze.py)
+        mixing = any(qlayers.mixes_channels(graph.input_shape, keras.layers.Reshape(
+            node.config["target_shape"]).compute_output_shape((None,) + graph.input_shape)[1:])
+            for node in graph.consumers(INPUT) if node.class_name == "Reshape")
         signed, frac, zero_point = plan_input_quantizer(
-            graph, stats["input"], bits, signed, qparams.per_tensor_activations, input_conv)
+            graph, stats["input"], bits, signed, qparams.per_tensor_activations or mixing,
+            input_conv)
         if zero_point.any():
             readers = set(zero_point_readers(graph))
         if input_conv:

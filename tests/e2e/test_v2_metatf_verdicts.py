@@ -328,6 +328,16 @@ ROWS = {
                                                       name="bad")]), AT_CONVERT),
     "Conv2DTranspose stride 1": Row(inner(lambda: [L.Conv2DTranspose(4, 3, padding="same",
                                                             name="bad")]), AT_CONVERT),
+    # conversion-v2.md §4 (dropped size-1 Reshape; [Reshape] [Flatten] Dense -> Dense1D); a
+    # Reshape mixing the axes matches no block of §4 (MetaTF's "Invalid block found": inferred)
+    "GAP > Reshape((1, 1, C)) > 1×1 Conv2D": Row(inner(lambda: [
+        conv(), L.ReLU(), L.GlobalAveragePooling2D(), L.Reshape((1, 1, 4)), L.Conv2D(4, 1)]),
+        ACCEPTED),
+    "Reshape((-1,)) > Dense": Row(inner(lambda: [conv(strides=2), L.ReLU(), L.Reshape((-1,)),
+                                                 L.Dense(4)]), ACCEPTED),
+    "Reshape mixing axes > Conv2D": Row(inner(lambda: [L.Reshape((16, 16, 1), name="bad"),
+                                                       L.Conv2D(4, 3, padding="same")]),
+                                       AT_CONVERT),
     "Conv2DTranspose 'valid'": Row(inner(lambda: [L.Conv2DTranspose(4, 3, strides=2, name="bad")]),
                                    AT_CONVERT),
     "two outputs": Row(two_outputs, AT_CONVERT, AT_QUANTIZE, EARLIER),

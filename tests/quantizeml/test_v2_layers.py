@@ -190,6 +190,7 @@ def test_input_conv_pads_each_channel_with_its_padding_value():
     (ql.QuantizedMaxPool2D, keras.layers.MaxPooling2D),
     (ql.QuantizedGlobalAveragePooling2D, keras.layers.GlobalAveragePooling2D),
     (ql.QuantizedConcatenate, keras.layers.Concatenate),
+    (ql.QuantizedReshape, keras.layers.Reshape),
     (ql.QuantizedActivation, keras.layers.Activation),
     (ql.QuantizedLeakyReLU, keras.layers.LeakyReLU)])
 def test_signature_keeps_keras_parent(cls, parent):
@@ -237,3 +238,19 @@ def test_dilated_and_4d_dense_layers_equal_their_float_layer_on_integers(kind):
     ref.build(x.shape)
     ref.set_weights([kernel.astype(np.float32), np.zeros(ref.get_weights()[1].shape)])
     np.testing.assert_array_equal(layer(x).numpy(), ref(x.astype(np.float32)).numpy())
+
+
+@pytest.mark.parametrize("before, target, relabels, mixes", [
+    ((8,), (1, 1, 8), True, False), ((1, 1, 8), (8,), True, False),
+    ((4, 4, 8), (-1,), False, False), ((4, 4, 8), (4, 32), False, False),
+    ((4, 4, 8), (8, 8, 2), False, True), ((10, 6), (10, 6, 1), False, True)])
+def test_reshape_relabels_and_channel_mixing(before, target, relabels, mixes):
+    inp = keras.Input(before)
+    layer = ql.QuantizedReshape(target)
+    out = layer(inp)
+    assert layer.relabels == relabels
+    assert ql.mixes_channels(before, out.shape[1:]) == mixes
+    # equal to the float Reshape on integers, row-major
+    x = np.random.default_rng(0).integers(-128, 128, (2,) + before).astype(np.float64)
+    np.testing.assert_array_equal(keras.Model(inp, out)(x).numpy(),
+                                  keras.layers.Reshape(target)(x).numpy())

@@ -168,12 +168,14 @@ def build_transpose(block, context):
 
 
 def build_dense(block, context):
-    """Dense1D (row-major flatten; per-feature input shifts)."""
+    """Dense1D (row-major flatten; per-feature input shifts) of a [Reshape] [Flatten] Dense
+    [ReLU] block: the Dense must read a flat tensor, (features,) or (1, 1, features)."""
     neural = block.role("dense")
     shape = tuple(neural.input.shape[1:])
-    if len(shape) != 1:
+    if any(int(d) != 1 for d in shape[:-1]):
         raise BlockIssue("dense_input", f"Layer '{neural.name}': input shape {shape}; the Akida "
-                         "2.0 Dense1D takes flat inputs (features,) only.", shape, "(features,)",
+                         "2.0 Dense1D takes flat inputs only.", shape,
+                         "(features,) or (1, 1, features)",
                          f"add a Flatten (or a GlobalAveragePooling2D) before '{neural.name}', "
                          "or use a 1×1 Conv2D.")
     args, act = _post_arguments(block, neural)
@@ -201,6 +203,7 @@ _register("v2-depthwise", (one("neural", "depthwise"), maybe("pool", "maxpool"),
 _register("v2-conv-transpose", (one("neural", "conv_transpose"), maybe("act", "relu", "lut")),
           LayerType.Conv2DTranspose, build_transpose,
           "Conv2DTranspose [ReLU|LUT] (stride 2, same)")
-_register("v2-dense", (maybe("flatten", "flatten"), one("neural", "dense"),
-                       maybe("act", "relu")), LayerType.Dense1D, build_dense,
-          "[Flatten] Dense [ReLU] (anywhere in the graph; no LUT, as MetaTF)")
+_register("v2-dense", (maybe("reshape", "reshape"), maybe("flatten", "flatten"),
+                       one("neural", "dense"), maybe("act", "relu")), LayerType.Dense1D,
+          build_dense, "[Reshape] [Flatten] Dense [ReLU] (anywhere in the graph; no LUT, as "
+          "MetaTF)")

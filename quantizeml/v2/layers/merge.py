@@ -1,4 +1,5 @@
-"""Akida 2.0 merges and reshapes on integers: QuantizedAdd, QuantizedConcatenate, QuantizedFlatten."""
+"""Akida 2.0 merges and reshapes on integers: QuantizedAdd, QuantizedConcatenate, QuantizedFlatten,
+QuantizedReshape."""
 from __future__ import annotations
 
 import keras
@@ -85,3 +86,44 @@ class QuantizedFlatten(Float64Spec, keras.layers.Flatten):
 
     def call(self, inputs):
         return tf.reshape(as_float64(inputs), [tf.shape(inputs)[0], -1])
+
+
+def akida_dims(shape) -> tuple | None:
+    """A Keras shape (no batch) as Akida sees it: 3-D (H, W, C), fewer axes padded with leading
+    ones ((C,) -> (1, 1, C)); None above three axes."""
+    shape = tuple(int(d) for d in shape)
+    return (1,) * (3 - len(shape)) + shape if len(shape) <= 3 else None
+
+
+def mixes_channels(input_shape, output_shape) -> bool:
+    """Whether a row-major reshape puts values of different input channels in one output
+    channel (then per-channel fractional bits cannot follow: its input is quantized per
+    tensor). A flatten never does (every value is its own output channel)."""
+    before = tuple(int(d) for d in input_shape)
+    after = tuple(int(d) for d in output_shape)
+    labels = np.broadcast_to(np.arange(before[-1]), before).reshape(-1, after[-1])
+    return bool(np.any(labels != labels[0]))
+
+
+@register
+class QuantizedReshape(Float64Spec, keras.layers.Reshape):
+    """Row-major reshape of integers (values and order unchanged; the per-channel fractional bits
+    follow the values, see ``quantizeml.v2.freeze``).
+
+    Akida 2.0 has no reshape layer: cnn2snn drops a reshape that ``relabels`` (the Akida view of
+    both shapes is the same, e.g. (C,) <-> (1, 1, C)) and merges a flattening one into the Dense
+    that reads it (Dense1D flattens row-major itself); it refuses the others.
+    """
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(target_shape, **force_float64(kwargs))
+
+    def call(self, inputs):
+        return super().call(as_float64(inputs))
+
+    @property
+    def relabels(self) -> bool:
+        """Whether input and output are the same Akida (H, W, C) tensor: only size-1 axes are
+        added or removed and the channels stay last."""
+        before = akida_dims(self.input.shape[1:])
+        return before is not None and before == akida_dims(self.output.shape[1:])
