@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from keras import layers as L  # noqa: E402
 
 import cnn2snn  # noqa: E402
-from quantizeml import QuantizationParams  # noqa: E402
+from quantizeml import Akida1QuantizationParams  # noqa: E402
 from quantizeml.models import quantize  # noqa: E402
 from quantizeml.transforms import QuantizationWarning  # noqa: E402
 
@@ -100,7 +100,7 @@ def run(name, samples, calibration, seed=0):
         # quantize() coarsens the weight grid of blocks whose exact threshold/act_step would
         # not fit the AKD1000 registers (a large global average pooling); count those layers.
         warnings.simplefilter("always", QuantizationWarning)
-        qmodel = quantize(model, qparams=QuantizationParams(), samples=calib, verbose=0)
+        qmodel = quantize(model, qparams=Akida1QuantizationParams(), samples=calib, verbose=0)
     fitted = [str(w.message).split("'")[1] for w in caught
               if issubclass(w.category, QuantizationWarning) and "coarser" in str(w.message)]
     quantize_s = time.perf_counter() - start

@@ -14,3 +14,24 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("ci")
+
+
+import pytest  # noqa: E402
+
+#: The variable cnn2snn.set_akida_version sets (MetaTF's name).
+AKIDA_VERSION_VARIABLE = "CNN2SNN_TARGET_AKIDA_VERSION"
+
+
+@pytest.fixture(autouse=True)
+def akida_version(request, monkeypatch):
+    """Selects the Akida version of a test: `@pytest.mark.akida_version("v1")` (or a module's
+    `pytestmark`) sets CNN2SNN_TARGET_AKIDA_VERSION; without the marker it is unset, so the test
+    sees the default (Akida 2.0) whatever the caller's environment."""
+    marker = request.node.get_closest_marker("akida_version")
+    if marker is None:
+        monkeypatch.delenv(AKIDA_VERSION_VARIABLE, raising=False)
+        return None
+    version = marker.args[0]
+    assert version in ("v1", "v2"), f"akida_version marker takes 'v1' or 'v2', got {version!r}"
+    monkeypatch.setenv(AKIDA_VERSION_VARIABLE, version)
+    return version

@@ -74,10 +74,10 @@ def test_save_to_file_path(tmp_path):
 
 
 def test_versions():
-    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v1
-    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v2):
-        assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v2
-    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v1
+    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v2  # MetaTF's default
+    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v1):
+        assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v1
+    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v2
     with pytest.raises(TypeError):
         with cnn2snn.set_akida_version("v2"):
             pass
@@ -99,7 +99,7 @@ def test_float_layer_inside_a_quantized_model_is_an_issue():
 def test_tf_keras_model_in_memory_is_named():
     import tf_keras
     model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)])
-    (issue,) = cnn2snn.check_model_compatibility(model)
+    (issue,) = cnn2snn.check_model_compatibility(model, "AKD1000")
     assert issue.rule == "model_type" and "tf_keras" in issue.message
 
 
