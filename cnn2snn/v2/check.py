@@ -53,9 +53,9 @@ def akida2_float_issues(model, input_dtype="uint8", device=None, bits=None) -> l
 
 
 def _quantization_issue(text: str) -> Issue:
-    match = _LAYER.search(text)
+    message, _, hint = text.partition(" Hint: ")
+    match = _LAYER.search(message)
     return Issue(match.group(1) if match else "model", "quantization",
-                 f"Akida 2.0 quantization refuses the model: {text}", None, None,
-                 "change the model as the message says (Akida 2.0 supports the layers listed "
-                 "in MetaTF's Akida 2.0 conversion table), or check it for Akida 1.0 with "
+                 f"Akida 2.0 quantization refuses the model: {message}", None, None,
+                 hint or "change the model as the message says, or check it for Akida 1.0 with "
                  "target='AKD1000'.", CONVERT)

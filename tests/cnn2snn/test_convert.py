@@ -127,3 +127,35 @@ def test_8bit_input_data_is_an_issue():
     quantizer.quantizer = InputDataQuantizer(8)
     issues = cnn2snn.check_model_compatibility(qmodel)
     assert [(i.layer, i.rule) for i in issues] == [(quantizer.name, "input_bits")]
+
+
+def test_model_scheme_decides_unless_another_generation_is_selected(monkeypatch):
+    """An Akida 1.0-quantized model converts for Akida 1.0 with no version selected; under an
+    explicit Akida 2.0 selection convert (and the checker) refuse it with the fix, unless an
+    Akida 1.0 target is given."""
+    qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
+    assert cnn2snn.convert(qmodel).layers
+    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v2):
+        with pytest.raises(ConversionError, match="Akida 1.0 scheme but Akida 2.0 is selected") \
+                as exc:
+            cnn2snn.convert(qmodel)
+        assert "set_akida_version(AkidaVersion.v1)" in exc.value.issues[0].hint
+        assert [i.rule for i in cnn2snn.check_model_compatibility(qmodel)] == ["generation"]
+        assert cnn2snn.convert(qmodel, target="AKD1000").layers
+        assert cnn2snn.check_model_compatibility(qmodel, device="AKD1000") == []
+
+
+def test_float_model_is_checked_for_the_selected_generation():
+    model = PATTERN_FIXTURES["conv-pool-relu"]()
+    v1_issues = cnn2snn.check_model_compatibility(model, "AKD1000", weight_bits=3)
+    assert v1_issues and all("AKD1000" in i.message for i in v1_issues)
+    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v1):
+        assert [str(i) for i in cnn2snn.check_model_compatibility(model, weight_bits=3)] == \
+            [str(i) for i in v1_issues]
+    # default Akida 2.0: quantized with MetaTF's QuantizationParams, then converted; the
+    # BatchNormalization after the pooling cannot be folded there (Akida 1.0 folds it)
+    (issue,) = cnn2snn.check_model_compatibility(model)
+    assert (issue.layer, issue.rule, issue.level) == ("batch_normalization_1", "quantization",
+                                                      "convert")
+    assert "Akida 2.0" in issue.message and issue.hint.startswith("put it right after")
+    assert "batch_normalization_1" not in [i.layer for i in v1_issues]
