@@ -1,4 +1,5 @@
-"""Digits benchmark: float vs post-training-quantized (PTQ) vs quantization-aware-trained (QAT).
+"""Digits benchmark (Akida 1.0): float vs post-training-quantized (PTQ) vs
+quantization-aware-trained (QAT), quantized with `Akida1QuantizationParams`.
 
 Run: python bench/quantization.py [--epochs 20] [--qat-epochs 3] [--weight-bits 4]
      [--activation-bits 4]

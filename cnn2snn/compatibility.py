@@ -82,7 +82,7 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
                          "name the same thing; give only one of them.")
     target = device if target is None else target
     akida2 = akida2_device(target)
-    if is_akida2_model(model):  # quantized for Akida 2.0: its convert-level issues, then the device's
+    if is_akida2_model(model):  # quantized for Akida 2.0: its convert issues, then the device's
         try:
             akida_model = convert_v2(model)
         except ConversionError as err:

@@ -33,7 +33,8 @@ def get_akida_version() -> AkidaVersion:
         return AkidaVersion(value)
     except ValueError as err:
         raise ValueError(f"{_ENV}={value!r} is not an Akida version; allowed: v1, v2. "
-                         f"Unset it (default v2) or select one with set_akida_version(AkidaVersion.v1).") from err
+                         "Unset it (default v2) or select one with "
+                         "set_akida_version(AkidaVersion.v1).") from err
 
 
 @contextlib.contextmanager

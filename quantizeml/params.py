@@ -24,8 +24,8 @@ def _check_bits(name: str, value, allowed: tuple[int, ...]) -> None:
     # bool is an int subclass: True would silently mean 1 bit.
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise QuantizationConfigError(
-            f"Akida1QuantizationParams: {name}={value!r} ({type(value).__name__}) is not an integer; "
-            f"allowed: {', '.join(map(str, allowed))}."
+            f"Akida1QuantizationParams: {name}={value!r} ({type(value).__name__}) is not an "
+            f"integer; allowed: {', '.join(map(str, allowed))}."
         )
     if int(value) not in allowed:
         raise QuantizationConfigError(
@@ -39,8 +39,8 @@ class Akida1QuantizationParams:
     """Akida 1.0 quantization settings of a model (or of one layer, as a per-layer override).
 
     Passing them to ``quantizeml.models.quantize`` is an explicit Akida 1.0 choice: with no Akida
-    version selected the Akida 1.0 scheme runs; under ``set_akida_version(AkidaVersion.v2)`` quantize
-    refuses them. Unlike MetaTF's ``QuantizationParams``, only bit widths AKD1000 runs are accepted.
+    version selected the Akida 1.0 scheme runs; under ``set_akida_version(AkidaVersion.v2)``
+    quantize refuses them. Unlike MetaTF's ``QuantizationParams``, only bit widths AKD1000 runs are accepted.
     Defaults are the Akida 1.0 recipe: 8-bit input-layer weights, 4-bit weights, 4-bit per-tensor
     activations, uint8 model input.
 
