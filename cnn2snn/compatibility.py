@@ -53,7 +53,8 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
 
     Args:
         model: a Keras 3 model.
-        target: a HardwareTarget, an Akida 2.0 device, or a name (None: the selected version).
+        target: a HardwareTarget, an akida_core Device (``AKD1000()``, ``SixNodesIPv2()``) or a
+            device name (None: the selected version).
         device: MetaTF's name for `target` (give one of the two).
         input_dtype: Akida 2.0 float models: the integer dtype of the model input.
         weight_bits: assumed weight bits of a float model (None: Akida 1.0 does not check them;
@@ -73,7 +74,8 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
 
     Raises:
         ValueError: both `target` and `device` given, an unknown target, an Akida 2.0 device as
-            target of an Akida 1.0-quantized model, or a bad `input_dtype`/bit width.
+            target of an Akida 1.0-quantized model, a bad `input_dtype`/bit width, or a
+            CNN2SNN_TARGET_AKIDA_VERSION other than v1/v2.
     """
     from .v2 import convert_v2, is_akida2_model
     from .versions import AkidaVersion
@@ -109,7 +111,7 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
                                                 ("input_weight_bits", input_weight_bits))
                 if value is not None}
         return order_issues(model, akida2_float_issues(model, input_dtype, akida2, bits))
-    target = get_target(AKD1000 if target is None else target)
+    target = get_target(AKD1000 if target is None else getattr(target, "table", target))
     split = split_model(model)
     if is_quantized:
         issues = quantized_issues(model, split, target, allow_input_narrowing)
