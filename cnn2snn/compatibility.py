@@ -112,6 +112,13 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
                 if value is not None}
         return order_issues(model, akida2_float_issues(model, input_dtype, akida2, bits))
     target = get_target(AKD1000 if target is None else getattr(target, "table", target))
+    return _akida1_issues(model, target, is_quantized, (weight_bits, activation_bits,
+                                                         input_weight_bits), allow_input_narrowing)
+
+
+def _akida1_issues(model, target, is_quantized, bits, allow_input_narrowing) -> list:
+    """The Akida 1.0 checks of `check_model_compatibility` on `target` (a HardwareTarget)."""
+    from . import quantized
     split = split_model(model)
     if is_quantized:
         issues = quantized_issues(model, split, target, allow_input_narrowing)
@@ -121,8 +128,7 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
             if not by_level(build_issues, CONVERT):
                 issues += mapping_issues(quantized.assemble(built), split, target, issues)
         return order_issues(model, issues)
-    bits_of = _bit_options(weight_bits, activation_bits, input_weight_bits)
-    issues = list(split.issues) + check_blocks(split, target, bits_of)
+    issues = list(split.issues) + check_blocks(split, target, _bit_options(*bits))
     if not allow_input_narrowing:
         issues += _float_input_narrowing(model, split, target)
     return order_issues(model, issues)
