@@ -50,6 +50,16 @@ def checked_for(model, target) -> tuple[str, str]:
     return ("AKD1000 (Akida 1.0)" if version is AkidaVersion.v1 else "Akida 2.0"), version.value
 
 
+def _selected_label() -> str:
+    """The report label of the selected Akida generation (the default's, "Akida 2.0", when
+    CNN2SNN_TARGET_AKIDA_VERSION holds an invalid value)."""
+    from .versions import AkidaVersion, get_akida_version
+    try:
+        return "AKD1000 (Akida 1.0)" if get_akida_version() is AkidaVersion.v1 else "Akida 2.0"
+    except ValueError:
+        return "Akida 2.0"
+
+
 def _check_parser():
     parser = argparse.ArgumentParser(
         prog="cnn2snn-check", description="Check a Keras model (.h5 or .keras) against an Akida "
@@ -126,8 +136,8 @@ def check_main(argv=None) -> int:
         try:
             model = load_model_for_check(args.model)
         except UnsupportedFileLayers as err:  # readable, but not rebuildable: report the layers
-            _print(render(err.issues, _display_name(args.target) if args.target else "Keras",
-                          os.path.basename(args.model)))
+            _print(render(err.issues, _display_name(args.target) if args.target else
+                          _selected_label(), os.path.basename(args.model)))
             return EXIT_ISSUES
         target = None if args.target is None else _display_name(args.target)
         try:

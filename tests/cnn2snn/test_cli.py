@@ -109,6 +109,8 @@ def test_without_target_the_selected_generation_is_checked_and_named(files, caps
     assert check_main([files["legacy.h5"], "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["akida_version"], report["target"]) == ("v2", "Akida 2.0")
+    assert check_main([files["lstm.h5"]]) == 1  # a file Keras 3 cannot rebuild: same header
+    assert capsys.readouterr().out.startswith("lstm.h5: checked for Akida 2.0\n")
     monkeypatch.setenv("CNN2SNN_TARGET_AKIDA_VERSION", "v1")
     assert check_main([files["legacy.h5"], "--weight-bits", "8", "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
