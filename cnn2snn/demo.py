@@ -381,8 +381,8 @@ def _positive(value):
 GENERATION_LINES = {
     "v2": "cnn2snn-demo: Akida 2.0 (the default generation, as in MetaTF; --akida-version v1 runs "
           "the Akida 1.0 / AKD1000 flow)",
-    "v1": "cnn2snn-demo: Akida 1.0 (AKD1000) (--akida-version v1 or "
-          "CNN2SNN_TARGET_AKIDA_VERSION=v1; the default is Akida 2.0)",
+    "v1": "cnn2snn-demo: Akida 1.0 (AKD1000), selected by --akida-version v1 or "
+          "CNN2SNN_TARGET_AKIDA_VERSION=v1 (the default is Akida 2.0)",
 }
 
 
