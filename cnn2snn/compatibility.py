@@ -49,7 +49,9 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
       act_step grid and the mapping of the converted model on the target (default AKD1000).
     - Akida 2.0, float model: as MetaTF, quantized with `QuantizationParams(input_dtype=...)` on a
       few random samples (quietly), converted, and mapped with `hw_only=True` when a device is
-      given; quantized model: converted, then mapped on the device if any.
+      given; quantized model: converted, then mapped on the device if any. Float layers after
+      the Dequantizer (quantization stopped before them, as in MetaTF) are one hardware-level
+      issue: the model converts, and they run outside Akida.
 
     Args:
         model: a Keras 3 model.
@@ -77,7 +79,7 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
             target of an Akida 1.0-quantized model, a bad `input_dtype`/bit width, or a
             CNN2SNN_TARGET_AKIDA_VERSION other than v1/v2.
     """
-    from .v2 import convert_v2, is_akida2_model
+    from .v2 import convert_v2, float_tail_issue, is_akida2_model
     from .versions import AkidaVersion
     if target is not None and device is not None:
         raise ValueError(f"check_model_compatibility: target={target!r} and device={device!r} "
@@ -89,7 +91,8 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
             akida_model = convert_v2(model)
         except ConversionError as err:
             return list(err.issues)
-        return [] if akida2 is None else akida2_mapping_issues(akida_model, akida2)
+        left_out = [issue for issue in [float_tail_issue(model)] if issue is not None]
+        return left_out + ([] if akida2 is None else akida2_mapping_issues(akida_model, akida2))
     from . import quantized  # local: keeps float-only checks free of quantizeml import cost
     is_quantized = quantized.is_quantized(model)
     if akida2 is not None and is_quantized:

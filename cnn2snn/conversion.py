@@ -11,7 +11,7 @@ from . import quantized
 from .compatibility import mapping_issues, order_issues, quantized_issues
 from .errors import CONVERT, HARDWARE, ConversionError, ConversionWarning, Issue, by_level
 from .match import split_model
-from .v2 import convert_v2, is_akida2_model
+from .v2 import convert_v2, float_tail_issue, is_akida2_model
 from .versions import _ENV as VERSION_VARIABLE
 
 QUANTIZE_CALL = ("quantizeml.models.quantize(model, qparams=QuantizationParams(weight_bits=4, "
@@ -24,7 +24,8 @@ def convert(model, file_path=None, input_scaling=None, target=None, *,
 
     Every Keras layer becomes part of an Akida layer, is deliberately skipped (InputLayer,
     InputQuantizer, Dropout, a final Softmax/Activation, the final Dequantizer), or is an issue:
-    a model is never converted in part. Convert-level issues (no Akida 1.0 model expresses them)
+    a model is never converted in part, except the float layers an Akida 2.0 ``quantize`` left
+    after the Dequantizer (as MetaTF: they run outside Akida; one ConversionWarning names them). Convert-level issues (no Akida 1.0 model expresses them)
     raise; hardware-level issues (the model converts, but `map(device, hw_only=True)` would refuse
     it on `target`: the default mapping runs it as several sequences, part in software) give one
     ConversionWarning naming them.
@@ -53,7 +54,7 @@ def convert(model, file_path=None, input_scaling=None, target=None, *,
 
     Warns:
         ConversionWarning: once, naming every hardware-level issue; once when the input is
-            narrowed on request.
+            narrowed on request; once naming the float layers after an Akida 2.0 Dequantizer.
     """
     if is_akida2_model(model):
         akida_model = _convert_akida2(model, target)
@@ -121,7 +122,12 @@ def _convert_akida2(model, target):
                                      "quantize under set_akida_version(AkidaVersion.v1) with "
                                      "4-bit settings for AKD1000, or convert without an Akida "
                                      "1.0 target.")], "Akida 1.0")
-    return convert_v2(model)
+    akida_model = convert_v2(model)
+    left_out = float_tail_issue(model)
+    if left_out is not None:
+        warnings.warn(f"Model '{name}' converted without its float layers: {left_out}",
+                      ConversionWarning, stacklevel=4)
+    return akida_model
 
 
 def _refuse_akida1_under_v2(model):

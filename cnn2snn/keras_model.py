@@ -40,7 +40,7 @@ KIND_NAMES = {
     "reshape": "Reshape", "dropout": "Dropout", "identity": "Activation(linear)",
     "unknown": "unsupported layer", "conv_transpose": "Conv2DTranspose", "add": "Add",
     "concatenate": "Concatenate", "input_quantizer": "InputQuantizer",
-    "dequantizer": "Dequantizer",
+    "dequantizer": "Dequantizer", "lut": "Activation(LUT)",
 }
 
 #: Kinds of the layers that compute a weighted sum (one Akida layer each).

@@ -100,6 +100,8 @@ def _inbounds_by_name(model, layer, names):
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(names) > 2:
         raise ModelFormatError(f"layer '{layer.name}': 'inbounds' must be a list of at most 2 layer names, "
                                f"got {str(names)[:100]}")
+    if model.reads_quantizer(layer) and names == [model.layers[0].name]:
+        return [model.layers[0]]
     if layer.is_input:
         if names:
             raise ModelFormatError(f"layer '{layer.name}' is an input layer but lists inbounds {names}")

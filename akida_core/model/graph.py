@@ -107,6 +107,9 @@ class Model:
     def _resolve_inbounds(self, layer, name, inbound_layers):
         if inbound_layers is not None and not isinstance(inbound_layers, (list, tuple)):
             inbound_layers = [inbound_layers]
+        if self.reads_quantizer(layer) and (not inbound_layers or (
+                len(inbound_layers) == 1 and inbound_layers[0] is self._layers[0])):
+            return [self._layers[0]]
         if layer.is_input or not self._layers:
             if inbound_layers:
                 raise ModelStructureError(f"{layer.layer_type.name} '{name}' is an input layer: it takes no "
@@ -141,6 +144,9 @@ class Model:
                 layer._detach()
                 raise
             return
+        if layer.is_input and layer._inbound_layers:
+            self._attach_after_quantizer(layer, name)
+            return
         if layer.is_input:
             raise ModelStructureError(
                 f"{layer.layer_type.name} '{name}' is an input layer: it can only be the first layer")
@@ -159,6 +165,30 @@ class Model:
         used = sum(lay.variable_bytes for lay in self._layers[:index])
         try:
             layer._attach(self, name, previous.output_dims, previous.output_bits, False, used)
+        except AkidaError:
+            layer._detach()
+            raise
+
+    def reads_quantizer(self, layer):
+        """Whether `layer` is an InputConv2D added right after a lone Quantizer: it then reads the
+        Quantizer's uint8 codes (a float input quantized with a zero point, as MetaTF converts it)."""
+        return layer.layer_type.name == "InputConv2D" and len(self._layers) == 1 and \
+            self._layers[0].layer_type.name == "Quantizer"
+
+    def _attach_after_quantizer(self, layer, name):
+        quantizer = layer._inbound_layers[0]
+        if quantizer.output_signed or quantizer.output_bits != 8:
+            kind = "signed" if quantizer.output_signed else "unsigned"
+            raise ModelStructureError(
+                f"InputConv2D '{name}' reads uint8 images, but Quantizer '{quantizer.name}' outputs {kind} "
+                f"{quantizer.output_bits}-bit values; allowed: output_bits=8, output_signed=False. Hint: "
+                "use an InputData layer (or a Conv2D) after a signed or 4-bit Quantizer")
+        if tuple(layer.params.input_shape) != tuple(quantizer.output_dims):
+            raise ModelStructureError(
+                f"InputConv2D '{name}': input_shape {tuple(layer.params.input_shape)} differs from the "
+                f"output {tuple(quantizer.output_dims)} of Quantizer '{quantizer.name}' it reads")
+        try:
+            layer._attach(self, name, quantizer.output_dims, 8, False)
         except AkidaError:
             layer._detach()
             raise

@@ -13,7 +13,8 @@ import dataclasses
 KINDS = {"QuantizedConv2D": "conv", "QuantizedDepthwiseConv2D": "depthwise",
          "QuantizedConv2DTranspose": "conv_transpose", "QuantizedDense": "dense",
          "QuantizedMaxPool2D": "maxpool", "QuantizedReLU": "relu",
-         "QuantizedGlobalAveragePooling2D": "gap", "QuantizedAdd": "add",
+         "QuantizedGlobalAveragePooling2D": "gap", "QuantizedActivation": "lut",
+         "QuantizedLeakyReLU": "lut", "QuantizedAdd": "add",
          "QuantizedConcatenate": "concatenate", "QuantizedFlatten": "flatten",
          "InputQuantizer": "input_quantizer", "Dequantizer": "dequantizer"}
 #: kinds that start a block
@@ -63,12 +64,25 @@ def _sources(layer) -> list:
     return [t._keras_history.operation for t in node.input_tensors]
 
 
+def float_tail(model) -> list:
+    """The float layers after the model's Dequantizer (where quantization stopped, as MetaTF):
+    they run outside Akida, on the Akida model's dequantized outputs."""
+    tail = []
+    for layer in model.layers:
+        sources = _sources(layer) if layer._inbound_nodes else []
+        if any(type(src).__name__ == "Dequantizer" or src in tail for src in sources):
+            tail.append(layer)
+    return tail
+
+
 def split_blocks(model) -> tuple[list, list]:
     """Return (blocks in topological order, unknown layers); block inbounds are Block objects
-    (an empty list for the first block, fed by the model input)."""
+    (an empty list for the first block, fed by the model input). The float tail after the
+    Dequantizer (``float_tail``) is in neither."""
     block_of, blocks, unknown = {}, [], []
+    tail = float_tail(model)
     for layer in model.layers:
-        if type(layer).__name__ == "InputLayer":
+        if type(layer).__name__ == "InputLayer" or layer in tail:
             continue
         kind = KINDS.get(type(layer).__name__)
         if kind is None:

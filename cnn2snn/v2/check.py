@@ -26,8 +26,9 @@ def akida2_float_issues(model, input_dtype="uint8", device=None, bits=None) -> l
         bits: optional {"weight_bits", "activation_bits", "input_weight_bits": int} overrides.
 
     Returns:
-        Issues: convert-level ones for what quantize or convert refuses (quantization stops at
-        its first refusals, as MetaTF's), hardware-level ones for each layer the device refuses.
+        Issues: convert-level ones for what quantize or convert refuses, one hardware-level issue
+        for float layers quantize left after the Dequantizer (they run outside Akida), and
+        hardware-level ones for each layer the device refuses.
 
     Raises:
         QuantizationConfigError (a ValueError): ``input_dtype`` or ``bits`` are not valid
@@ -37,7 +38,7 @@ def akida2_float_issues(model, input_dtype="uint8", device=None, bits=None) -> l
     from quantizeml.v2 import QuantizationParams, quantize
 
     from ..compatibility import akida2_mapping_issues
-    from .conversion import convert_v2
+    from .conversion import convert_v2, float_tail_issue
     qparams = QuantizationParams(input_dtype=input_dtype, **(bits or {}))
     try:
         with warnings.catch_warnings():
@@ -49,7 +50,8 @@ def akida2_float_issues(model, input_dtype="uint8", device=None, bits=None) -> l
         akida_model = convert_v2(qmodel)
     except ConversionError as err:
         return list(err.issues)
-    return [] if device is None else akida2_mapping_issues(akida_model, device)
+    left_out = [issue for issue in [float_tail_issue(qmodel)] if issue is not None]
+    return left_out + ([] if device is None else akida2_mapping_issues(akida_model, device))
 
 
 def _quantization_issue(text: str) -> Issue:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from akida_core import AkidaError, Model
+from akida_core import AkidaError, InputData, Model
 
-from ..errors import CONVERT, ConversionError, Issue
+from ..errors import CONVERT, HARDWARE, ConversionError, Issue
 from ..patterns import registered_patterns
 from ..patterns.akida2.neural import BlockIssue
-from .blocks import split_blocks
+from .blocks import float_tail, split_blocks
 
 TARGET_NAME = "Akida 2.0"
 
@@ -25,7 +25,8 @@ class _Kind:
 
 def match_block(block, first: bool):
     """The longest v2 pattern consuming exactly the block's layers, or None; the first block of
-    an input convolution (uint8 images) takes the first-layer patterns only."""
+    an input convolution (uint8 images or uint8 InputQuantizer codes) takes the first-layer
+    patterns only."""
     best = None
     infos = [_Kind(k) for k in block.kinds]
     input_conv = bool(getattr(block.layers[0], "input_conv", False))
@@ -42,6 +43,13 @@ def match_block(block, first: bool):
 
 def _no_pattern(block) -> Issue:
     kinds = " > ".join(block.kinds)
+    if "dense" in block.kinds and "lut" in block.kinds:
+        lut = block.role("lut")
+        return Issue(block.chain, "dense_lut", f"No Akida 2.0 pattern matches block "
+                     f"{block.chain} ({kinds}): Dense1D takes no LUT activation ('{lut.name}'; "
+                     "MetaTF refuses it too: 'Invalid block found').", kinds,
+                     "[Flatten] Dense [ReLU]", "apply the activation after a convolution (a "
+                     "1×1 Conv2D on a (1, 1, C) tensor), or use a ReLU after the Dense.")
     candidates = "; ".join(f"{p.name} ({p})" for p in registered_patterns("v2")
                            if p.uses(block.kinds[0]))
     return Issue(block.chain, "no_pattern", f"No Akida 2.0 pattern matches block {block.chain} "
@@ -49,6 +57,12 @@ def _no_pattern(block) -> Issue:
                  [str(p) for p in registered_patterns("v2")],
                  "end the block with an activation or a quantized output, or check the order "
                  "(MaxPool2D before ReLU; GAP only after a convolution).")
+
+
+def input_bits(block) -> int:
+    """Bits of the signed integer model inputs the block reads directly (0: none; an
+    Akida 2.0 InputData of that many bits feeds it)."""
+    return int(getattr(block.layers[0], "input_bits", 0) or 0)
 
 
 def _output_format(block):
@@ -67,20 +81,25 @@ def plan(model):
                     "quantize the float model with quantizeml.models.quantize(model, "
                     "qparams=QuantizationParams()).") for layer in unknown]
     for index, block in enumerate(blocks):
-        first = index == 0
+        # the first layer, or an InputConv2D reading the uint8 codes of a leading Quantizer
+        first = index == 0 or index == 1 and blocks[0].kinds == ("input_quantizer",)
         block.pattern = match_block(block, first)
         if block.pattern is None:
             issues.append(_no_pattern(block))
-    if blocks and blocks[0].kinds[0] not in ("conv", "input_quantizer"):
-        issues.append(Issue(blocks[0].chain, "input", "The first Akida 2.0 layer must be an "
-                            "InputConv2D (uint8 images, 1 or 3 channels) or a Quantizer.",
-                            blocks[0].kinds[0], ["conv", "input_quantizer"],
-                            "quantize with float calibration samples (an InputQuantizer is "
-                            "inserted) or make the first layer a Conv2D on 1 or 3 channels."))
-    elif blocks and blocks[0].kinds[0] == "conv" and not blocks[0].layers[0].input_conv:
-        issues.append(Issue(blocks[0].chain, "input", "Only signed inputs are supported "
-                            "unless the first layer is an input convolution on uint8 images.",
-                            "uint8 input", "InputConv2D", "quantize with float samples."))
+    for block in blocks:
+        if block.inbounds or block.kinds[0] == "input_quantizer" or \
+                input_bits(block) or getattr(block.layers[0], "input_conv", False):
+            continue
+        shape = tuple(model.inputs[0].shape[1:])
+        issues.append(Issue(block.chain, "input", f"Layer '{block.layers[0].name}' reads the "
+                            f"model's unsigned integer inputs {shape}: only signed inputs are "
+                            "supported on Akida 2.0 (an InputData), except by an input "
+                            "Conv2D on uint8 images of 1 or 3 channels (an InputConv2D).",
+                            f"unsigned input, {shape[-1]} channels, {block.kinds[0]}",
+                            ["int8 / int16 input", "uint8 into a Conv2D on 1 or 3 channels"],
+                            "quantize with float calibration samples (a signed 8-bit "
+                            "InputQuantizer is inserted), with input_dtype='int8' for signed "
+                            "data, or start with a Conv2D on 1 or 3 channels."))
     for block in blocks:
         wide = [src.last for src in block.inbounds
                 if (getattr(src.last, "output_bits", None) or 0) > 8]
@@ -116,7 +135,10 @@ def convert_v2(model):
     if issues:
         raise ConversionError(issues, TARGET_NAME)
     context = {"input_shape": tuple(model.inputs[0].shape[1:])}
-    built = []
+    bits = max((input_bits(block) for block in blocks), default=0)
+    shape = context["input_shape"]  # a flat (features,) input is (1, 1, features) on Akida
+    built = [(None, InputData((1, 1) * (len(shape) == 1) + shape, input_bits=bits,
+                              name="input"), {})] if bits else []
     for block in blocks:
         try:
             layer, variables = block.pattern.build(block, context)
@@ -137,9 +159,14 @@ def convert_v2(model):
 
 def _assemble(built):
     akida_model, made = Model(), {}
+    input_data = built[0][1] if built and built[0][0] is None else None
     try:
         for block, layer, variables in built:
-            inbounds = [made[id(src)] for src in block.inbounds] or None
+            if block is None:  # the InputData of signed integer inputs
+                akida_model.add(layer)
+                continue
+            inbounds = [made[id(src)] for src in block.inbounds] or (
+                [input_data] if input_data is not None else None)
             akida_model.add(layer, inbounds)
             for name, value in variables.items():
                 layer.set_variable(name, value)
@@ -150,3 +177,19 @@ def _assemble(built):
                                      "report this as a cnn2snn bug with the model.")],
                               TARGET_NAME) from err
     return akida_model
+
+
+def float_tail_issue(model):
+    """A hardware-level Issue naming the float layers after the Dequantizer (None without any):
+    the model converts, and those layers run in float outside Akida, as in MetaTF."""
+    tail = float_tail(model)
+    if not tail:
+        return None
+    names = [layer.name for layer in tail]
+    return Issue(", ".join(names), "float_tail", f"Layers {', '.join(repr(n) for n in names)} "
+                 "follow the Dequantizer (quantization stopped before them): they are not "
+                 "converted and run in float outside Akida, on the Akida model's outputs.",
+                 [type(layer).__name__ for layer in tail], "quantized layers only",
+                 "replace them with layers the Akida 2.0 scheme quantizes (the QuantizationWarning"
+                 " of quantize() names the first one and why), or apply them on the host.",
+                 HARDWARE)

@@ -17,6 +17,7 @@ from ..errors import QuantizationError
 from . import layers as qlayers
 from .fixed_point import MAX_SHIFT, aligned_frac_bits, frac_bits, output_scale
 from .graph import INPUT
+from .lut import INDEX_BITS, lut_table
 
 #: A per-channel fractional-bit vector spans at most this many bits, so that alignment shifts
 #: stay Akida shifts; channels with tiny ranges lose precision first, none saturates.
@@ -99,17 +100,35 @@ def _freeze_relu(layer, info: TensorInfo) -> None:
     layer.set_ceiling(value, info.frac - fb)
 
 
+def _freeze_lut(layer, node, info: TensorInfo, range_max) -> TensorInfo:
+    """The LUT's 11-bit per-tensor index quantizer (``activation_scale`` S and shift from the
+    block's QFloat, ``f`` from the calibrated range of the sums) and its table; returns the
+    table's output, integers of value ``entry·s_lut``."""
+    scale, scale_frac = output_scale(info.scale)
+    frac = float(frac_bits(np.max(range_max, initial=0.0), INDEX_BITS, True))
+    # one f for every channel: shorten it (coarser index) rather than clip a channel's shift
+    low, high = (info.frac + scale_frac).max() - MAX_SHIFT, (info.frac + scale_frac).min() + \
+        MAX_SHIFT
+    if low > high:
+        raise QuantizationError([f"Layer '{node.name}' ({node.class_name}): its input channels' "
+                                 f"fractional bits span more than {2 * MAX_SHIFT}; one LUT "
+                                 "index cannot serve them all. Hint: check the weights of the "
+                                 "layer before it."])
+    frac = float(np.clip(frac, low, high))
+    table, lut_scale = lut_table(layer.float_function, frac)
+    layer.set_lut(scale, frac - info.frac - scale_frac, frac, table, lut_scale)
+    channels = len(info.frac)
+    return TensorInfo(np.zeros(channels), np.full(channels, lut_scale))
+
+
 def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
     """Freeze every quantized layer of ``qmodel`` (built from ``graph``) from ``stats``."""
     channels = graph.input_shape[-1]
     if integer_input:
         infos = {INPUT: TensorInfo(np.zeros(channels), np.full(channels, graph.input_scale))}
     else:
-        quantizer = qmodel.get_layer("input_quantizer")
-        absmax = stats["input"]["abs"]
-        frac = _choose_frac(absmax, 8, True, qparams.per_tensor_activations)
-        frac = np.clip(frac, -MAX_SHIFT, MAX_SHIFT)
-        quantizer.set_quantizer(frac)
+        # set by quantize (inputs.py): the zero point is already folded into the biases
+        frac = qmodel.get_layer("input_quantizer").frac_bits.numpy().astype(np.float64)
         infos = {INPUT: TensorInfo(frac, np.ones(channels))}
     for node in graph.nodes:
         layer = qmodel.get_layer(node.name)
@@ -123,6 +142,8 @@ def freeze(qmodel, graph, stats, qparams, q_config, integer_input) -> None:
             info = _freeze_neural(layer, node, info)
         elif isinstance(layer, qlayers.QuantizedReLU):
             _freeze_relu(layer, info)
+        elif isinstance(layer, qlayers.LUT_LAYERS):
+            info = _freeze_lut(layer, node, info, stats["ranges"][node.inbounds[0]])
         elif isinstance(layer, qlayers.QuantizedGlobalAveragePooling2D):
             info = TensorInfo(info.frac, info.scale / layer.sum_size)
         elif isinstance(layer, qlayers.QuantizedAdd):

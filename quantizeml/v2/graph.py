@@ -13,25 +13,28 @@ import keras
 import numpy as np
 
 from ..errors import QuantizationError, UnsupportedLayerError
+from .lut import LUT_ACTIVATIONS, LUT_CLASSES
 
 INPUT = "__input__"
 NEURAL = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "SeparableConv2D")
 IDENTITY = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
 SUPPORTED = NEURAL + IDENTITY + (
-    "BatchNormalization", "ReLU", "Activation", "Softmax", "MaxPooling2D",
+    "BatchNormalization", "ReLU", "Activation", "LeakyReLU", "PReLU", "Softmax", "MaxPooling2D",
     "GlobalAveragePooling2D", "Add", "Concatenate", "Flatten", "Rescaling", "ZeroPadding2D")
 RELU_ACTIVATIONS = {"relu": None, "relu6": 6.0}
 
 
 @dataclasses.dataclass
 class Node:
-    """One float layer: Keras class name, layer name, config, numpy weights, inbound names."""
+    """One float layer: Keras class name, layer name, config, numpy weights, inbound names, and
+    the Keras class it was read from (rebuilds the float layers quantization leaves out)."""
 
     class_name: str
     name: str
     config: dict
     weights: list
     inbounds: list
+    layer_class: type | None = None
 
 
 @dataclasses.dataclass
@@ -62,24 +65,20 @@ def _class_name(layer) -> str:
 
 
 def read_graph(model) -> Graph:
-    """Read a Keras 3 Sequential or Functional model (one input, one output).
+    """Read a Keras 3 Sequential or Functional model (one input, one output); layers of any
+    class are read (``tail.split_float_tail`` decides where quantization stops).
 
     Raises:
-        UnsupportedLayerError: several inputs/outputs, nested models, unknown layer classes (all
-            listed).
+        UnsupportedLayerError: several inputs or outputs.
     """
     if not isinstance(model, keras.Model):
         raise UnsupportedLayerError(f"Expected a Keras 3 model, got {type(model).__name__}.")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
+        outputs = [t._keras_history.operation.name for t in model.outputs]
         raise UnsupportedLayerError(
             f"Model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} "
-            "outputs; Akida 2.0 models take one input and give one output.")
-    unknown = [f"Layer '{layer.name}' ({_class_name(layer)}) is not supported by the Akida 2.0 "
-               f"scheme; supported: {', '.join(sorted(SUPPORTED))}." for layer in model.layers
-               if not isinstance(layer, keras.layers.InputLayer)
-               and _class_name(layer) not in SUPPORTED]
-    if unknown:
-        raise UnsupportedLayerError(unknown)
+            f"outputs (layers {', '.join(repr(n) for n in outputs)}); Akida 2.0 models take one "
+            "input and give one output. Hint: quantize one model per output.")
     input_layer = model.inputs[0]._keras_history.operation
     nodes = []
     if isinstance(model, keras.Sequential):
@@ -103,7 +102,7 @@ def read_graph(model) -> Graph:
 
 def _node(layer, inbounds) -> Node:
     return Node(_class_name(layer), layer.name, dict(layer.get_config()),
-                [np.asarray(w) for w in layer.get_weights()], list(inbounds))
+                [np.asarray(w) for w in layer.get_weights()], list(inbounds), type(layer))
 
 
 # ---- transforms: Graph -> Graph, appending issues ----
@@ -137,27 +136,55 @@ def drop_final_softmax(graph: Graph, issues: list) -> Graph:
 
 
 def split_fused_activations(graph: Graph, issues: list) -> Graph:
-    """``Conv2D(activation='relu')`` becomes Conv2D > ReLU; ``Activation('relu')`` a ReLU."""
+    """``Conv2D(activation='relu')`` becomes Conv2D > ReLU, ``Activation('relu')`` a ReLU;
+    ``Conv2D(activation='gelu')`` (any LUT activation) becomes Conv2D > Activation('gelu')."""
+    allowed = ", ".join(["relu", "relu6", "linear"] + sorted(LUT_ACTIVATIONS))
     for node in list(graph.nodes):
         activation = node.config.get("activation")
         if node.class_name == "Activation" and activation in RELU_ACTIVATIONS:
             node.class_name = "ReLU"
             node.config = {"name": node.name, "max_value": RELU_ACTIVATIONS[activation]}
         elif node.class_name in NEURAL and activation not in (None, "linear"):
-            if activation not in RELU_ACTIVATIONS:
+            if activation not in RELU_ACTIVATIONS and activation not in LUT_ACTIVATIONS:
                 issues.append(f"Layer '{node.name}' ({node.class_name}): activation="
-                              f"{activation!r} is not supported; allowed: relu, relu6, linear.")
+                              f"{activation!r} is not supported; allowed: {allowed}.")
                 continue
             node.config = {**node.config, "activation": "linear"}
-            relu = Node("ReLU", f"{node.name}_relu",
-                        {"name": f"{node.name}_relu",
-                         "max_value": RELU_ACTIVATIONS[activation]}, [], [node.name])
-            _rewire(graph, node.name, relu.name)
-            graph.nodes.insert(graph.nodes.index(node) + 1, relu)
-        elif node.class_name == "Activation":
+            if activation in RELU_ACTIVATIONS:
+                name = f"{node.name}_relu"
+                split = Node("ReLU", name, {"name": name,
+                                            "max_value": RELU_ACTIVATIONS[activation]},
+                             [], [node.name])
+            else:
+                name = f"{node.name}_{LUT_ACTIVATIONS[activation]}"
+                split = Node("Activation", name, {"name": name, "activation": activation}, [],
+                             [node.name])
+            _rewire(graph, node.name, split.name)
+            graph.nodes.insert(graph.nodes.index(node) + 1, split)
+        elif node.class_name == "Activation" and activation not in LUT_ACTIVATIONS:
             issues.append(f"Layer '{node.name}' (Activation): activation={activation!r} is not "
-                          "supported by the Akida 2.0 scheme here; allowed: relu, relu6, linear "
-                          "and a final softmax.")
+                          f"supported by the Akida 2.0 scheme here; allowed: {allowed} and a "
+                          "final softmax.")
+    return graph
+
+
+def prelu_to_leaky_relu(graph: Graph, issues: list) -> Graph:
+    """A PReLU whose alphas are all equal is a LeakyReLU: Akida 2.0 applies it through one LUT
+    shared by every channel, so alphas that differ (per channel or per pixel) cannot be kept."""
+    for node in [n for n in graph.nodes if n.class_name == "PReLU"]:
+        alpha = np.asarray(node.weights[0], np.float64)
+        low, high = float(alpha.min()), float(alpha.max())
+        if low != high or low < 0:
+            issues.append(
+                f"Layer '{node.name}' (PReLU): alpha ranges over [{low:g}, {high:g}] "
+                f"({alpha.size} values); Akida 2.0 applies it through one LUT shared by all "
+                "channels, so allowed: a single alpha >= 0 (Keras' LeakyReLU takes no negative "
+                "slope). Hint: use LeakyReLU(negative_slope=...) or PReLU(shared_axes=[1, 2, 3]) "
+                "trained to one value.")
+            continue
+        node.class_name = "LeakyReLU"
+        node.config = {"name": node.name, "negative_slope": low}
+        node.weights = []
     return graph
 
 
@@ -243,12 +270,13 @@ def fold_batchnorm(graph: Graph, issues: list) -> Graph:
 
 
 def swap_relu_maxpool(graph: Graph, issues: list) -> Graph:
-    """ReLU > MaxPool2D equals MaxPool2D > ReLU (ReLU is increasing); Akida pools first."""
+    """ReLU > MaxPool2D equals MaxPool2D > ReLU (ReLU is increasing, and so is a LeakyReLU with a
+    slope >= 0); Akida pools first."""
     for pool in [n for n in graph.nodes if n.class_name == "MaxPooling2D"]:
         if pool.inbounds[0] == INPUT:
             continue
         relu = graph.node(pool.inbounds[0])
-        if relu.class_name != "ReLU" or len(graph.consumers(relu.name)) != 1:
+        if relu.class_name not in ("ReLU", "LeakyReLU") or len(graph.consumers(relu.name)) != 1:
             continue
         pool.inbounds, relu.inbounds = list(relu.inbounds), [pool.name]
         _rewire_except(graph, pool.name, relu.name, keep=relu)
@@ -264,20 +292,26 @@ def _rewire_except(graph, old, new, keep):
 
 
 def _needs_identity_conv(graph: Graph, node: Node) -> bool:
-    """A ReLU/MaxPool2D/GAP whose input is not the single-consumer output of a block layer."""
-    if node.class_name not in ("ReLU", "MaxPooling2D", "GlobalAveragePooling2D"):
+    """A ReLU/LUT activation/MaxPool2D/GAP whose input is not the single-consumer output of a
+    block layer."""
+    if node.class_name not in ("ReLU", "MaxPooling2D", "GlobalAveragePooling2D") + LUT_CLASSES:
         return False
     source = node.inbounds[0]
     producer = None if source == INPUT else graph.node(source)
     continuing = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "MaxPooling2D", "ReLU")
+    if node.class_name in LUT_CLASSES:  # a LUT takes the block's sums, never a ReLU's
+        continuing = continuing[:-1]
+    elif node.class_name == "GlobalAveragePooling2D":
+        continuing = continuing + LUT_CLASSES
     return not (producer is not None and producer.class_name in continuing and
                 len(graph.consumers(source)) == 1)
 
 
 def insert_identity_convs(graph: Graph, issues: list, channels: dict) -> Graph:
-    """A ReLU, MaxPool2D or GlobalAveragePooling2D that does not follow a neural layer (e.g. after
-    an Add) gets an identity 1×1 Conv2D before it (``<producer>_identity_conv``), as MetaTF does:
-    Akida 2.0 applies them inside a neural layer."""
+    """A ReLU, LUT activation, MaxPool2D or GlobalAveragePooling2D that does not follow a neural
+    layer (e.g. after an Add) gets an identity 1×1 Conv2D before it
+    (``<producer>_identity_conv``), as MetaTF does: Akida 2.0 applies them inside a neural
+    layer."""
     for node in list(graph.nodes):
         if not _needs_identity_conv(graph, node):
             continue
@@ -301,7 +335,8 @@ def pad_even_kernels(graph: Graph, issues: list) -> Graph:
             continue
         kernel = tuple(node.config.get("kernel_size", (1, 1)))
         if kernel[0] % 2 or kernel[0] != kernel[1] or tuple(node.config.get(
-                "strides", (1, 1))) != (1, 1) or node.config.get("padding") != "same":
+                "strides", (1, 1))) != (1, 1) or node.config.get("padding") != "same" or \
+                tuple(node.config.get("dilation_rate", (1, 1))) != (1, 1):
             continue
         weights = list(node.weights)
         weights[0] = np.pad(weights[0], ((1, 0), (1, 0), (0, 0), (0, 0)))
@@ -384,11 +419,12 @@ def fold_zero_padding(graph: Graph, issues: list) -> Graph:
 
 
 #: The order matters: identities first (so neighbours are real layers), then activations
-#: (ReLU nodes must exist before swapping), separable split before BN folding (BN then follows
-#: the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be adjacent); kernel
-#: padding after BN folding (it pads the folded kernel); the Concatenate split last.
-PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, split_separable,
-            fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
+#: (ReLU and LeakyReLU nodes must exist before swapping), separable split before BN folding (BN
+#: then follows the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be
+#: adjacent); kernel padding after BN folding (it pads the folded kernel); the Concatenate split
+#: last.
+PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, prelu_to_leaky_relu,
+            split_separable, fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
             pad_even_kernels, split_strided_depthwise, split_concatenations]
 
 
@@ -419,20 +455,31 @@ def output_shapes(graph: Graph) -> dict:
 
 
 def build_model(graph: Graph, layer_class, extra=lambda node: {}, input_layer=None,
-                output_layer=None, name=None) -> keras.Model:
+                output_layer=None, name=None, tail=()) -> keras.Model:
     """Build a Keras model from the graph: ``layer_class(node)`` gives each node's class,
-    ``extra(node)`` extra constructor arguments; optional first/last layers."""
+    ``extra(node)`` extra constructor arguments; optional first/last layers, then the float
+    ``tail`` nodes (their own Keras classes and configs) reading the last layer's output."""
     inputs = keras.Input(graph.input_shape, name="input")
     tensors = {INPUT: input_layer(inputs) if input_layer is not None else inputs}
     for node in graph.nodes:
         config = {k: v for k, v in node.config.items() if k not in ("dtype", "trainable")}
-        layer = layer_class(node)(**{**config, "name": node.name, **extra(node)})
-        args = [tensors[name] for name in node.inbounds]
-        tensors[node.name] = layer(args if len(args) > 1 else args[0])
-        if node.weights:
-            layer.set_weights(list(node.weights) + [np.asarray(w) for w in
-                                                    layer.get_weights()[len(node.weights):]])
+        _add_layer(tensors, node, layer_class(node)(**{**config, "name": node.name,
+                                                        **extra(node)}))
     out = tensors[graph.output]
     if output_layer is not None:
-        out = output_layer(out)
+        out = tensors[graph.output] = output_layer(out)
+    names = {node.name for node in tail}
+    for node in tail:  # what it read of the graph (renamed by sanitizing) is the last output
+        node = dataclasses.replace(node, inbounds=[name if name in names else graph.output
+                                                   for name in node.inbounds])
+        out = _add_layer(tensors, node, node.layer_class.from_config(node.config))
     return keras.Model(inputs, out, name=name or graph.name)
+
+
+def _add_layer(tensors, node, layer):
+    args = [tensors[name] for name in node.inbounds]
+    tensors[node.name] = layer(args if len(args) > 1 else args[0])
+    if node.weights:
+        layer.set_weights(list(node.weights) + [np.asarray(w) for w in
+                                                layer.get_weights()[len(node.weights):]])
+    return tensors[node.name]

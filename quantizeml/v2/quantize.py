@@ -15,20 +15,30 @@ from ..errors import QuantizationConfigError, QuantizationError
 from . import layers as qlayers
 from .freeze import freeze
 from .graph import INPUT, NEURAL, build_model, read_graph, sanitize
+from .inputs import (fold_zero_point, input_format, padding_values, plan_input_quantizer,
+                     zero_point_readers)
+from .lut import LUT_CLASSES
 from .params import QuantizationParams
 from .observe import observe_ranges
+from .tail import split_float_tail
 
 TWINS = {"Conv2D": qlayers.QuantizedConv2D, "DepthwiseConv2D": qlayers.QuantizedDepthwiseConv2D,
          "Conv2DTranspose": qlayers.QuantizedConv2DTranspose, "Dense": qlayers.QuantizedDense,
          "ReLU": qlayers.QuantizedReLU, "MaxPooling2D": qlayers.QuantizedMaxPool2D,
          "GlobalAveragePooling2D": qlayers.QuantizedGlobalAveragePooling2D,
          "Add": qlayers.QuantizedAdd, "Concatenate": qlayers.QuantizedConcatenate,
-         "Flatten": qlayers.QuantizedFlatten}
-#: What may follow each layer kind inside one Akida 2.0 layer (conversion-v2.md §4).
-CONTINUES = {"Conv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"),
-             "DepthwiseConv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"),
-             "Conv2DTranspose": ("ReLU",), "Dense": ("ReLU",), "MaxPooling2D": ("ReLU",),
-             "ReLU": ("GlobalAveragePooling2D",)}
+         "Flatten": qlayers.QuantizedFlatten, "Activation": qlayers.QuantizedActivation,
+         "LeakyReLU": qlayers.QuantizedLeakyReLU}
+#: What may follow each layer kind inside one Akida 2.0 layer (conversion-v2.md §4). A LUT
+#: activation's 11-bit input quantizer does not end the block. Dense > LUT forms a block too:
+#: quantize accepts it and conversion refuses it, as MetaTF does ("Invalid block found").
+CONTINUES = {"Conv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D") + LUT_CLASSES,
+             "DepthwiseConv2D": ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D") + LUT_CLASSES,
+             "Conv2DTranspose": ("ReLU",) + LUT_CLASSES, "Dense": ("ReLU",) + LUT_CLASSES,
+             "MaxPooling2D": ("ReLU",) + LUT_CLASSES, "ReLU": ("GlobalAveragePooling2D",),
+             **{name: ("GlobalAveragePooling2D",) for name in LUT_CLASSES}}
+#: Layer kinds whose block output is an activation (``activation_bits``).
+ACTIVATIONS = ("ReLU",) + LUT_CLASSES
 QUANTIZED_CLASSES = tuple(TWINS.values()) + (qlayers.InputQuantizer, qlayers.Dequantizer)
 
 
@@ -39,7 +49,8 @@ def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
     and a global average pool never share a block); the layer with a fan-out, a merge after it,
     or the model output ends the block and carries the output quantizer: ``activation_bits``
     after a ReLU, else ``output_bits``; the model output ``last_output_bits`` or, when None, its
-    raw ``buffer_bits`` sums (as MetaTF's unquantized last layer).
+    raw ``buffer_bits`` sums (as MetaTF's unquantized last layer). A LUT activation (Activation,
+    LeakyReLU) continues its neural layer's block: its 11-bit input quantizer is not a block end.
     """
     plan, block_of, seen_neural = {}, {}, False
     for node in graph.nodes:
@@ -51,7 +62,7 @@ def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
             args = {"weight_bits": params.input_weight_bits if not seen_neural
                     else params.weight_bits, "buffer_bits": params.neural_buffer_bits}
             seen_neural = True
-        elif node.class_name in ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D"):
+        elif node.class_name in ("MaxPooling2D", "ReLU", "GlobalAveragePooling2D") + LUT_CLASSES:
             block = dict(block_of[node.inbounds[0]])
             block["kinds"] = block["kinds"] + [node.class_name]
             block_of[node.name] = block
@@ -65,7 +76,8 @@ def plan_blocks(graph, q_config: dict, qparams: QuantizationParams) -> dict:
         ends = node.name in block_of and not continues or node.class_name == "Add"
         if ends:
             block_params = block_of.get(node.name, {}).get("params", params)
-            activated = "ReLU" in block_of.get(node.name, {}).get("kinds", ())
+            activated = any(kind in ACTIVATIONS
+                            for kind in block_of.get(node.name, {}).get("kinds", ()))
             bits = block_params.activation_bits if activated else block_params.output_bits
             if node is graph.nodes[-1]:
                 bits = block_params.last_output_bits
@@ -97,7 +109,12 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
 
     Returns:
         The quantized Keras model (``[InputQuantizer >] ... > Dequantizer``); integer inputs
-        (images) are fed as they are, float inputs go through an 8-bit InputQuantizer.
+        (images) are fed as they are, float inputs go through an InputQuantizer of
+        ``qparams.input_dtype``'s bits: signed, or unsigned with a zero point (the default
+        uint8) folded into the biases of the layers reading it. As in MetaTF, quantization
+        stops before the first layer the scheme cannot quantize (e.g. AveragePooling2D,
+        sigmoid): the Dequantizer comes there and the layers from it on stay in float after it
+        (a QuantizationWarning names it and why).
 
     Raises:
         QuantizationError, UnsupportedLayerError: every unsupported layer or order at once.
@@ -113,7 +130,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         raise QuantizationConfigError(
             f"Model '{model.name}' is already quantized (it holds quantizeml layers); quantize "
             "the float model instead.")
-    graph = sanitize(read_graph(model))
+    graph, tail = split_float_tail(read_graph(model))
+    graph = sanitize(graph)
     q_config = _check_q_config(q_config, {node.name for node in graph.nodes})
     plan = plan_blocks(graph, q_config, qparams)
     rescale = None if graph.input_scale == 1.0 and graph.input_offset == 0.0 else \
@@ -126,12 +144,25 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
                                graph.input_shape).astype(np.float32)
     batches = list(iterate_batches(samples, graph.input_shape, num_samples, batch_size, epochs))
     ends = [name for name, args in plan.items() if "output_bits" in args]
-    stats = observe_ranges(float_model, ends, batches)
+    # a LUT's 11-bit input quantizer needs the range of the sums it reads
+    lut_inputs = [node.inbounds[0] for node in graph.nodes if node.class_name in LUT_CLASSES]
+    stats = observe_ranges(float_model, list(dict.fromkeys(ends + lut_inputs)), batches)
     integer_input = _is_integer_input(stats["input"], qparams.input_dtype, graph)
     first = graph.nodes[0]
-    input_conv = integer_input and first.class_name == "Conv2D" and \
-        first.inbounds == [INPUT] and graph.input_shape[-1] in (1, 3) and \
-        np.dtype(qparams.input_dtype) == np.uint8 and len(graph.consumers(INPUT)) == 1
+    bits, signed = input_format(qparams.input_dtype)
+    # uint8 images, or float inputs quantized to uint8 codes with a zero point (conversion-v2 §4)
+    input_conv = first.class_name == "Conv2D" and first.inbounds == [INPUT] and \
+        graph.input_shape[-1] in (1, 3) and (bits, signed) == (8, False) and \
+        len(graph.consumers(INPUT)) == 1
+    frac = zero_point = pad = None
+    readers = set()
+    if not integer_input:
+        signed, frac, zero_point = plan_input_quantizer(
+            graph, stats["input"], bits, signed, qparams.per_tensor_activations, input_conv)
+        if zero_point.any():
+            readers = set(zero_point_readers(graph))
+        if input_conv:
+            pad = padding_values(frac, zero_point, plan[first.name]["weight_bits"])
 
     if graph.input_offset != 0.0 and not input_conv:
         raise QuantizationError([f"The input Rescaling's offset {graph.input_offset} can only be "
@@ -139,6 +170,16 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
                                  f"('{first.name}' is not one). Hint: use Rescaling without "
                                  "offset."])
     padding_value = int(np.clip(np.round(-graph.input_offset / graph.input_scale), 0, 255))
+    dtype = np.dtype(qparams.input_dtype)
+    input_readers = [node for node in graph.consumers(INPUT) if node.class_name in NEURAL]
+    if integer_input and not input_conv and dtype.kind == "u":
+        depthwise = [node.name for node in input_readers if node.class_name == "DepthwiseConv2D"]
+        if depthwise:  # MetaTF's quantize refuses this one too (its other cases fail at convert)
+            raise QuantizationError([f"Layer '{name}' (DepthwiseConv2D) reads the {dtype} "
+                                     "inputs directly; Akida 2.0 takes unsigned inputs only "
+                                     "in an input Conv2D on 1 or 3 channels. Hint: start with "
+                                     "a Conv2D, or quantize with float samples (an "
+                                     "InputQuantizer is inserted)." for name in depthwise])
 
     def extra(node):
         args = dict(plan[node.name])
@@ -146,12 +187,22 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
             args["input_conv"] = True
             if graph.input_offset != 0.0:
                 args.update(padding_value=padding_value, use_bias=True)
+            elif pad is not None and any(pad):
+                args["padding_value"] = pad
+        elif integer_input and dtype.kind == "i" and node in input_readers:
+            args["input_bits"] = dtype.itemsize * 8  # an Akida 2.0 InputData feeds it
+        if node.name in readers:
+            args["use_bias"] = True
         return args
 
-    input_layer = None if integer_input else qlayers.InputQuantizer(8, True,
+    input_layer = None if integer_input else qlayers.InputQuantizer(bits, signed,
                                                                      name="input_quantizer")
     qmodel = build_model(graph, lambda node: TWINS[node.class_name], extra, input_layer,
-                         qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized")
+                         qlayers.Dequantizer(name="dequantizer"), f"{graph.name}_quantized",
+                         tail)
+    if not integer_input:
+        input_layer.set_quantizer(frac, zero_point)
+        fold_zero_point(qmodel, graph, frac, zero_point)
     if graph.input_offset != 0.0:  # x·s + o: the offset's share of every sum joins the bias
         conv = qmodel.get_layer(first.name)
         kernel, bias = conv.kernel.numpy(), conv.bias.numpy()

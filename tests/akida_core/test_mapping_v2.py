@@ -53,6 +53,11 @@ def test_input_layers_and_dequantizer_in_sequences():
     quantized.map(ak.SixNodesIPv2(), hw_only=True)
     assert names(quantized) == ["HW/Quantizer_1-Conv2D_2"]
     assert quantized.sequences[0].mappings["Quantizer_1"].nps == ()
+    zero_point = ak.Model()   # a uint8 Quantizer read by an InputConv2D (float inputs with a zero point)
+    zero_point.add(ak.Quantizer((8, 8, 3), 8, False))
+    zero_point.add(ak.InputConv2D((8, 8, 3), 8, 3))
+    zero_point.map(ak.SixNodesIPv2(), hw_only=True)
+    assert names(zero_point) == ["HW/Quantizer_1-InputConv2D_2"]
     model = mobilenet_22()
     model.map(ak.SixNodesIPv2(), hw_only=True)
     assert names(model) == ["HW/InputConv2D_1-Dequantizer_22"]

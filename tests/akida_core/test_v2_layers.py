@@ -221,6 +221,46 @@ def test_input_conv2d_and_quantizer_only_first():
         ak.Model().add(ak.Conv2D(2, 1))
 
 
+def _quantizer_then_input_conv(signed=False, bits=8, shape=(4, 4, 3)):
+    model = ak.Model()
+    model.add(ak.Quantizer((4, 4, 3), bits, signed, name="q"))
+    model.add(ak.InputConv2D(shape, 2, 3, name="conv"))
+    return model
+
+
+def test_input_conv2d_may_read_an_unsigned_8_bit_quantizer():
+    model = _quantizer_then_input_conv()
+    quantizer, conv = model.layers
+    assert conv.inbounds == [quantizer] and conv.input_bits == 8 and not conv.input_signed
+    quantizer.set_variable("scales", np.full(3, 4.0, np.float32))
+    quantizer.set_variable("zero_points", np.array([10, 20, 30], np.uint8))
+    conv.set_variable("weights", np.full((3, 3, 3, 2), -1, np.int8))
+    conv.set_variable("padding_value", np.array([1, 2, 3], np.uint8))
+    conv.set_variable("bias", np.full(2, 127, np.int8))
+    conv.set_variable("bias_shift", np.full(2, 2, np.uint8))
+    conv.set_variable("output_shift", np.full(2, -1, np.int8))
+    # x = 0.25: codes 1 + zp = [11, 21, 31] (sum 63), padded cells [1, 2, 3] (sum 6), bias 508
+    out = model.forward(np.full((1, 4, 4, 3), 0.25, np.float32))
+    corner, edge = 508 - (4 * 63 + 5 * 6), 508 - (6 * 63 + 3 * 6)   # 226, 112
+    assert out[0, 0, 0, 0] == (corner + 1) // 2 and out[0, 0, 1, 0] == (edge + 1) // 2
+    assert out[0, 1, 1, 0] == 0                                      # 508 - 9 * 63 < 0: ReLU
+
+
+@pytest.mark.parametrize("signed, bits, shape, message", [
+    (True, 8, (4, 4, 3), "outputs signed 8-bit values; allowed: output_bits=8, output_signed=False"),
+    (False, 4, (4, 4, 3), "outputs unsigned 4-bit values"),
+    (False, 8, (4, 4, 1), r"input_shape \(4, 4, 1\) differs from the output \(4, 4, 3\)")])
+def test_input_conv2d_after_a_quantizer_needs_its_uint8_codes(signed, bits, shape, message):
+    with pytest.raises(ModelStructureError, match=message):
+        _quantizer_then_input_conv(signed, bits, shape)
+
+
+def test_input_conv2d_reads_only_a_lone_leading_quantizer():
+    model = _quantizer_then_input_conv()
+    with pytest.raises(ModelStructureError, match="input layer"):
+        model.add(ak.InputConv2D((4, 4, 1), 2, 1))
+
+
 # --- model inputs and outputs -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bits, x, message", [

@@ -78,3 +78,27 @@ def test_cli_checks_a_quantized_akida2_file_against_the_device(tmp_path, capsys)
     out = capsys.readouterr().out
     assert '"level": "hardware"' in out and '"target": "SixNodesIPv2"' in out
     assert check_main([str(path), "--target", "AKD1000"]) == 0  # converts; no Akida 2.0 device to map on
+
+
+
+def _lut_model(pool):
+    """Conv > gelu (fused) > Conv [> MaxPool] > LeakyReLU > Conv: two LUT blocks with 8-bit
+    outputs (a last LUT block keeps 28-bit sums, which devices refuse)."""
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="gelu", name="conv")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="lut_conv")(x)
+    if pool:
+        x = keras.layers.MaxPooling2D(padding="same")(x)
+    x = keras.layers.LeakyReLU(name="leaky")(x)
+    return keras.Model(inp, keras.layers.Conv2D(4, 1, name="head")(x))
+
+
+def test_lut_blocks_map_unless_they_max_pool():
+    """LUT blocks map on the device; a LUT after a max pool is a hardware issue (Akida 2.0
+    devices apply no LUT to pooled values) of a model that still converts."""
+    assert check_model_compatibility(_quantized(_lut_model(False), 8), "SixNodesIPv2") == []
+    issues = check_model_compatibility(_quantized(_lut_model(True), 8), "SixNodesIPv2")
+    assert [issue.level for issue in issues] == [HARDWARE]
+    assert "'lut_conv'" in issues[0].message and "activation LUT" in issues[0].message

@@ -155,10 +155,12 @@ def test_float_model_is_checked_for_the_selected_generation():
     # MetaTF's spelling: an Akida 1.0 device object as device=
     assert [str(i) for i in cnn2snn.check_model_compatibility(
         model, device=akida_core.AKD1000(), weight_bits=3)] == [str(i) for i in v1_issues]
-    # default Akida 2.0: quantized with MetaTF's QuantizationParams, then converted; the
-    # BatchNormalization after the pooling cannot be folded there (Akida 1.0 folds it)
-    bn_after_pool = model.layers[3].name  # Conv2D > BN > GAP > *BN* > ReLU > Dense
+    # default Akida 2.0, as MetaTF: quantized with QuantizationParams(input_dtype=...), converted.
+    # uint8 data on 2 channels: only an input Conv2D on 1 or 3 channels reads them there
     (issue,) = cnn2snn.check_model_compatibility(model)
-    assert (issue.layer, issue.rule, issue.level) == (bn_after_pool, "quantization", "convert")
-    assert "Akida 2.0" in issue.message and issue.hint.startswith("put it right after")
-    assert bn_after_pool not in [i.layer for i in v1_issues]
+    assert (issue.rule, issue.level) == ("input", "convert") and "Akida 2.0" in issue.message
+    # int8 data: an InputData reads them; quantization stops at the BatchNormalization after the
+    # pooling (Akida 1.0 folds it), so the layers from there run outside Akida: hardware-level
+    (issue,) = cnn2snn.check_model_compatibility(model, input_dtype="int8")
+    assert (issue.rule, issue.level) == ("float_tail", "hardware")
+    assert issue.layer.startswith(model.layers[3].name)  # Conv2D > BN > GAP > *BN* > ReLU > Dense

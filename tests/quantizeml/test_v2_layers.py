@@ -137,6 +137,51 @@ def test_input_quantizer_rounds_half_away_and_clips():
     assert unsigned(np.array([[-3.0, 300.0]], np.float32)).numpy().ravel().tolist() == [0, 255]
 
 
+def test_unsigned_input_quantizer_adds_its_zero_point_per_channel_then_saturates():
+    layer = ql.InputQuantizer(8, False)
+    layer.build((1, 4))
+    layer.set_quantizer([7, 7, 6, 6], [128, 128, 16, 16])
+    # 0.5·128 = 64 + 128; -1.5·128 = -192 + 128 -> 0; 0.5·64 + 16 = 48; 4.0·64 + 16 -> 255
+    x = np.array([[0.5, -1.5, 0.5, 4.0]], np.float32)
+    assert layer(x).numpy().ravel().tolist() == [192, 0, 48, 255]
+    # a tie -2.5 rounds away from zero to -3, then + 128
+    layer.set_quantizer(0, 128)
+    assert layer(np.full((1, 4), -2.5, np.float32)).numpy().ravel().tolist() == [125] * 4
+
+
+@pytest.mark.parametrize("bits, signed, zero_point, fragment", [
+    (8, True, 3, "0 on a signed one"), (8, False, 256, "integers 0...255"),
+    (4, False, -1, "integers 0...15"), (8, False, 1.5, "integers 0...255")])
+def test_input_quantizer_zero_point_checks(bits, signed, zero_point, fragment):
+    layer = ql.InputQuantizer(bits, signed, name="iq")
+    layer.build((1, 2))
+    with pytest.raises(QuantizationConfigError, match=f"Layer 'iq': zero_point=.*{fragment}"):
+        layer.set_quantizer(0, zero_point)
+
+
+def test_input_quantizer_bits_are_the_quantizer_ones_or_sixteen():
+    assert ql.InputQuantizer(16, False).bits == 16
+    with pytest.raises(QuantizationConfigError, match="bits=6; allowed: 4, 8 .* or 16"):
+        ql.InputQuantizer(6, True)
+
+
+def test_input_conv_pads_each_channel_with_its_padding_value():
+    # 1x1 input, k3 'same': the 8 padded cells of channel c hold padding_value[c]
+    conv = _neural(ql.QuantizedConv2D(1, 3, padding="same", use_bias=False, input_conv=True,
+                                      padding_value=[10, 20], output_bits=16),
+                   (1, 1, 1, 2), np.ones((3, 3, 2, 1)))
+    out = conv(np.array([1.0, 2.0]).reshape(1, 1, 1, 2)).numpy().ravel().tolist()
+    assert out == [1 + 2 + 8 * (10 + 20)]
+    clone = ql.QuantizedConv2D.from_config(conv.get_config())
+    assert clone.padding_value == [10, 20]
+    with pytest.raises(QuantizationConfigError, match="padding_value has 2 values for 3 input"):
+        ql.QuantizedConv2D(1, 3, input_conv=True, padding_value=[1, 2]).build((1, 4, 4, 3))
+    with pytest.raises(QuantizationConfigError, match="padding_value=\\[1, 300\\]; allowed"):
+        ql.QuantizedConv2D(1, 3, input_conv=True, padding_value=[1, 300])
+    with pytest.raises(QuantizationConfigError, match="on an input convolution"):
+        ql.QuantizedConv2D(1, 3, padding_value=[1, 0])
+
+
 @pytest.mark.parametrize("cls, parent", [
     (ql.QuantizedConv2D, keras.layers.Conv2D),
     (ql.QuantizedDepthwiseConv2D, keras.layers.DepthwiseConv2D),
@@ -144,7 +189,9 @@ def test_input_quantizer_rounds_half_away_and_clips():
     (ql.QuantizedDense, keras.layers.Dense), (ql.QuantizedReLU, keras.layers.ReLU),
     (ql.QuantizedMaxPool2D, keras.layers.MaxPooling2D),
     (ql.QuantizedGlobalAveragePooling2D, keras.layers.GlobalAveragePooling2D),
-    (ql.QuantizedConcatenate, keras.layers.Concatenate)])
+    (ql.QuantizedConcatenate, keras.layers.Concatenate),
+    (ql.QuantizedActivation, keras.layers.Activation),
+    (ql.QuantizedLeakyReLU, keras.layers.LeakyReLU)])
 def test_signature_keeps_keras_parent(cls, parent):
     ours = [p for p in inspect.signature(cls.__init__).parameters.values()
             if p.kind != p.KEYWORD_ONLY and p.kind != p.VAR_KEYWORD]
@@ -167,3 +214,26 @@ def test_params_defaults_are_metatf_and_any_bits_accepted():
         QuantizationParams(weight_bits=1)
     with pytest.raises(QuantizationConfigError, match="activation_bits"):
         QuantizationParams(activation_bits=True)
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "dense_4d"])
+def test_dilated_and_4d_dense_layers_equal_their_float_layer_on_integers(kind):
+    # MetaTF quantizes these (cnn2snn refuses them at convert): integer weights and inputs, scale
+    # 1, no shifts -> the quantized sums equal the float layer's on the same integers.
+    rng = np.random.default_rng(0)
+    x = rng.integers(-20, 20, (2, 7, 7, 3)).astype(np.float64)
+    if kind == "conv":
+        layer, ref = (cls(2, 3, padding="same", dilation_rate=2)
+                      for cls in (ql.QuantizedConv2D, keras.layers.Conv2D))
+        kernel = rng.integers(-5, 5, (3, 3, 3, 2))
+    elif kind == "depthwise":
+        layer, ref = (cls(3, padding="same", dilation_rate=2)
+                      for cls in (ql.QuantizedDepthwiseConv2D, keras.layers.DepthwiseConv2D))
+        kernel = rng.integers(-5, 5, (3, 3, 3, 1))
+    else:
+        layer, ref = ql.QuantizedDense(2), keras.layers.Dense(2)
+        kernel = rng.integers(-5, 5, (3, 2))
+    _neural(layer, x.shape, kernel, np.zeros(3 if kind == "depthwise" else 2))
+    ref.build(x.shape)
+    ref.set_weights([kernel.astype(np.float32), np.zeros(ref.get_weights()[1].shape)])
+    np.testing.assert_array_equal(layer(x).numpy(), ref(x.astype(np.float32)).numpy())

@@ -123,16 +123,43 @@ def test_generation_selects_the_scheme(residual, monkeypatch):
         quantize(v2, qparams=QuantizationParams())
 
 
-def test_unsupported_layers_are_all_reported():
+def test_quantization_stops_before_the_first_unquantizable_layer():
+    # As MetaTF: a Dequantizer before the AveragePooling2D, the rest in float, one warning.
+    from quantizeml.transforms import QuantizationWarning
     inp = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3)(inp)
-    x = keras.layers.AveragePooling2D(2)(x)
-    x = keras.layers.UpSampling2D()(x)
-    with pytest.raises(Exception, match="AveragePooling2D") as err:
-        quantize(keras.Model(inp, x), qparams=QuantizationParams())
-    assert "UpSampling2D" in str(err.value)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.AveragePooling2D(2, name="avg")(x)
+    x = keras.layers.UpSampling2D(name="up")(x)
+    model = keras.Model(inp, keras.layers.Conv2D(2, 1, name="head")(x))
+    x = images(8, size=8)
+    with pytest.warns(QuantizationWarning, match=r"'avg' \(AveragePooling2D\).*3 layer\(s\)"):
+        qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    names = [layer.name for layer in qmodel.layers]
+    assert names[-4:] == ["dequantizer", "avg", "up", "head"]
+    assert type(qmodel.get_layer("head")) is keras.layers.Conv2D  # float, weights kept
+    np.testing.assert_array_equal(qmodel.get_layer("head").get_weights()[0],
+                                  model.get_layer("head").get_weights()[0])
+    ref, out = model.predict(x, verbose=0), qmodel.predict(x, verbose=0)
+    assert np.abs(ref - out).max() < 0.1 * np.abs(ref).max()
     inp = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3, activation="sigmoid")(inp)
-    with pytest.raises(QuantizationError, match="sigmoid"):
-        quantize(keras.Model(inp, x), qparams=QuantizationParams())
+    first = keras.Model(inp, keras.layers.AveragePooling2D(2, name="avg")(inp))
+    with pytest.raises(QuantizationError, match="'avg'.*nothing would be quantized"):
+        quantize(first, qparams=QuantizationParams(), samples=x)
+    inp = keras.Input((8, 8, 3))
+    y = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="a")(inp)
+    z = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="b")(y)
+    two = keras.Model(inp, keras.layers.Multiply(name="mul")([y, z]))
+    with pytest.raises(QuantizationError, match="'mul'.*2 tensors"):
+        quantize(two, qparams=QuantizationParams(), samples=x)
     assert Akida1Params().activation_bits == 4  # the Akida 1.0 recipe is unchanged
+
+
+def test_batchnorm_after_a_dropout_still_folds():
+    # the Dropout is dropped before folding: no float tail for Conv > Dropout > BN
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    x = keras.layers.BatchNormalization()(keras.layers.Dropout(0.2)(x))
+    model = keras.Model(inp, keras.layers.Conv2D(2, 1)(keras.layers.ReLU()(x)))
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=images(8, size=8))
+    assert isinstance(qmodel.layers[-1], ql.Dequantizer)

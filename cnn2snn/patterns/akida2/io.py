@@ -6,6 +6,7 @@ import numpy as np
 from akida_core import Add, Concatenate, Dequantizer, LayerType, Quantizer
 
 from ..base import Pattern, one, register
+from .neural import BlockIssue
 
 
 def build_add(block, context):
@@ -23,9 +24,21 @@ def build_concatenate(block, context):
     return Concatenate(name=block.name), {}
 
 
+#: Bits the Akida 2.0 Quantizer outputs (akida2-layers.md §1).
+QUANTIZER_BITS = (4, 8)
+
+
 def build_quantizer(block, context):
-    """Quantizer: ``scales = 2**f`` per channel (float32), signed 8 bits, no zero point."""
+    """Quantizer: ``scales = 2**f`` per channel (float32), the InputQuantizer's bits and sign, its
+    zero points (uint8; 0 when signed)."""
     quantizer = block.layers[0]
+    if int(quantizer.bits) not in QUANTIZER_BITS:
+        dtype = f"{'' if quantizer.signed else 'u'}int{int(quantizer.bits)}"
+        raise BlockIssue("input_bits", f"Layer '{quantizer.name}' (InputQuantizer): "
+                         f"{int(quantizer.bits)}-bit {'signed' if quantizer.signed else 'unsigned'}"
+                         f" codes (input_dtype='{dtype}'); the Akida 2.0 Quantizer outputs 4 or 8 "
+                         "bits.", int(quantizer.bits), list(QUANTIZER_BITS),
+                         "quantize with QuantizationParams(input_dtype='uint8') or 'int8'.")
     layer = Quantizer(input_shape=tuple(int(d) for d in context["input_shape"]),
                       output_bits=int(quantizer.bits), output_signed=bool(quantizer.signed),
                       name=block.name)

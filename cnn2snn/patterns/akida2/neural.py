@@ -2,8 +2,9 @@
 
 ``build(block, context)`` transfers the frozen integers of the quantizeml.v2 layers: integer
 weights (flipped for Akida's true convolutions, transposed for Conv2DTranspose), the 8-bit bias
-and its shift, the input alignment shifts, the ReLU ceiling and the output scale and shift of the
-block's last layer.
+and its shift, the input alignment shifts, the ReLU ceiling or the LUT (``activation=LUT``: the
+index scale and shift and the 2048 entries) and the output scale and shift of the block's last
+layer.
 """
 from __future__ import annotations
 
@@ -32,10 +33,24 @@ def _square(block, layer, name, value):
     return value[0]
 
 
+def _check_dilation(neural):
+    dilation = tuple(int(d) for d in getattr(neural, "dilation_rate", (1, 1)))
+    if dilation != (1, 1):
+        raise BlockIssue("dilation", f"Layer '{neural.name}': dilation_rate={dilation}; Akida 2.0 "
+                         "convolutions are not dilated.", dilation, (1, 1),
+                         "use dilation_rate=1 (a larger kernel or a stride covers the same "
+                         "field of view).")
+
+
 def _post_arguments(block, neural):
-    """Keras block -> activation, pooling, bits arguments of the Akida layer."""
+    """Keras block -> activation, pooling, bits arguments of the Akida layer; and the activation
+    layer (ReLU or LUT) or None."""
+    _check_dilation(neural)
     relu, pool, gap = block.role("relu"), block.role("maxpool"), block.role("gap")
-    args = {"activation": ActivationType.ReLU if relu is not None else ActivationType.NoActivation,
+    lut = block.role("lut")
+    activation = ActivationType.ReLU if relu is not None else ActivationType.LUT \
+        if lut is not None else ActivationType.NoActivation
+    args = {"activation": activation,
             "output_bits": int(block.last.output_bits),
             "buffer_bits": int(neural.buffer_bits), "post_op_buffer_bits": 32}
     if block.last.output_bits is None:
@@ -63,10 +78,10 @@ def _post_arguments(block, neural):
                     pool_stride=_square(block, pool, "strides", pool.strides))
     elif gap is not None:
         args["pool_type"] = PoolType.Average
-    return args, relu
+    return args, relu if relu is not None else lut
 
 
-def _variables(block, neural, relu, weights, input_shift=True):
+def _variables(block, neural, act, weights, input_shift=True):
     variables = {"weights": weights.astype(np.int8),
                  "bias": neural.integer_bias().numpy().astype(np.int8),
                  "bias_shift": neural.bias_shift.numpy().astype(np.uint8),
@@ -74,9 +89,13 @@ def _variables(block, neural, relu, weights, input_shift=True):
                  "output_shift": block.last.output_shift.numpy().astype(np.int8)}
     if input_shift:
         variables["input_shift"] = neural.input_shift.numpy().astype(np.uint8)
-    if relu is not None and relu.max_value is not None:
-        variables["max_value"] = relu.max_value_int.numpy().astype(np.uint8)
-        variables["max_value_shift"] = relu.max_value_shift.numpy().astype(np.uint8)
+    if block.role("relu") is not None and act.max_value is not None:
+        variables["max_value"] = act.max_value_int.numpy().astype(np.uint8)
+        variables["max_value_shift"] = act.max_value_shift.numpy().astype(np.uint8)
+    if block.role("lut") is not None:
+        variables["activation_scales"] = act.activation_scale.numpy().astype(np.uint8)
+        variables["activation_shift"] = act.activation_shift.numpy().astype(np.int8)
+        variables["lut_values"] = act.lut_values.numpy().astype(np.int32)
     return variables
 
 
@@ -91,7 +110,7 @@ def _padding(layer):
 def build_conv(block, context):
     """Conv2D / InputConv2D of a QuantizedConv2D block."""
     neural = block.layers[0]
-    args, relu = _post_arguments(block, neural)
+    args, act = _post_arguments(block, neural)
     kernel = _square(block, neural, "kernel_size", neural.kernel_size)
     stride = _square(block, neural, "strides", neural.strides)
     weights = neural.integer_weights().numpy()
@@ -104,29 +123,30 @@ def build_conv(block, context):
                              "end the first block before the GlobalAveragePooling2D.")
         layer = InputConv2D(input_shape=tuple(int(d) for d in context["input_shape"]), **common)
         # InputConv2D is a cross-correlation, like Keras: the kernel is used as is.
-        variables = _variables(block, neural, relu, weights, input_shift=False)
-        variables["padding_value"] = np.full(weights.shape[2], neural.padding_value, np.uint8)
+        variables = _variables(block, neural, act, weights, input_shift=False)
+        variables["padding_value"] = np.broadcast_to(np.asarray(neural.padding_value),
+                                                     (weights.shape[2],)).astype(np.uint8)
         return layer, variables
     layer = Conv2D(**common)
     # Akida's Conv2D is a true convolution: flip the Keras (correlation) kernel on both axes.
-    return layer, _variables(block, neural, relu, weights[::-1, ::-1])
+    return layer, _variables(block, neural, act, weights[::-1, ::-1])
 
 
 def build_depthwise(block, context):
     """DepthwiseConv2D of a QuantizedDepthwiseConv2D block (kernel flipped)."""
     neural = block.layers[0]
-    args, relu = _post_arguments(block, neural)
+    args, act = _post_arguments(block, neural)
     layer = DepthwiseConv2D(kernel_size=_square(block, neural, "kernel_size", neural.kernel_size),
                             kernel_stride=_square(block, neural, "strides", neural.strides),
                             padding=_padding(neural), name=block.name, **args)
     weights = neural.integer_weights().numpy()[::-1, ::-1]
-    return layer, _variables(block, neural, relu, weights)
+    return layer, _variables(block, neural, act, weights)
 
 
 def build_transpose(block, context):
     """Conv2DTranspose (stride 2, 'same'; Keras kernel (k, k, F, C) -> Akida (k, k, C, F))."""
     neural = block.layers[0]
-    args, relu = _post_arguments(block, neural)
+    args, act = _post_arguments(block, neural)
     stride = _square(block, neural, "strides", neural.strides)
     if stride != 2 or neural.padding != "same":
         raise BlockIssue("transpose", f"Layer '{neural.name}': strides={stride}, padding="
@@ -144,16 +164,22 @@ def build_transpose(block, context):
         weights, kernel = np.pad(weights, ((0, 1), (0, 1), (0, 0), (0, 0))), 3
     layer = Conv2DTranspose(filters=int(neural.filters), kernel_size=kernel, name=block.name,
                             **args)
-    return layer, _variables(block, neural, relu, weights)
+    return layer, _variables(block, neural, act, weights)
 
 
 def build_dense(block, context):
     """Dense1D (row-major flatten; per-feature input shifts)."""
     neural = block.role("dense")
-    args, relu = _post_arguments(block, neural)
+    shape = tuple(neural.input.shape[1:])
+    if len(shape) != 1:
+        raise BlockIssue("dense_input", f"Layer '{neural.name}': input shape {shape}; the Akida "
+                         "2.0 Dense1D takes flat inputs (features,) only.", shape, "(features,)",
+                         f"add a Flatten (or a GlobalAveragePooling2D) before '{neural.name}', "
+                         "or use a 1×1 Conv2D.")
+    args, act = _post_arguments(block, neural)
     args.pop("pool_type", None)
     layer = Dense1D(units=int(neural.units), name=block.name, **args)
-    return layer, _variables(block, neural, relu, neural.integer_weights().numpy())
+    return layer, _variables(block, neural, act, neural.integer_weights().numpy())
 
 
 def _register(name, sequence, produces, build, description, first_only=False):
@@ -162,16 +188,19 @@ def _register(name, sequence, produces, build, description, first_only=False):
 
 
 _register("v2-input-conv", (one("neural", "conv"), maybe("pool", "maxpool"),
-                            maybe("act", "relu")), LayerType.InputConv2D, build_conv,
-          "first Conv2D [MaxPool] [ReLU] on uint8 images (1 or 3 channels)", first_only=True)
-_register("v2-conv", (one("neural", "conv"), maybe("pool", "maxpool"), maybe("act", "relu"),
-                      maybe("gap", "gap")), LayerType.Conv2D, build_conv,
-          "Conv2D [MaxPool] [ReLU] [GAP]")
+                            maybe("act", "relu", "lut")), LayerType.InputConv2D, build_conv,
+          "first Conv2D [MaxPool] [ReLU|LUT] on uint8 images or uint8 InputQuantizer codes (1 or "
+          "3 channels)", first_only=True)
+_register("v2-conv", (one("neural", "conv"), maybe("pool", "maxpool"),
+                      maybe("act", "relu", "lut"), maybe("gap", "gap")), LayerType.Conv2D,
+          build_conv, "Conv2D [MaxPool] [ReLU|LUT] [GAP]")
 _register("v2-depthwise", (one("neural", "depthwise"), maybe("pool", "maxpool"),
-                           maybe("act", "relu"), maybe("gap", "gap")),
-          LayerType.DepthwiseConv2D, build_depthwise, "DepthwiseConv2D [MaxPool] [ReLU] [GAP]")
-_register("v2-conv-transpose", (one("neural", "conv_transpose"), maybe("act", "relu")),
-          LayerType.Conv2DTranspose, build_transpose, "Conv2DTranspose [ReLU] (stride 2, same)")
+                           maybe("act", "relu", "lut"), maybe("gap", "gap")),
+          LayerType.DepthwiseConv2D, build_depthwise,
+          "DepthwiseConv2D [MaxPool] [ReLU|LUT] [GAP]")
+_register("v2-conv-transpose", (one("neural", "conv_transpose"), maybe("act", "relu", "lut")),
+          LayerType.Conv2DTranspose, build_transpose,
+          "Conv2DTranspose [ReLU|LUT] (stride 2, same)")
 _register("v2-dense", (maybe("flatten", "flatten"), one("neural", "dense"),
                        maybe("act", "relu")), LayerType.Dense1D, build_dense,
-          "[Flatten] Dense [ReLU] (anywhere in the graph)")
+          "[Flatten] Dense [ReLU] (anywhere in the graph; no LUT, as MetaTF)")

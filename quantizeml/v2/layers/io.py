@@ -14,14 +14,17 @@ from .base import Float64Spec, force_float64, register
 class InputQuantizer(Float64Spec, keras.layers.Layer):
     """Float inputs to ``bits``-bit integers as the Akida 2.0 Quantizer computes them:
     ``q = round_half_away(float32(x · 2**f)) + zero_point``, saturated (signed, or unsigned
-    ``[0, 2**bits − 1]``). ``f`` is frozen per channel (or shared) by calibration; inputs below
-    the calibrated range clip as on the chip."""
+    ``[0, 2**bits − 1]``). ``f`` and the zero point (unsigned only) are frozen per channel (or
+    shared) by calibration; inputs below the calibrated range clip as on the chip. ``bits`` 16
+    (``input_dtype`` int16/uint16) quantizes in Keras; ``cnn2snn.convert`` refuses it (the Akida
+    2.0 Quantizer outputs 4 or 8 bits)."""
 
     def __init__(self, bits=8, signed=True, **kwargs):
         super().__init__(**force_float64(kwargs))
-        if isinstance(bits, bool) or bits not in (4, 8):
+        if isinstance(bits, bool) or bits not in (4, 8, 16):
             raise QuantizationConfigError(
-                f"Layer '{self.name}': bits={bits!r}; allowed: 4, 8 (the Akida 2.0 Quantizer).")
+                f"Layer '{self.name}': bits={bits!r}; allowed: 4, 8 (the Akida 2.0 Quantizer) "
+                "or 16 (Keras only).")
         self.bits, self.signed = int(bits), bool(signed)
 
     def build(self, input_shape):
@@ -33,7 +36,18 @@ class InputQuantizer(Float64Spec, keras.layers.Layer):
         self.built = True
 
     def set_quantizer(self, frac_bits, zero_point=0) -> None:
-        """Freeze the fractional bits and the zero point (unsigned only), per channel."""
+        """Freeze the fractional bits and the zero point (unsigned only), per channel.
+
+        Raises:
+            QuantizationConfigError: a zero point on a signed quantizer, or one outside
+                ``[0, 2**bits − 1]``.
+        """
+        zero = np.asarray(zero_point, np.float64)
+        if np.any(zero != 0) and self.signed or np.any(zero < 0) or \
+                np.any(zero > 2**self.bits - 1) or np.any(zero != np.round(zero)):
+            raise QuantizationConfigError(
+                f"Layer '{self.name}': zero_point={zero.tolist()}; allowed: integers 0..."
+                f"{2**self.bits - 1} on an unsigned quantizer, 0 on a signed one.")
         self.frac_bits.assign(np.broadcast_to(np.asarray(frac_bits, np.float64),
                                               self.frac_bits.shape))
         self.zero_point.assign(np.broadcast_to(np.asarray(zero_point, np.float64),

@@ -36,7 +36,7 @@ class NeuralV2(OutputQuantization, Float64Spec):
     #: whether the raw sum wraps at 32 bits before the buffer saturation
     wraps = True
 
-    def _init_neural(self, weight_bits, buffer_bits, output_bits, input_conv):
+    def _init_neural(self, weight_bits, buffer_bits, output_bits, input_conv, input_bits=0):
         if isinstance(weight_bits, bool) or not isinstance(weight_bits, (int, np.integer)) or \
                 not 2 <= weight_bits <= 16:
             raise QuantizationConfigError(
@@ -50,7 +50,13 @@ class NeuralV2(OutputQuantization, Float64Spec):
                 f"Layer '{self.name}': a fused activation is not allowed in a quantized layer; "
                 "put a QuantizedReLU after it.")
         self.weight_bits, self.buffer_bits = int(weight_bits), int(buffer_bits)
-        self.input_conv = bool(input_conv)
+        if isinstance(input_bits, bool) or not isinstance(input_bits, (int, np.integer)) or \
+                input_bits not in (0, 8, 16) or (input_bits and input_conv):
+            raise QuantizationConfigError(
+                f"Layer '{self.name}': input_bits={input_bits!r}; allowed: 0 (it reads quantized "
+                "tensors or is an input convolution), 8 or 16 (it reads the model's signed "
+                "integer inputs: an Akida 2.0 InputData).")
+        self.input_conv, self.input_bits = bool(input_conv), int(input_bits)
         self._init_output(output_bits)
 
     def _build_neural(self, in_channels: int, out_channels: int):
@@ -128,7 +134,8 @@ class NeuralV2(OutputQuantization, Float64Spec):
 
     def neural_config(self) -> dict:
         return {"weight_bits": self.weight_bits, "buffer_bits": self.buffer_bits,
-                "input_conv": self.input_conv, **self.output_config()}
+                "input_conv": self.input_conv, "input_bits": self.input_bits,
+                **self.output_config()}
 
 
 def _same_pads(size, kernel: int, stride: int):
@@ -136,6 +143,21 @@ def _same_pads(size, kernel: int, stride: int):
     out = (size + stride - 1) // stride
     total = tf.maximum((out - 1) * stride + kernel - size, 0)
     return [total // 2, total - total // 2]
+
+
+def _check_padding_value(name, value, input_conv):
+    """An int, or one int per input channel (kept as a list), each in 0..255, only on an input
+    convolution."""
+    values = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    ok = len(values) > 0 and all(not isinstance(v, (bool, np.bool_)) and isinstance(
+        v, (int, np.integer)) and 0 <= v <= 255 for v in values)
+    if not ok or (any(values) and not input_conv):
+        raise QuantizationConfigError(
+            f"Layer '{name}': padding_value={value!r}; allowed: an integer 0..255 or one per input "
+            "channel, on an input convolution (the uint8 code of a real 0).")
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [int(v) for v in values]
+    return int(value)
 
 
 def _check_square(layer, kernel_size, strides, dilation_rate=(1, 1)):
@@ -149,14 +171,16 @@ def _check_square(layer, kernel_size, strides, dilation_rate=(1, 1)):
 class QuantizedConv2D(NeuralV2, keras.layers.Conv2D):
     """Conv2D on integers, the Akida 2.0 way (InputConv2D or Conv2D). Quantization args:
     ``weight_bits``, ``buffer_bits`` (28), ``output_bits`` (None: not a block end),
-    ``input_conv`` (the first layer on uint8 images: no input shift, Akida's InputConv2D sums)."""
+    ``input_conv`` (the first layer on uint8 images: no input shift, Akida's InputConv2D sums),
+    ``input_bits`` (8 or 16 when it reads the model's signed integer inputs: an InputData)."""
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, *, weight_bits=8, buffer_bits=28,
-                 output_bits=None, input_conv=False, padding_value=0, **kwargs):
+                 output_bits=None, input_conv=False, input_bits=0, padding_value=0,
+                 **kwargs):
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          data_format=data_format, dilation_rate=dilation_rate, groups=groups,
                          activation=activation, use_bias=use_bias,
@@ -165,29 +189,37 @@ class QuantizedConv2D(NeuralV2, keras.layers.Conv2D):
                          activity_regularizer=activity_regularizer,
                          kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
                          **force_float64(kwargs))
-        self._init_neural(weight_bits, buffer_bits, output_bits, input_conv)
-        _check_square(self, kernel_size, strides, dilation_rate)
+        self._init_neural(weight_bits, buffer_bits, output_bits, input_conv, input_bits)
+        # a dilation quantizes (as MetaTF); Akida 2.0 has none: cnn2snn.convert refuses it
         if groups != 1:
             raise QuantizationConfigError(f"Layer '{self.name}': groups={groups}; allowed: 1.")
-        if isinstance(padding_value, bool) or not isinstance(padding_value, (int, np.integer)) \
-                or not 0 <= padding_value <= 255 or (padding_value and not input_conv):
+        self.padding_value = _check_padding_value(self.name, padding_value, input_conv)
+        if np.any(self.padding_value) and tuple(self.dilation_rate) != (1, 1):
             raise QuantizationConfigError(
-                f"Layer '{self.name}': padding_value={padding_value!r}; allowed: 0..255, on an "
-                "input convolution (the uint8 value standing for a real 0).")
-        self.padding_value = int(padding_value)
+                f"Layer '{self.name}': padding_value={padding_value!r} with dilation_rate="
+                f"{tuple(self.dilation_rate)}; allowed: a padding value on an undilated input "
+                "convolution only.")
 
     def build(self, input_shape):
+        channels = int(input_shape[-1])
+        if isinstance(self.padding_value, list) and len(self.padding_value) != channels:
+            raise QuantizationConfigError(
+                f"Layer '{self.name}': padding_value has {len(self.padding_value)} values for "
+                f"{channels} input channels; give one integer or one per channel.")
         super().build(input_shape)
-        self._build_neural(int(input_shape[-1]), self.filters)
+        self._build_neural(channels, self.filters)
 
     def _raw_sum(self, xs, weights):
-        if self.padding == "same" and self.padding_value:
-            # Akida's InputConv2D pads with padding_value (a real 0 of an offset input), not 0
+        if self.padding == "same" and np.any(self.padding_value):
+            # Akida's InputConv2D pads channel c with padding_value[c] (the code of a real 0 of an
+            # offset input), not 0: pad x − value with zeros, then add the value back everywhere.
+            value = tf.constant(np.broadcast_to(self.padding_value, (xs.shape[-1],)), xs.dtype)
             pads = [[0, 0]] + [_same_pads(tf.shape(xs)[axis + 1], self.kernel_size[axis],
                                           self.strides[axis]) for axis in (0, 1)] + [[0, 0]]
-            xs = tf.pad(xs, pads, constant_values=float(self.padding_value))
+            xs = tf.pad(xs - value, pads) + value
             return tf.nn.conv2d(xs, weights, list(self.strides), "VALID")
-        return tf.nn.conv2d(xs, weights, list(self.strides), self.padding.upper())
+        return tf.nn.conv2d(xs, weights, list(self.strides), self.padding.upper(),
+                            dilations=list(self.dilation_rate))
 
     def get_config(self):
         return {**super().get_config(), **self.neural_config(),
@@ -206,7 +238,7 @@ class QuantizedDepthwiseConv2D(NeuralV2, keras.layers.DepthwiseConv2D):
                  depthwise_initializer="glorot_uniform", bias_initializer="zeros",
                  depthwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  depthwise_constraint=None, bias_constraint=None, *, weight_bits=8,
-                 buffer_bits=28, output_bits=None, input_conv=False, **kwargs):
+                 buffer_bits=28, output_bits=None, input_conv=False, input_bits=0, **kwargs):
         super().__init__(kernel_size, strides=strides, padding=padding,
                          depth_multiplier=depth_multiplier, data_format=data_format,
                          dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
@@ -217,8 +249,7 @@ class QuantizedDepthwiseConv2D(NeuralV2, keras.layers.DepthwiseConv2D):
                          activity_regularizer=activity_regularizer,
                          depthwise_constraint=depthwise_constraint,
                          bias_constraint=bias_constraint, **force_float64(kwargs))
-        self._init_neural(weight_bits, buffer_bits, output_bits, input_conv)
-        _check_square(self, kernel_size, strides, dilation_rate)
+        self._init_neural(weight_bits, buffer_bits, output_bits, input_conv, input_bits)
         if depth_multiplier != 1:
             raise QuantizationConfigError(
                 f"Layer '{self.name}': depth_multiplier={depth_multiplier}; allowed: 1 (Akida "
@@ -231,7 +262,8 @@ class QuantizedDepthwiseConv2D(NeuralV2, keras.layers.DepthwiseConv2D):
 
     def _raw_sum(self, xs, weights):
         stride = [1, self.strides[0], self.strides[1], 1]
-        return tf.nn.depthwise_conv2d(xs, weights, stride, self.padding.upper())
+        return tf.nn.depthwise_conv2d(xs, weights, stride, self.padding.upper(),
+                                      dilations=list(self.dilation_rate))
 
     def get_config(self):
         return {**super().get_config(), **self.neural_config()}
@@ -249,7 +281,7 @@ class QuantizedConv2DTranspose(NeuralV2, keras.layers.Conv2DTranspose):
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, *, weight_bits=8, buffer_bits=28,
-                 output_bits=None, input_conv=False, **kwargs):
+                 output_bits=None, input_conv=False, input_bits=0, **kwargs):
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          output_padding=output_padding, data_format=data_format,
                          dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
@@ -258,7 +290,7 @@ class QuantizedConv2DTranspose(NeuralV2, keras.layers.Conv2DTranspose):
                          activity_regularizer=activity_regularizer,
                          kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
                          **force_float64(kwargs))
-        self._init_neural(weight_bits, buffer_bits, output_bits, input_conv)
+        self._init_neural(weight_bits, buffer_bits, output_bits, input_conv, input_bits)
         _check_square(self, kernel_size, strides, dilation_rate)
 
     def build(self, input_shape):
@@ -278,7 +310,8 @@ class QuantizedConv2DTranspose(NeuralV2, keras.layers.Conv2DTranspose):
 
 @register
 class QuantizedDense(NeuralV2, keras.layers.Dense):
-    """Dense on integers (Akida 2.0 Dense1D) over a flat input: after QuantizedFlatten (row-major,
+    """Dense on integers (Akida 2.0 Dense1D) over a flat input (cnn2snn refuses others): after
+    QuantizedFlatten (row-major,
     one ``input_shift`` per flattened input: per-axis inputs are aligned per feature) or a
     GlobalAveragePooling2D. The sum is exact (Dense1D does not wrap)."""
 
@@ -288,7 +321,7 @@ class QuantizedDense(NeuralV2, keras.layers.Dense):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  lora_rank=None, lora_alpha=None, quantization_config=None, *, weight_bits=8,
-                 buffer_bits=28, output_bits=None, input_conv=False, **kwargs):
+                 buffer_bits=28, output_bits=None, input_conv=False, input_bits=0, **kwargs):
         refuse_float_features(kwargs.get("name"), lora_rank, quantization_config)
         super().__init__(units, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
@@ -296,18 +329,16 @@ class QuantizedDense(NeuralV2, keras.layers.Dense):
                          activity_regularizer=activity_regularizer,
                          kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
                          **force_float64(kwargs))
-        self._init_neural(weight_bits, buffer_bits, output_bits, input_conv)
+        self._init_neural(weight_bits, buffer_bits, output_bits, input_conv, input_bits)
 
     def build(self, input_shape):
-        if len(input_shape) != 2:
-            raise QuantizationConfigError(
-                f"Layer '{self.name}': input shape {tuple(input_shape)} is not flat; Akida 2.0 "
-                "Dense1D needs (batch, features). Hint: add a Flatten before it.")
+        # a Dense over the last axis of a (batch, h, w, c) input quantizes (as MetaTF); Akida 2.0
+        # Dense1D takes flat inputs only: cnn2snn.convert refuses it
         super().build(input_shape)
         self._build_neural(int(input_shape[-1]), self.units)
 
     def _raw_sum(self, xs, weights):
-        return tf.matmul(xs, weights)
+        return tf.tensordot(xs, weights, axes=1)
 
     def get_config(self):
         config = {**super().get_config(), **self.neural_config()}
