@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from quantizeml.errors import QuantizationConfigError, QuantizationError
+from quantizeml.transforms import QuantizationWarning
 from quantizeml.models import QuantizationParams, quantize
 from quantizeml.v2 import layers as ql
 from quantizeml.v2.lut import LUT_ACTIVATIONS, float_activation, lut_table
@@ -94,10 +95,13 @@ def test_prelu_with_one_alpha_becomes_a_leaky_relu_and_differing_alphas_are_refu
         quantize(model, qparams=QuantizationParams(), samples=x)
 
 
-def test_unknown_activations_are_refused_with_the_allowed_list():
+def test_unknown_activations_stop_quantization_naming_the_quantized_ones():
+    # as MetaTF: a Dequantizer before the first unquantizable layer, the rest in float
     model = _conv_model(keras.layers.Activation("tanh", name="tanh"))
-    with pytest.raises(QuantizationError, match="'tanh'.*allowed: relu, relu6, linear, gelu"):
-        quantize(model, qparams=QuantizationParams(), samples=images(4, size=8))
+    with pytest.warns(QuantizationWarning, match="'tanh'.*quantized: relu, relu6, linear, gelu"):
+        qmodel = quantize(model, qparams=QuantizationParams(), samples=images(4, size=8))
+    names = [layer.name for layer in qmodel.layers]
+    assert names.index("dequantizer") < names.index("tanh")
     with pytest.raises(QuantizationConfigError, match="'act': activation='tanh'"):
         ql.QuantizedActivation("tanh", name="act")
 
