@@ -3,7 +3,8 @@ models) and the agreement of akida_core with the quantized Keras model (must be 
 
 The architectures are those of bench/models.py (built there directly in akida_core), written here
 as float Keras models with BatchNormalization and bounded ReLUs, random weights, quantized with
-`quantizeml.models.quantize` (4-bit weights and activations, 8-bit input layer) and converted with
+`quantizeml.models.quantize` for Akida 1.0 (`Akida1QuantizationParams`: 4-bit weights and
+activations, 8-bit input layer), checked against AKD1000 and converted with
 `cnn2snn.convert`.
 
 Run: python bench/convert.py [--samples N] [--calibration N]
@@ -22,7 +23,7 @@ import numpy as np  # noqa: E402
 from keras import layers as L  # noqa: E402
 
 import cnn2snn  # noqa: E402
-from quantizeml import QuantizationParams  # noqa: E402
+from quantizeml import Akida1QuantizationParams  # noqa: E402
 from quantizeml.models import quantize  # noqa: E402
 from quantizeml.transforms import QuantizationWarning  # noqa: E402
 
@@ -93,14 +94,14 @@ def run(name, samples, calibration, seed=0):
     shape = tuple(model.inputs[0].shape[1:])
     rng = np.random.default_rng(seed + 1)
     calib = rng.integers(0, 256, (calibration, *shape)).astype(np.float32)
-    issues = cnn2snn.check_model_compatibility(model, weight_bits=4, activation_bits=4,
+    issues = cnn2snn.check_model_compatibility(model, "AKD1000", weight_bits=4, activation_bits=4,
                                                input_weight_bits=8)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         # quantize() coarsens the weight grid of blocks whose exact threshold/act_step would
         # not fit the AKD1000 registers (a large global average pooling); count those layers.
         warnings.simplefilter("always", QuantizationWarning)
-        qmodel = quantize(model, qparams=QuantizationParams(), samples=calib, verbose=0)
+        qmodel = quantize(model, qparams=Akida1QuantizationParams(), samples=calib, verbose=0)
     fitted = [str(w.message).split("'")[1] for w in caught
               if issubclass(w.category, QuantizationWarning) and "coarser" in str(w.message)]
     quantize_s = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""Few-shot Akida edge learning on scikit-learn's bundled digits (8x8, no download).
+"""Few-shot Akida 1.0 (AKD1000) edge learning on scikit-learn's bundled digits (8x8, no download).
 
 Feature extractor (the issue's fallback while quantizeml/cnn2snn mature): one akida_core
 InputConvolutional with ten fixed, hand-made 3x3 kernels (4 oriented edges x 2 polarities, a blob

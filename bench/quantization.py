@@ -1,4 +1,5 @@
-"""Digits benchmark: float vs post-training-quantized (PTQ) vs quantization-aware-trained (QAT).
+"""Digits benchmark (Akida 1.0): float vs post-training-quantized (PTQ) vs
+quantization-aware-trained (QAT), quantized with `Akida1QuantizationParams`.
 
 Run: python bench/quantization.py [--epochs 20] [--qat-epochs 3] [--weight-bits 4]
      [--activation-bits 4]
@@ -19,7 +20,7 @@ import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from quantizeml import QuantizationParams  # noqa: E402
+from quantizeml import Akida1QuantizationParams  # noqa: E402
 from quantizeml.models import quantize  # noqa: E402
 
 
@@ -67,7 +68,7 @@ def run(epochs=20, qat_epochs=3, weight_bits=4, activation_bits=4, seed=0, verbo
     model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=verbose)
     train_time = time.perf_counter() - start
     float_acc = accuracy(model, x_test, y_test)
-    qparams = QuantizationParams(weight_bits=weight_bits, activation_bits=activation_bits)
+    qparams = Akida1QuantizationParams(weight_bits=weight_bits, activation_bits=activation_bits)
     start = time.perf_counter()
     qmodel = quantize(model, qparams=qparams, samples=x_train, num_samples=1024, verbose=0)
     quantize_time = time.perf_counter() - start

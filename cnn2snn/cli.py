@@ -39,6 +39,27 @@ def _display_name(target):
     return {name.upper(): name for name in [*TARGETS, *V2_DEVICES]}.get(target, target)
 
 
+def checked_for(model, target) -> tuple[str, str]:
+    """What the report says was checked: (the target as given, else the generation's default
+    "AKD1000 (Akida 1.0)" or "Akida 2.0" (quantized and converted, no device); "v1" or "v2")."""
+    from .compatibility import checked_generation
+    from .versions import AkidaVersion
+    version = checked_generation(model, target)
+    if target is not None:
+        return target, version.value
+    return ("AKD1000 (Akida 1.0)" if version is AkidaVersion.v1 else "Akida 2.0"), version.value
+
+
+def _selected_label() -> str:
+    """The report label of the selected Akida generation (the default's, "Akida 2.0", when
+    CNN2SNN_TARGET_AKIDA_VERSION holds an invalid value)."""
+    from .versions import AkidaVersion, get_akida_version
+    try:
+        return "AKD1000 (Akida 1.0)" if get_akida_version() is AkidaVersion.v1 else "Akida 2.0"
+    except ValueError:
+        return "Akida 2.0"
+
+
 def _check_parser():
     parser = argparse.ArgumentParser(
         prog="cnn2snn-check", description="Check a Keras model (.h5 or .keras) against an Akida "
@@ -46,9 +67,12 @@ def _check_parser():
         "convert) or 'hardware' (converts; not mappable in hardware only). Exit: 0 no issue, "
         "1 issues found (any level), 2 usage error, 3 unreadable/unsafe file.")
     parser.add_argument("model", nargs="?", help="model file (.h5 legacy Keras 2, or .keras)")
-    parser.add_argument("--target", default="AKD1000", type=str.upper,
-                        choices=_target_names(akida2=True), help="hardware target (default AKD1000; an Akida 2.0 "
-                        "device such as SixNodesIPv2 for a model quantized for Akida 2.0)")
+    parser.add_argument("--target", default=None, type=str.upper,
+                        choices=_target_names(akida2=True),
+                        help="hardware target: AKD1000 (Akida 1.0) or an Akida 2.0 device such as "
+                        "SixNodesIPv2 (default: no device; a float model is checked for the Akida "
+                        "version of CNN2SNN_TARGET_AKIDA_VERSION, default v2, a quantized model "
+                        "for its own generation)")
     parser.add_argument("--format", default="text", choices=("text", "json"))
     parser.add_argument("--weight-bits", type=_bits, help="assumed weight bits (float models)")
     parser.add_argument("--activation-bits", type=_bits,
@@ -112,19 +136,21 @@ def check_main(argv=None) -> int:
         try:
             model = load_model_for_check(args.model)
         except UnsupportedFileLayers as err:  # readable, but not rebuildable: report the layers
-            _print(render(err.issues, args.target, os.path.basename(args.model)))
+            _print(render(err.issues, _display_name(args.target) if args.target else
+                          _selected_label(), os.path.basename(args.model)))
             return EXIT_ISSUES
-        target = _display_name(args.target)
+        target = None if args.target is None else _display_name(args.target)
         try:
+            checked, version = checked_for(model, target)
             issues = check_model_compatibility(model, target, weight_bits=args.weight_bits,
                                                activation_bits=args.activation_bits,
                                                input_weight_bits=args.input_weight_bits,
                                                allow_input_narrowing=args.allow_input_narrowing)
-        except ValueError as err:  # an Akida 2.0 device for a model not quantized for Akida 2.0
+        except ValueError as err:  # an Akida 2.0 device for an Akida 1.0 model, a bad variable
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USAGE
         skipped = [(info.name, reason) for info, reason in split_model(model).skipped]
-        _print(render(issues, target, os.path.basename(args.model), skipped))
+        _print(render(issues, checked, os.path.basename(args.model), skipped, version))
         return EXIT_ISSUES if issues else EXIT_OK
 
     return _run(args.debug, body)

@@ -29,21 +29,39 @@ def _bit_options(weight_bits, activation_bits, input_weight_bits):
     return bits_of
 
 
-def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activation_bits=None,
-                              input_weight_bits=None, allow_input_narrowing=False) -> list:
-    """Lists every reason a Keras model cannot convert, or cannot map in hardware, on `target`.
+def check_model_compatibility(model, target=None, *, device=None, input_dtype="uint8",
+                              weight_bits=None, activation_bits=None, input_weight_bits=None,
+                              allow_input_narrowing=False) -> list:
+    """Lists every reason a Keras model cannot convert, or cannot map in hardware, on a target.
 
-    Works on float models (everything decidable before quantization; bit widths are checked when
-    given as arguments) and on quantized models (plus their bit widths, integer register ranges,
-    act_step grid and the mapping of the converted model). Each Issue has a `level`: "convert"
-    (`convert` refuses the model) or "hardware" (it converts, and `map(device)` runs it as several
-    sequences, part in software; `map(device, hw_only=True)` refuses it).
+    Never raises on a bad model: every problem is an `Issue` in the returned list (only bad
+    arguments raise). Each Issue has a `level`: "convert" (`convert` refuses the model) or
+    "hardware" (it converts; `map(device, hw_only=True)` refuses it, and `map(device)` runs it as
+    several sequences, part in software).
+
+    The generation checked: an Akida 1.0 `target`/`device` (AKD1000, ...) gives the Akida 1.0
+    checks; an Akida 2.0 device (a Device or a name such as "SixNodesIPv2") the Akida 2.0 ones;
+    with neither, the selected Akida version (`get_akida_version()`, default Akida 2.0 as in
+    MetaTF). A model quantized for one generation is checked for that generation.
+
+    - Akida 1.0, float model: everything decidable before quantization (bit widths are checked
+      when given as arguments); quantized model: plus its bit widths, integer register ranges,
+      act_step grid and the mapping of the converted model on the target (default AKD1000).
+    - Akida 2.0, float model: as MetaTF, quantized with `QuantizationParams(input_dtype=...)` on a
+      few random samples (quietly), converted, and mapped with `hw_only=True` when a device is
+      given; quantized model: converted, then mapped on the device if any. Float layers after
+      the Dequantizer (quantization stopped before them, as in MetaTF) are one hardware-level
+      issue: the model converts, and they run outside Akida.
 
     Args:
         model: a Keras 3 model.
-        target: a HardwareTarget or its name (default AKD1000).
-        weight_bits: assumed weight bits of a float model (None: not checked).
-        activation_bits: assumed activation bits of a float model (None: not checked).
+        target: a HardwareTarget, an akida_core Device (``AKD1000()``, ``SixNodesIPv2()``) or a
+            device name (None: the selected version).
+        device: MetaTF's name for `target` (give one of the two).
+        input_dtype: Akida 2.0 float models: the integer dtype of the model input.
+        weight_bits: assumed weight bits of a float model (None: Akida 1.0 does not check them;
+            Akida 2.0 quantizes with MetaTF's default).
+        activation_bits: assumed activation bits of a float model (as `weight_bits`).
         input_weight_bits: assumed weight bits of the input convolution (default: 8 when
             weight_bits is given, as in QuantizationParams).
         allow_input_narrowing: accept a model whose input data would be re-quantized to fewer
@@ -53,39 +71,59 @@ def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activa
         A list of `Issue`s in model order, empty when the model converts and maps in hardware.
 
     Example:
-        >>> for issue in check_model_compatibility(model):
+        >>> for issue in check_model_compatibility(model, device="AKD1000"):
         ...     print(issue.level, issue)
 
-    A model quantized with the Akida 2.0 scheme is checked by converting it to Akida 2.0 (its
-    convert-level issues) and, when `target` is an Akida 2.0 device (a device or a name such as
-    "SixNodesIPv2"), by mapping the converted model on it with `hw_only=True` (one hardware-level
-    issue per layer the device refuses, with every failed check). Float layers after its
-    Dequantizer (quantization stopped before them, as in MetaTF) are one hardware-level issue:
-    the model converts, and they run outside Akida.
-
     Raises:
-        ValueError: an Akida 2.0 device as target of a float or Akida 1.0-quantized model (quantize
-            it with `quantizeml.models.QuantizationParams` first), or an unknown target.
+        ValueError: both `target` and `device` given, an unknown target, an Akida 2.0 device as
+            target of an Akida 1.0-quantized model, a bad `input_dtype`/bit width, or a
+            CNN2SNN_TARGET_AKIDA_VERSION other than v1/v2.
     """
     from .v2 import convert_v2, float_tail_issue, is_akida2_model
-    device = akida2_device(target)
-    if is_akida2_model(model):  # quantized for Akida 2.0: its convert-level issues, then the device's
+    from .versions import AkidaVersion
+    if target is not None and device is not None:
+        raise ValueError(f"check_model_compatibility: target={target!r} and device={device!r} "
+                         "name the same thing; give only one of them.")
+    target = device if target is None else target
+    akida2 = akida2_device(target)
+    if is_akida2_model(model):  # quantized for Akida 2.0: its convert issues, then the device's
         try:
             akida_model = convert_v2(model)
         except ConversionError as err:
             return list(err.issues)
         left_out = [issue for issue in [float_tail_issue(model)] if issue is not None]
-        return left_out + ([] if device is None else akida2_mapping_issues(akida_model, device))
-    if device is not None:
-        raise ValueError(
-            f"Target {device.name} is an Akida 2.0 device; this model is not quantized for Akida 2.0 "
-            "(float or Akida 1.0 models are checked against Akida 1.0 targets such as AKD1000). Hint: "
-            "quantize it with quantizeml.models.quantize(model, qparams=QuantizationParams()) and check "
-            "the quantized model.")
-    target = get_target(target)
-    split = split_model(model)
+        return left_out + ([] if akida2 is None else akida2_mapping_issues(akida_model, akida2))
     from . import quantized  # local: keeps float-only checks free of quantizeml import cost
-    if quantized.is_quantized(model):
+    is_quantized = quantized.is_quantized(model)
+    if akida2 is not None and is_quantized:
+        raise ValueError(
+            f"Target {akida2.name} is an Akida 2.0 device; this model is quantized for Akida 1.0 "
+            "(checked against Akida 1.0 targets such as AKD1000). Hint: quantize the float model "
+            "with quantizeml.models.quantize(model, qparams=QuantizationParams()) and check the "
+            "quantized model, or check this one with target='AKD1000'.")
+    if is_quantized and target is None:  # as convert: refused under an explicit Akida 2.0 selection
+        from .conversion import _refuse_akida1_under_v2
+        try:
+            _refuse_akida1_under_v2(model)
+        except ConversionError as err:
+            return list(err.issues)
+    if checked_generation(model, target) is AkidaVersion.v2:
+        from .v2.check import akida2_float_issues
+        bits = {name: value for name, value in (("weight_bits", weight_bits),
+                                                ("activation_bits", activation_bits),
+                                                ("input_weight_bits", input_weight_bits))
+                if value is not None}
+        return order_issues(model, akida2_float_issues(model, input_dtype, akida2, bits))
+    target = get_target(AKD1000 if target is None else getattr(target, "table", target))
+    return _akida1_issues(model, target, is_quantized, (weight_bits, activation_bits,
+                                                         input_weight_bits), allow_input_narrowing)
+
+
+def _akida1_issues(model, target, is_quantized, bits, allow_input_narrowing) -> list:
+    """The Akida 1.0 checks of `check_model_compatibility` on `target` (a HardwareTarget)."""
+    from . import quantized
+    split = split_model(model)
+    if is_quantized:
         issues = quantized_issues(model, split, target, allow_input_narrowing)
         if not by_level(issues, CONVERT):
             built, build_issues = quantized.build_layers(model, split, target)
@@ -93,11 +131,29 @@ def check_model_compatibility(model, target=AKD1000, *, weight_bits=None, activa
             if not by_level(build_issues, CONVERT):
                 issues += mapping_issues(quantized.assemble(built), split, target, issues)
         return order_issues(model, issues)
-    bits_of = _bit_options(weight_bits, activation_bits, input_weight_bits)
-    issues = list(split.issues) + check_blocks(split, target, bits_of)
+    issues = list(split.issues) + check_blocks(split, target, _bit_options(*bits))
     if not allow_input_narrowing:
         issues += _float_input_narrowing(model, split, target)
     return order_issues(model, issues)
+
+
+def checked_generation(model, target=None):
+    """The AkidaVersion `check_model_compatibility(model, target)` checks: the model's own scheme
+    for a quantized model, else the generation of `target`, else `get_akida_version()`.
+
+    Raises:
+        ValueError: CNN2SNN_TARGET_AKIDA_VERSION holds another value than v1 or v2.
+    """
+    from . import quantized
+    from .v2 import is_akida2_model
+    from .versions import AkidaVersion, get_akida_version
+    if is_akida2_model(model):
+        return AkidaVersion.v2
+    if quantized.is_quantized(model):
+        return AkidaVersion.v1
+    if target is None:
+        return get_akida_version()
+    return AkidaVersion.v1 if akida2_device(target) is None else AkidaVersion.v2
 
 
 def quantized_issues(model, split, target, allow_input_narrowing) -> list:

@@ -35,9 +35,11 @@ def convert(model, file_path=None, input_scaling=None, target=None, *,
         file_path: optional path; the model is saved there (".fbz" appended when no extension).
         input_scaling: legacy MetaTF argument; quantizeml models carry their input scaling in
             their InputQuantizer, so it must be None.
-        target: the Akida 1.0 HardwareTarget (or its name); default AKD1000. Models quantized
-            with the Akida 2.0 scheme (``quantizeml.models.QuantizationParams``) convert to an
-            Akida 2.0 graph Model and take no Akida 1.0 target.
+        target: the Akida 1.0 HardwareTarget (or its name); default AKD1000. The model's scheme
+            decides the generation: models quantized with the Akida 2.0 scheme convert to an
+            Akida 2.0 graph Model and take no Akida 1.0 target; models quantized with the Akida
+            1.0 scheme convert for Akida 1.0, unless Akida 2.0 was selected explicitly
+            (``set_akida_version(AkidaVersion.v2)``) and no Akida 1.0 target is given.
         allow_input_narrowing: accept re-quantizing the model's input data to fewer bits (e.g.
             8-bit data into a 4-bit InputData, which MetaTF refuses); the Akida model then takes
             `cnn2snn.akida_inputs(model, x)`, not the raw data (a ConversionWarning says so).
@@ -47,7 +49,8 @@ def convert(model, file_path=None, input_scaling=None, target=None, *,
 
     Raises:
         ConversionError: with `.issues` listing every convert-level problem (a float model gets
-            one issue telling how to quantize it first).
+            one issue telling how to quantize it first; a model quantized for the other
+            generation than the one explicitly selected gets one issue with the fix).
 
     Warns:
         ConversionWarning: once, naming every hardware-level issue; once when the input is
@@ -57,6 +60,8 @@ def convert(model, file_path=None, input_scaling=None, target=None, *,
         akida_model = _convert_akida2(model, target)
         _save(akida_model, file_path)
         return akida_model
+    if target is None and quantized.is_quantized(model):
+        _refuse_akida1_under_v2(model)
     target = get_target(AKD1000 if target is None else target)
     if not quantized.is_quantized(model):
         name = getattr(model, "name", type(model).__name__)
@@ -123,6 +128,21 @@ def _convert_akida2(model, target):
         warnings.warn(f"Model '{name}' converted without its float layers: {left_out}",
                       ConversionWarning, stacklevel=4)
     return akida_model
+
+
+def _refuse_akida1_under_v2(model):
+    """An Akida 1.0-quantized model while Akida 2.0 is selected explicitly: one issue, the fix."""
+    if os.environ.get(VERSION_VARIABLE) != "v2":
+        return
+    name = getattr(model, "name", "model")
+    raise ConversionError([Issue("model", "generation", f"Model '{name}' is quantized with the "
+                                 "Akida 1.0 scheme but Akida 2.0 is selected "
+                                 f"({VERSION_VARIABLE}=v2).", "Akida 1.0", "Akida 2.0",
+                                 "quantize the float model again with "
+                                 "quantizeml.models.quantize(model, qparams=QuantizationParams()) "
+                                 "for Akida 2.0, or convert it for Akida 1.0 inside `with "
+                                 "set_akida_version(AkidaVersion.v1):` or with "
+                                 "convert(model, target='AKD1000').")], "Akida 2.0")
 
 
 def _warn(model, target, hardware, narrowed):

@@ -1,18 +1,22 @@
 """`cnn2snn-demo`: the whole toolchain end to end on scikit-learn's bundled digits.
 
-Targets Akida 1.0 (AKD1000) unless `--akida-version v2` is given (then `demo_v2.py`).
+The generation is the selected Akida version (`cnn2snn.get_akida_version()`, default Akida 2.0 as
+in MetaTF: `demo_v2.py`); `--akida-version v1` (or CNN2SNN_TARGET_AKIDA_VERSION=v1) runs the
+Akida 1.0 (AKD1000) flow of this module, and the first line printed says which one runs.
 
-Trains a small Keras CNN, quantizes it (4-bit weights and activations, 8-bit input layer by
-default), fine-tunes it with quantization-aware training, checks it against AKD1000, converts it,
-proves the akida_core model computes the same outputs as the quantized Keras model bit for bit,
-maps it on a virtual AKD1000, saves the `.fbz`, reloads it and evaluates it. Ends with a table.
+The Akida 1.0 flow trains a small Keras CNN, quantizes it (4-bit weights and activations, 8-bit
+input layer by default), fine-tunes it with quantization-aware training, checks it against AKD1000,
+converts it, proves the akida_core model computes the same outputs as the quantized Keras model bit
+for bit, maps it on a virtual AKD1000, saves the `.fbz`, reloads it and evaluates it. Ends with a
+table.
 
 Exit codes: 0 success; 1 the model is not AKD1000-compatible (the issues are printed) or the
 akida_core outputs differ from the quantized Keras outputs (a bug: please report it); 2 usage
 error; 3 the output file cannot be written; 4 internal error (rerun with --debug).
 
 Example:
-    $ cnn2snn-demo --epochs 10 --qat-epochs 3 --seed 0 -o digits.fbz
+    $ cnn2snn-demo                                   # Akida 2.0 (the default)
+    $ cnn2snn-demo --akida-version v1 --epochs 10 --qat-epochs 3 --seed 0 -o digits.fbz
     >>> from cnn2snn.demo import run_demo
     >>> result = run_demo(epochs=1, qat_epochs=1, train_samples=256, verbose=0)
     >>> result.identical_fraction
@@ -202,7 +206,10 @@ class _Steps:
 
 def run_demo(epochs=10, qat_epochs=3, weight_bits=4, activation_bits=4, input_weight_bits=8,
              seed=0, output=None, train_samples=None, batch_size=32, verbose=1, print_fn=print):
-    """Runs the end-to-end demo and returns its figures.
+    """Runs the end-to-end Akida 1.0 (AKD1000) demo and returns its figures.
+
+    It runs under ``set_akida_version(AkidaVersion.v1)`` with ``Akida1QuantizationParams``,
+    whatever Akida version is selected outside.
 
     Args:
         epochs: float training epochs (0: keep the random initial weights).
@@ -227,11 +234,20 @@ def run_demo(epochs=10, qat_epochs=3, weight_bits=4, activation_bits=4, input_we
         ModelFormatError (akida_core) or OSError: the `.fbz` cannot be written or read back.
     """
     start = time.perf_counter()
+    from .versions import AkidaVersion, set_akida_version
+    with set_akida_version(AkidaVersion.v1):
+        return _run_demo_v1(start, epochs, qat_epochs, weight_bits, activation_bits,
+                            input_weight_bits, seed, output, train_samples, batch_size, verbose,
+                            print_fn)
+
+
+def _run_demo_v1(start, epochs, qat_epochs, weight_bits, activation_bits, input_weight_bits, seed,
+                 output, train_samples, batch_size, verbose, print_fn):
     import keras
     import tensorflow as tf
 
     import akida_core
-    from quantizeml import QuantizationParams
+    from quantizeml import Akida1QuantizationParams
     from quantizeml.models import quantize
 
     from . import akida_inputs, check_model_compatibility, convert
@@ -253,8 +269,8 @@ def run_demo(epochs=10, qat_epochs=3, weight_bits=4, activation_bits=4, input_we
 
     steps(f"Quantizing: {weight_bits}-bit weights, {activation_bits}-bit activations, "
           f"{input_weight_bits}-bit input layer; calibrating on the training images")
-    qparams = QuantizationParams(weight_bits=weight_bits, activation_bits=activation_bits,
-                                 input_weight_bits=input_weight_bits)
+    qparams = Akida1QuantizationParams(weight_bits=weight_bits, activation_bits=activation_bits,
+                                       input_weight_bits=input_weight_bits)
     qmodel = quantize(model, qparams=qparams, samples=x_train, verbose=verbose)
     print_fn(f"      post-training accuracy {_keras_accuracy(qmodel, x_test, y_test):.2%}")
 
@@ -361,13 +377,23 @@ def _positive(value):
     return number
 
 
+#: The first line `cnn2snn-demo` prints: which generation runs and how to run the other one.
+GENERATION_LINES = {
+    "v2": "cnn2snn-demo: Akida 2.0 (the default generation, as in MetaTF; --akida-version v1 runs "
+          "the Akida 1.0 / AKD1000 flow)",
+    "v1": "cnn2snn-demo: Akida 1.0 (AKD1000), selected by --akida-version v1 or "
+          "CNN2SNN_TARGET_AKIDA_VERSION=v1 (the default is Akida 2.0)",
+}
+
+
 def build_parser():
     """The argparse parser of `cnn2snn-demo`."""
     parser = argparse.ArgumentParser(
         prog="cnn2snn-demo", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a small CNN on scikit-learn's digits, quantize it, fine-tune it (QAT),\n"
-        "check and convert it for AKD1000, prove the Akida model is bit-exact, map it,\n"
-        "save the .fbz, reload it and evaluate it. About a minute on 2 cores.",
+        "check and convert it, prove the Akida model is bit-exact, map it, save the .fbz,\n"
+        "reload it and evaluate it, for the selected Akida generation (default Akida 2.0,\n"
+        "as in MetaTF; --akida-version v1 for AKD1000). About a minute on 2 cores.",
         epilog="Exit codes: 0 success, 1 AKD1000 issues or outputs differ, 2 usage error,\n"
         "3 output file not writable, 4 internal error.")
     parser.add_argument("--version", action="version", version=f"cnn2snn-demo {_version()}")
@@ -375,9 +401,10 @@ def build_parser():
                         help="float training epochs (default 10)")
     parser.add_argument("--qat-epochs", type=_non_negative, default=None,
                         help="quantization-aware training epochs (default 3 on v1, 0 on v2)")
-    parser.add_argument("--akida-version", choices=("v1", "v2"), default="v1",
-                        help="the Akida generation: v1 (AKD1000, default) or v2 (Akida 2.0: "
-                        "8-bit quantizeml scheme, post-training only by default)")
+    parser.add_argument("--akida-version", choices=("v1", "v2"), default=None,
+                        help="the Akida generation: v2 (Akida 2.0: 8-bit quantizeml scheme, "
+                        "post-training only by default) or v1 (AKD1000: 4-bit, QAT); default: "
+                        "CNN2SNN_TARGET_AKIDA_VERSION, else v2 as in MetaTF")
     parser.add_argument("-w", "--weight-bits", type=int, choices=(1, 2, 4, 8), default=None,
                         help="weight bits after the input layer (default 4 on v1, 8 on v2; "
                         "AKD1000 rejects 8)")
@@ -427,9 +454,16 @@ def main(argv=None) -> int:
     """Entry point of `cnn2snn-demo`; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.akida_version is None:
+        from .versions import get_akida_version
+        try:
+            args.akida_version = get_akida_version().value
+        except ValueError as err:
+            parser.error(str(err))
     if args.akida_version == "v1" and args.activation_bits == 8:
         parser.error("argument -a/--activation-bits: 8 needs --akida-version v2 (Akida 1.0 "
                      "activations are 1, 2 or 4 bits)")
+    print(GENERATION_LINES[args.akida_version], flush=True)
     problem = _output_problem(args.output)
     if problem:
         print(f"cnn2snn-demo: error: --output {args.output}: {problem}", file=sys.stderr)

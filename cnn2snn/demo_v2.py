@@ -47,7 +47,16 @@ class DemoV2Result:
 def run_demo_v2(epochs=10, qat_epochs=0, weight_bits=8, activation_bits=8, seed=0, output=None,
                 train_samples=None, batch_size=32, verbose=1, print_fn=print):
     """Run the Akida 2.0 demo; returns its figures (see ``cnn2snn.demo.run_demo`` for the args;
-    post-training quantization only by default: 8 bits stay close to float without QAT)."""
+    post-training quantization only by default: 8 bits stay close to float without QAT). It runs
+    under ``set_akida_version(AkidaVersion.v2)`` whatever Akida version is selected outside."""
+    from .versions import AkidaVersion, set_akida_version
+    with set_akida_version(AkidaVersion.v2):
+        return _run_demo_v2(epochs, qat_epochs, weight_bits, activation_bits, seed, output,
+                            train_samples, batch_size, verbose, print_fn)
+
+
+def _run_demo_v2(epochs, qat_epochs, weight_bits, activation_bits, seed, output, train_samples,
+                 batch_size, verbose, print_fn):
     start = time.perf_counter()
     import keras
     import tensorflow as tf

@@ -11,7 +11,7 @@ _HEADINGS = {CONVERT: "convert-level issues (the model does not convert):",
                        "software):"}
 
 
-def text_report(issues, target_name: str, source: str, skipped=()) -> str:
+def text_report(issues, target_name: str, source: str, skipped=(), akida_version=None) -> str:
     """Returns the human-readable report: issues grouped by level, then by layer, then the summary.
 
     Args:
@@ -19,8 +19,12 @@ def text_report(issues, target_name: str, source: str, skipped=()) -> str:
         target_name: e.g. "AKD1000".
         source: the model file or name.
         skipped: (layer name, reason) pairs of layers producing no Akida layer.
+        akida_version: "v1" or "v2", the Akida generation checked (shown when given).
     """
-    lines = [f"{source}: checked for {target_name}"]
+    generation = {"v1": "Akida 1.0", "v2": "Akida 2.0"}.get(akida_version)
+    shown = target_name if generation is None or generation in target_name else \
+        f"{target_name} ({generation})"
+    lines = [f"{source}: checked for {shown}"]
     for level in (CONVERT, HARDWARE):
         level_issues = by_level(issues, level)
         if not level_issues:
@@ -38,9 +42,11 @@ def text_report(issues, target_name: str, source: str, skipped=()) -> str:
     return "\n".join(lines)
 
 
-def json_report(issues, target_name: str, source: str, skipped=()) -> str:
-    """Returns the report as a JSON document (sorted keys, stable for snapshots)."""
-    return json.dumps({"model": source, "target": target_name, "compatible": not issues,
+def json_report(issues, target_name: str, source: str, skipped=(), akida_version=None) -> str:
+    """Returns the report as a JSON document (sorted keys, stable for snapshots); "akida_version"
+    ("v1", "v2" or null) is the Akida generation checked."""
+    return json.dumps({"model": source, "target": target_name, "akida_version": akida_version,
+                       "compatible": not issues,
                        "converts": not by_level(issues, CONVERT),
                        "summary": summarize(issues, target_name),
                        "issues": [issue.to_dict() for issue in issues],

@@ -1,7 +1,10 @@
 """Akida IP version selection, as in MetaTF (`AkidaVersion`, `get_akida_version`, `set_akida_version`).
 
-This project's default target is Akida 1.0 (AKD1000); MetaTF's default is Akida 2.0 (v2). The
-version is only informative here: conversion targets are explicit `target=` arguments.
+The default is Akida 2.0 (v2), as in MetaTF. The selection decides which scheme
+`quantizeml.models.quantize` runs, which generation `check_model_compatibility` and `cnn2snn-check`
+check without a target, and which `cnn2snn-demo` runs. Akida 1.0 (AKD1000) stays fully available:
+`with set_akida_version(AkidaVersion.v1): ...`, an Akida 1.0 `target`, or
+`quantizeml.Akida1QuantizationParams`.
 """
 from __future__ import annotations
 
@@ -20,17 +23,18 @@ class AkidaVersion(enum.Enum):
 
 
 def get_akida_version() -> AkidaVersion:
-    """Returns the target Akida version (env CNN2SNN_TARGET_AKIDA_VERSION, default v1 here).
+    """Returns the target Akida version (env CNN2SNN_TARGET_AKIDA_VERSION, default v2 as in MetaTF).
 
     Raises:
         ValueError: if the environment variable holds another value than v1 or v2.
     """
-    value = os.environ.get(_ENV, AkidaVersion.v1.value)
+    value = os.environ.get(_ENV, AkidaVersion.v2.value)
     try:
         return AkidaVersion(value)
     except ValueError as err:
         raise ValueError(f"{_ENV}={value!r} is not an Akida version; allowed: v1, v2. "
-                         f"Unset it or use set_akida_version(AkidaVersion.v1).") from err
+                         "Unset it (default v2) or select one with "
+                         "set_akida_version(AkidaVersion.v1).") from err
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ under a ``tf.distribute`` strategy gives exactly the single-device ranges.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import keras
@@ -107,6 +108,17 @@ def _keeps_outputs(observer: keras.Model, batches) -> bool:
     return per_sample * sum(len(batch) for batch in batches) <= KEEP_OUTPUTS_BYTES
 
 
+def plain_verbose(verbose: int, stream=None) -> int:
+    """Keras ``verbose`` 1 (the progress bar) becomes 2 (one plain line) when ``stream`` (default
+    stdout) is not a terminal: Keras 3 draws its bar with escape codes and backspaces on POSIX
+    systems, terminal or not, which fills files and CI logs with unreadable lines."""
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    if verbose == 1 and not (isatty is not None and isatty()):
+        return 2
+    return verbose
+
+
 def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: int = 1,
             total: int | None = None) -> dict:
     """Run ``float_model`` on ``batches``; return per-channel statistics.
@@ -132,7 +144,7 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
         stats += [tf.reduce_max(v, axis=list(range(len(v.shape) - 1))) for v in values]
         return [stat[None] for stat in stats] + (list(values) if keep else [])
 
-    progbar = keras.utils.Progbar(total, verbose=verbose, unit_name="batch")
+    progbar = keras.utils.Progbar(total, verbose=plain_verbose(verbose), unit_name="batch")
     result, count, kept = None, 0, [[] for _ in layer_names] if keep else None
     for batch in batches:
         if keep:

@@ -180,10 +180,11 @@ def default_output(model_path, args) -> str:
 
 
 def _qparams(args):
-    from .params import QuantizationParams
-    return QuantizationParams(weight_bits=args.weight_bits, activation_bits=args.activation_bits,
-                              input_weight_bits=args.input_weight_bits,
-                              per_tensor_activations=not args.per_channel_activations)
+    from .params import Akida1QuantizationParams  # this command quantizes for Akida 1.0
+    return Akida1QuantizationParams(weight_bits=args.weight_bits,
+                                    activation_bits=args.activation_bits,
+                                    input_weight_bits=args.input_weight_bits,
+                                    per_tensor_activations=not args.per_channel_activations)
 
 
 def _cmd_quantize(args):

@@ -1,9 +1,9 @@
 """Which quantization scheme ``quantizeml.models.quantize`` runs: Akida 1.0 or Akida 2.0.
 
 The generation is MetaTF's setting, the environment variable ``CNN2SNN_TARGET_AKIDA_VERSION``
-(``cnn2snn.set_akida_version`` sets it; quantizeml reads it without importing cnn2snn). When it is
-not set, the settings object decides: ``quantizeml.QuantizationParams`` is the Akida 1.0 recipe,
-``quantizeml.models.QuantizationParams`` (= ``quantizeml.v2.QuantizationParams``) MetaTF's.
+(``cnn2snn.set_akida_version`` sets it; quantizeml reads it without importing cnn2snn), default
+Akida 2.0 as in MetaTF. ``quantizeml.Akida1QuantizationParams`` is an explicit Akida 1.0 choice:
+with the variable unset, settings of that class select the Akida 1.0 scheme.
 """
 from __future__ import annotations
 
@@ -25,8 +25,32 @@ def selected_generation() -> str | None:
         return None
     if value not in ("v1", "v2"):
         raise QuantizationConfigError(f"{ENVIRONMENT}={value!r} is not an Akida version; "
-                                      "allowed: v1, v2.")
+                                      "allowed: v1, v2. Hint: unset it (default v2) or use "
+                                      "cnn2snn.set_akida_version(AkidaVersion.v1).")
     return value
+
+
+def scheme_of(settings) -> str:
+    """'v1' or 'v2': the scheme ``quantize`` runs for these settings objects (None entries allowed).
+
+    Akida 1.0 when Akida 1.0 is selected, or when nothing is selected and the settings are
+    ``Akida1QuantizationParams``; Akida 2.0 otherwise (MetaTF's default).
+
+    Raises:
+        QuantizationConfigError: Akida1QuantizationParams under an explicit Akida 2.0 selection, or
+            the environment variable holds another value than v1 or v2.
+    """
+    from .params import Akida1QuantizationParams
+    selected = selected_generation()
+    akida1 = [p for p in settings if isinstance(p, Akida1QuantizationParams)]
+    if selected == "v2" and akida1:
+        raise QuantizationConfigError(
+            f"{akida1[0]!r} is an Akida 1.0 recipe but Akida 2.0 is selected "
+            f"({ENVIRONMENT}=v2). Hint: use quantizeml.QuantizationParams for Akida 2.0, or "
+            "quantize inside `with cnn2snn.set_akida_version(AkidaVersion.v1):` for AKD1000.")
+    if selected is not None:
+        return selected
+    return "v1" if akida1 else "v2"
 
 
 def to_akida1(params):
@@ -40,7 +64,7 @@ def to_akida1(params):
         QuantizationConfigError: a value Akida 1.0 cannot use, with the fix.
     """
     from .params import ALLOWED_INPUT_DATA_BITS
-    from .params import QuantizationParams as Akida1Params
+    from .params import Akida1QuantizationParams as Akida1Params
     fields = params.to_dict()
     if fields["output_bits"] not in ALLOWED_INPUT_DATA_BITS:
         fields["output_bits"] = Akida1Params().output_bits

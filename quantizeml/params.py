@@ -1,4 +1,9 @@
-"""QuantizationParams: the immutable, validated quantization settings, plus Akida 1.0 presets."""
+"""Akida1QuantizationParams: the Akida 1.0 (AKD1000) quantization recipe, plus its presets.
+
+MetaTF's settings object is ``quantizeml.QuantizationParams`` (``quantizeml.v2.params``); this
+class is the explicit Akida 1.0 choice: passing it to ``quantize`` with no Akida version selected
+quantizes with the Akida 1.0 scheme.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -19,20 +24,23 @@ def _check_bits(name: str, value, allowed: tuple[int, ...]) -> None:
     # bool is an int subclass: True would silently mean 1 bit.
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise QuantizationConfigError(
-            f"QuantizationParams: {name}={value!r} ({type(value).__name__}) is not an integer; "
-            f"allowed: {', '.join(map(str, allowed))}."
+            f"Akida1QuantizationParams: {name}={value!r} ({type(value).__name__}) is not an "
+            f"integer; allowed: {', '.join(map(str, allowed))}."
         )
     if int(value) not in allowed:
         raise QuantizationConfigError(
-            f"QuantizationParams: {name}={value!r} is not supported on Akida 1.0; "
+            f"Akida1QuantizationParams: {name}={value!r} is not supported on Akida 1.0; "
             f"allowed: {', '.join(map(str, allowed))}."
         )
 
 
 @dataclasses.dataclass(frozen=True)
-class QuantizationParams:
-    """Quantization settings of a model (or of one layer, as a per-layer override).
+class Akida1QuantizationParams:
+    """Akida 1.0 quantization settings of a model (or of one layer, as a per-layer override).
 
+    Passing them to ``quantizeml.models.quantize`` is an explicit Akida 1.0 choice: with no Akida
+    version selected the Akida 1.0 scheme runs; under ``set_akida_version(AkidaVersion.v2)``
+    quantize refuses them. Unlike MetaTF's ``QuantizationParams``, only bit widths AKD1000 runs are accepted.
     Defaults are the Akida 1.0 recipe: 8-bit input-layer weights, 4-bit weights, 4-bit per-tensor
     activations, uint8 model input.
 
@@ -74,19 +82,19 @@ class QuantizationParams:
             _check_bits("last_output_bits", self.last_output_bits, ALLOWED_ACTIVATION_BITS)
         if not isinstance(self.per_tensor_activations, (bool, np.bool_)):
             raise QuantizationConfigError(
-                f"QuantizationParams: per_tensor_activations={self.per_tensor_activations!r} "
+                f"Akida1QuantizationParams: per_tensor_activations={self.per_tensor_activations!r} "
                 "must be True or False."
             )
         try:
             dtype = np.dtype(self.input_dtype)
         except TypeError as err:
             raise QuantizationConfigError(
-                f"QuantizationParams: input_dtype={self.input_dtype!r} is not a numpy dtype; "
+                f"Akida1QuantizationParams: input_dtype={self.input_dtype!r} is not a numpy dtype; "
                 "allowed: 'uint8'."
             ) from err
         if dtype != np.uint8:
             raise QuantizationConfigError(
-                f"QuantizationParams: input_dtype={self.input_dtype!r} is not supported on "
+                f"Akida1QuantizationParams: input_dtype={self.input_dtype!r} is not supported on "
                 "Akida 1.0; allowed: 'uint8' (images) — InputData models use output_bits instead."
             )
         # Normalise so equal settings compare and hash equal.
@@ -96,7 +104,7 @@ class QuantizationParams:
         object.__setattr__(self, "per_tensor_activations", bool(self.per_tensor_activations))
         object.__setattr__(self, "input_dtype", str(dtype))
 
-    def replace(self, **changes) -> "QuantizationParams":
+    def replace(self, **changes) -> "Akida1QuantizationParams":
         """Return a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -104,6 +112,9 @@ class QuantizationParams:
         """Return the settings as a JSON-compatible dict."""
         return dataclasses.asdict(self)
 
+
+#: Internal name kept for the Akida 1.0 modules (the public name is Akida1QuantizationParams).
+QuantizationParams = Akida1QuantizationParams
 
 # Presets for Akida 1.0 (AKD1000); names read as the recipe they describe.
 Int8InputInt4WeightUint4ActPerTensor = QuantizationParams()

@@ -10,7 +10,9 @@ import pytest
 
 from cnn2snn import demo
 
-TINY = ["--epochs", "1", "--qat-epochs", "1", "--train-samples", "128", "-q"]
+#: A tiny run of the Akida 1.0 (AKD1000) flow (the default generation is Akida 2.0).
+TINY = ["--akida-version", "v1", "--epochs", "1", "--qat-epochs", "1", "--train-samples", "128",
+        "-q"]
 
 
 def test_tiny_demo_prints_table_with_exact_outputs(tmp_path, capsys):
@@ -57,8 +59,9 @@ def test_same_seed_same_model_and_figures_after_training(tmp_path):
 
 
 def test_eight_bit_weights_are_reported_as_akd1000_issues(tmp_path, capsys):
-    code = demo.main(["--epochs", "0", "--qat-epochs", "0", "--train-samples", "32", "-q",
-                      "--weight-bits", "8", "-o", str(tmp_path / "never.fbz")])
+    code = demo.main(["--akida-version", "v1", "--epochs", "0", "--qat-epochs", "0",
+                      "--train-samples", "32", "-q", "--weight-bits", "8",
+                      "-o", str(tmp_path / "never.fbz")])
     out = capsys.readouterr().out
     assert code == demo.EXIT_MISMATCH
     assert "AKD1000 issues" in out and "not converted" in out
@@ -77,7 +80,8 @@ def test_help_explains_bits_epochs_output_and_seed(capsys):
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "-1"], ["--weight-bits", "3"],
-                                  ["--activation-bits", "8"], ["--train-samples", "0"]])
+                                  ["--akida-version", "v1", "--activation-bits", "8"],
+                                  ["--train-samples", "0"]])
 def test_bad_options_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         demo.main(argv)
@@ -93,6 +97,23 @@ def test_output_that_cannot_be_written_fails_before_training(tmp_path, capsys):
     assert err.count("\n") == 1 and "is a file, not a directory" in err
     assert demo.main(TINY + ["-o", str(tmp_path)]) == demo.EXIT_USAGE
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_first_line_names_the_generation_selected_by_default(tmp_path, capsys, monkeypatch):
+    """Without --akida-version the demo runs the selected generation (default Akida 2.0) and says
+    so first; an invalid CNN2SNN_TARGET_AKIDA_VERSION is a usage error naming it."""
+    assert demo.main(["-o", str(tmp_path)]) == demo.EXIT_USAGE  # stops before training
+    assert capsys.readouterr().out.splitlines()[0] == demo.GENERATION_LINES["v2"]
+    monkeypatch.setenv("CNN2SNN_TARGET_AKIDA_VERSION", "v1")
+    assert demo.main(["-o", str(tmp_path)]) == demo.EXIT_USAGE
+    assert capsys.readouterr().out.splitlines()[0] == demo.GENERATION_LINES["v1"]
+    assert demo.main(["--akida-version", "v2", "-o", str(tmp_path)]) == demo.EXIT_USAGE
+    assert capsys.readouterr().out.splitlines()[0] == demo.GENERATION_LINES["v2"]
+    monkeypatch.setenv("CNN2SNN_TARGET_AKIDA_VERSION", "v9")
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main([])
+    assert exit_info.value.code == demo.EXIT_USAGE
+    assert "CNN2SNN_TARGET_AKIDA_VERSION='v9'" in capsys.readouterr().err
 
 
 def _result(**changes):
@@ -179,7 +200,7 @@ def test_piped_demo_prints_plain_progress_and_no_tensorflow_logs(tmp_path):
     epochs = re.findall(r"^4/4 - \d+s - .*accuracy: [\d.]+ - loss: [\d.e-]+$", out, re.MULTILINE)
     assert len(epochs) == 2, out  # one plain line per epoch (4 batches): float training, then QAT
     assert re.search(r"^\[3/8\] Quantizing.*\n1/1 - \d+s - .*/batch$", out, re.MULTILINE), out
-    assert out.count("\n") < 40, out
+    assert out.count("\n") < 41, out  # 40 lines with the generation line first
 
 
 def test_piped_quantizeml_command_prints_no_tensorflow_logs():
@@ -212,12 +233,14 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_file(tmp_path):
     assert progress_verbose(quiet=True, stream=Terminal()) == 0
 
 
-def test_akida2_path_is_bit_exact_and_saves(tmp_path, capsys):
+def test_akida2_path_is_bit_exact_and_saves(tmp_path, capsys, monkeypatch):
+    """The default generation, even when the Akida 1.0 recipe is selected outside the demo's
+    flow afterwards (each flow selects its own generation)."""
     path = tmp_path / "digits_v2.fbz"
-    code = demo.main(["--akida-version", "v2", "--epochs", "1", "--train-samples", "128", "-q",
-                      "-o", str(path)])
+    code = demo.main(["--epochs", "1", "--train-samples", "128", "-q", "-o", str(path)])
     out = capsys.readouterr().out
     assert code == demo.EXIT_OK, out
+    assert out.splitlines()[0] == demo.GENERATION_LINES["v2"]
     assert "Akida 2.0" in out and "InputConv2D" in out and "Dense1D" in out
     assert "samples bit-identical" in out and path.exists()
 

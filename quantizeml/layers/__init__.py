@@ -5,7 +5,7 @@ from .neural import (NEURAL_LAYERS, QuantizedConv2D, QuantizedDense, QuantizedDe
                      QuantizedSeparableConv2D)
 from .pooling import QuantizedGlobalAveragePooling2D, QuantizedMaxPool2D
 from .reshaping import QuantizedFlatten, QuantizedRescaling, QuantizedReshape
-from ..params import QuantizationParams
+from ..v2.params import QuantizationParams
 
 __all__ = [
     "QuantizationParams", "QuantizedConv2D", "QuantizedSeparableConv2D", "QuantizedDepthwiseConv2D",

@@ -11,7 +11,7 @@ from .. import layers as qlayers
 from ..calibrate import (iterate_batches, observe, observe_histograms, random_samples,
                          search_range)
 from ..errors import QuantizationConfigError, QuantizationError
-from ..generation import selected_generation, to_akida1
+from ..generation import scheme_of, to_akida1
 from ..ir import (ModelSpec, build_float_model, spec_from_model, suggest,
                   validate_weight_shapes)
 from ..layers.neural import NEURAL_LAYERS
@@ -191,13 +191,13 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
              batch_size=None, epochs=1, verbose=1) -> keras.Model:
     """Quantize a float Keras model and calibrate it, with the Akida 1.0 or Akida 2.0 scheme.
 
-    The scheme: the Akida version selected with ``cnn2snn.set_akida_version`` (or
-    ``CNN2SNN_TARGET_AKIDA_VERSION``) if any, else the kind of ``qparams``: Akida 1.0 for
-    ``quantizeml.QuantizationParams`` (and None), Akida 2.0 for MetaTF's
-    ``quantizeml.models.QuantizationParams`` (see ``quantizeml.v2.quantize``). Akida 2.0 settings
-    under Akida 1.0 are translated field by field; settings with no Akida 1.0 meaning (8-bit
-    activations, ...) are quantized with the Akida 2.0 scheme, with a QuantizationWarning, and
-    ``cnn2snn.convert`` then refuses the model for Akida 1.0 with the fix (MetaTF quantizes any
+    The scheme is the Akida version selected with ``cnn2snn.set_akida_version`` (or
+    ``CNN2SNN_TARGET_AKIDA_VERSION``), default Akida 2.0 as in MetaTF (see
+    ``quantizeml.v2.quantize``). With no version selected, ``quantizeml.Akida1QuantizationParams``
+    is an explicit Akida 1.0 choice and selects the Akida 1.0 scheme. Under Akida 1.0, MetaTF's
+    ``QuantizationParams`` are translated field by field; settings with no Akida 1.0 meaning
+    (8-bit activations, ...) are quantized with the Akida 2.0 scheme, with a QuantizationWarning,
+    and ``cnn2snn.convert`` then refuses the model for Akida 1.0 with the fix (MetaTF quantizes any
     bit width and leaves the limits to conversion).
 
     Args:
@@ -210,7 +210,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         num_samples: maximum number of samples per epoch.
         batch_size: batch size for array samples (default min(len, 128)).
         epochs: passes over ``samples``.
-        verbose: 0 silent, 1 progress bar, 2 one plain line (for logs and files).
+        verbose: 0 silent, 1 progress bar (plain lines when stdout is not a terminal), 2 one
+            plain line (for logs and files).
 
     Returns:
         The quantized Keras model (InputQuantizer > ... > Dequantizer).
@@ -220,10 +221,8 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
         QuantizationConfigError: bad qparams/q_config or an already quantized model.
         CalibrationError: bad samples.
     """
-    selected = selected_generation()
     settings = [qparams] + list((q_config or {}).values() if isinstance(q_config, dict) else [])
-    if selected == "v2" or (selected is None and any(isinstance(p, Akida2Params)
-                                                     for p in settings)):
+    if scheme_of(settings) == "v2":
         return quantize_v2(model, q_config=q_config, qparams=qparams, samples=samples,
                            num_samples=num_samples, batch_size=batch_size, epochs=epochs)
     qparams = QuantizationParams() if qparams is None else qparams

@@ -1,4 +1,6 @@
 """cnn2snn-check against an Akida 2.0 device: the converted model is mapped with hw_only=True."""
+import json
+
 import keras
 import pytest
 
@@ -8,6 +10,7 @@ from cnn2snn.cli import check_main
 from cnn2snn.errors import HARDWARE
 from quantizeml.models import QuantizationParams, quantize
 
+from ..e2e.qbuild import build, conv, dense, flatten, relu
 from ..quantizeml.v2_models import images, residual_separable
 
 
@@ -43,13 +46,29 @@ def test_akida2_layer_the_device_refuses_is_one_hardware_issue_with_the_limit():
     assert check_model_compatibility(qmodel) == []  # no Akida 2.0 device named: conversion only
 
 
-def test_float_model_against_an_akida2_device_is_a_usage_error(tmp_path, capsys):
-    with pytest.raises(ValueError, match="quantizeml.models.quantize"):
-        check_model_compatibility(_gap_model(16), "SixNodesIPv2")
+def test_float_model_against_an_akida2_device_is_quantized_converted_and_mapped(tmp_path, capsys):
+    """As MetaTF: a float model is quantized (MetaTF's defaults), converted and mapped with
+    hw_only=True; the device's refusal is a hardware-level issue, not an exception."""
+    issues = check_model_compatibility(_gap_model(16), device="SixNodesIPv2")
+    assert [issue.level for issue in issues] == [HARDWARE]
+    assert "144" in issues[0].message
+    assert check_model_compatibility(_gap_model(12), device=akida_core.SixNodesIPv2()) == []
     path = tmp_path / "float.keras"
     _gap_model(16).save(path)
-    assert check_main([str(path), "--target", "SixNodesIPv2"]) == 2
-    assert "not quantized for Akida 2.0" in capsys.readouterr().err
+    assert check_main([str(path), "--target", "SixNodesIPv2", "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["akida_version"] == "v2" and report["converts"] and not report["compatible"]
+
+
+def test_target_and_device_together_are_a_usage_error():
+    with pytest.raises(ValueError, match="only one"):
+        check_model_compatibility(_gap_model(12), "AKD1000", device="SixNodesIPv2")
+
+
+def test_akida1_quantized_model_against_an_akida2_device_is_a_usage_error():
+    qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
+    with pytest.raises(ValueError, match="quantized for Akida 1.0"):
+        check_model_compatibility(qmodel, "SixNodesIPv2")
 
 
 def test_cli_checks_a_quantized_akida2_file_against_the_device(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Property: check_model_compatibility never raises on any well-formed Keras chain, and every issue
 names a layer of the model (or the model), a rule and a fix."""
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from keras import layers as L
@@ -8,6 +9,8 @@ from keras import layers as L
 from cnn2snn import check_model_compatibility
 
 from .models import seq
+
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
 
 LAYERS = {
     "conv": lambda d: L.Conv2D(d.draw(st.integers(1, 4)), d.draw(st.sampled_from([1, 2, 3, 5, 9])),

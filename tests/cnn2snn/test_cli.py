@@ -95,20 +95,40 @@ def test_list_patterns(capsys):
 
 
 def test_legacy_h5_compatible(files, capsys):
-    assert check_main([files["legacy.h5"], "--weight-bits", "4", "--activation-bits", "4"]) == 0
+    assert check_main([files["legacy.h5"], "--target", "AKD1000", "--weight-bits", "4",
+                       "--activation-bits", "4"]) == 0
     out = capsys.readouterr().out
     assert out.strip().endswith("compatible with AKD1000")
 
 
+def test_without_target_the_selected_generation_is_checked_and_named(files, capsys, monkeypatch):
+    """No --target: a float model is checked for the Akida version of the environment (default
+    Akida 2.0, quantized and converted as MetaTF does); the header and the JSON say which."""
+    assert check_main([files["legacy.h5"]]) == 0
+    assert capsys.readouterr().out.startswith("legacy.h5: checked for Akida 2.0\n")
+    assert check_main([files["legacy.h5"], "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["akida_version"], report["target"]) == ("v2", "Akida 2.0")
+    assert check_main([files["lstm.h5"]]) == 1  # a file Keras 3 cannot rebuild: same header
+    assert capsys.readouterr().out.startswith("lstm.h5: checked for Akida 2.0\n")
+    monkeypatch.setenv("CNN2SNN_TARGET_AKIDA_VERSION", "v1")
+    assert check_main([files["legacy.h5"], "--weight-bits", "8", "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["akida_version"], report["target"]) == ("v1", "AKD1000 (Akida 1.0)")
+    monkeypatch.setenv("CNN2SNN_TARGET_AKIDA_VERSION", "v3")
+    assert check_main([files["legacy.h5"]]) == 2
+    assert "CNN2SNN_TARGET_AKIDA_VERSION='v3'" in capsys.readouterr().err
+
+
 def test_legacy_h5_bits_issue(files, capsys):
-    assert check_main([files["legacy.h5"], "--weight-bits", "8"]) == 1
+    assert check_main([files["legacy.h5"], "--target", "AKD1000", "--weight-bits", "8"]) == 1
     assert "1 issue in 1 layer" in capsys.readouterr().out
 
 
 def test_legacy_h5_with_unsupported_layers_is_reported(files, capsys):
     """Keras 3 cannot rebuild this tf-keras LSTM: it is one issue, and every other layer is still
     checked (the 9x9 kernel and the unbounded ReLU before it, the Reshape feeding it)."""
-    assert check_main([files["lstm.h5"], "--format", "json"]) == 1
+    assert check_main([files["lstm.h5"], "--target", "AKD1000", "--format", "json"]) == 1
     issues = json.loads(capsys.readouterr().out)["issues"]
     assert [(i["rule"], i["level"]) for i in issues] == [
         ("kernel_size", "hardware"), ("relu_unbounded", "convert"), ("no_pattern", "convert"),
@@ -120,17 +140,17 @@ def test_exit_1_for_hardware_level_issues_only(tmp_path, capsys):
     model = seq((8, 8, 3), conv(4, 3), relu(), conv(4, 9), relu(), L.Flatten(), L.Dense(3))
     path = str(tmp_path / "k9.keras")
     model.save(path)
-    assert check_main([path, "--format", "json"]) == 1
+    assert check_main([path, "--target", "AKD1000", "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["converts"] and not report["compatible"]
     assert [(i["rule"], i["level"]) for i in report["issues"]] == [("kernel_size", "hardware")]
-    assert check_main([path]) == 1
+    assert check_main([path, "--target", "AKD1000"]) == 1
     out = capsys.readouterr().out
     assert "hardware-level issues" in out and "convert-level issues" not in out
 
 
 def test_text_report_golden(files, capsys):
-    assert check_main([files["bad.keras"]]) == 1
+    assert check_main([files["bad.keras"], "--target", "AKD1000"]) == 1
     out = capsys.readouterr().out
     assert out.strip().endswith("5 issues in 5 layers: 3 convert-level (does not convert), "
                                 "2 hardware-level (converts; not mappable on AKD1000 in hardware "
@@ -190,13 +210,14 @@ def test_convert_bad_file_exit_3(files, capsys):
 
 
 def test_convert_quantized_keras_file(tmp_path, capsys):
+    from quantizeml import Akida1QuantizationParams
     from quantizeml.models import quantize, save_model
 
     import akida_core
     import cnn2snn
     float_model = seq((8, 8, 1), conv(4, 3), relu(), L.Flatten(), L.Dense(3))
     calib = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 1)).astype(np.float32)
-    qmodel = quantize(float_model, samples=calib, verbose=0)
+    qmodel = quantize(float_model, qparams=Akida1QuantizationParams(), samples=calib, verbose=0)
     path = save_model(qmodel, str(tmp_path / "q.keras"))
     assert check_main([path]) == 0
     assert main(["convert", "-m", path]) == 0

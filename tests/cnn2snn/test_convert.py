@@ -74,10 +74,10 @@ def test_save_to_file_path(tmp_path):
 
 
 def test_versions():
-    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v1
-    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v2):
-        assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v2
-    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v1
+    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v2  # MetaTF's default
+    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v1):
+        assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v1
+    assert cnn2snn.get_akida_version() == cnn2snn.AkidaVersion.v2
     with pytest.raises(TypeError):
         with cnn2snn.set_akida_version("v2"):
             pass
@@ -99,7 +99,7 @@ def test_float_layer_inside_a_quantized_model_is_an_issue():
 def test_tf_keras_model_in_memory_is_named():
     import tf_keras
     model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)])
-    (issue,) = cnn2snn.check_model_compatibility(model)
+    (issue,) = cnn2snn.check_model_compatibility(model, "AKD1000")
     assert issue.rule == "model_type" and "tf_keras" in issue.message
 
 
@@ -127,3 +127,40 @@ def test_8bit_input_data_is_an_issue():
     quantizer.quantizer = InputDataQuantizer(8)
     issues = cnn2snn.check_model_compatibility(qmodel)
     assert [(i.layer, i.rule) for i in issues] == [(quantizer.name, "input_bits")]
+
+
+def test_model_scheme_decides_unless_another_generation_is_selected(monkeypatch):
+    """An Akida 1.0-quantized model converts for Akida 1.0 with no version selected; under an
+    explicit Akida 2.0 selection convert (and the checker) refuse it with the fix, unless an
+    Akida 1.0 target is given."""
+    qmodel = build((8, 8, 3), [conv(4, 3, weight_bits=8), relu(), flatten(), dense(3)])
+    assert cnn2snn.convert(qmodel).layers
+    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v2):
+        with pytest.raises(ConversionError, match="Akida 1.0 scheme but Akida 2.0 is selected") \
+                as exc:
+            cnn2snn.convert(qmodel)
+        assert "set_akida_version(AkidaVersion.v1)" in exc.value.issues[0].hint
+        assert [i.rule for i in cnn2snn.check_model_compatibility(qmodel)] == ["generation"]
+        assert cnn2snn.convert(qmodel, target="AKD1000").layers
+        assert cnn2snn.check_model_compatibility(qmodel, device="AKD1000") == []
+
+
+def test_float_model_is_checked_for_the_selected_generation():
+    model = PATTERN_FIXTURES["conv-pool-relu"]()
+    v1_issues = cnn2snn.check_model_compatibility(model, "AKD1000", weight_bits=3)
+    assert v1_issues and all("AKD1000" in i.message for i in v1_issues)
+    with cnn2snn.set_akida_version(cnn2snn.AkidaVersion.v1):
+        assert [str(i) for i in cnn2snn.check_model_compatibility(model, weight_bits=3)] == \
+            [str(i) for i in v1_issues]
+    # MetaTF's spelling: an Akida 1.0 device object as device=
+    assert [str(i) for i in cnn2snn.check_model_compatibility(
+        model, device=akida_core.AKD1000(), weight_bits=3)] == [str(i) for i in v1_issues]
+    # default Akida 2.0, as MetaTF: quantized with QuantizationParams(input_dtype=...), converted.
+    # uint8 data on 2 channels: only an input Conv2D on 1 or 3 channels reads them there
+    (issue,) = cnn2snn.check_model_compatibility(model)
+    assert (issue.rule, issue.level) == ("input", "convert") and "Akida 2.0" in issue.message
+    # int8 data: an InputData reads them; quantization stops at the BatchNormalization after the
+    # pooling (Akida 1.0 folds it), so the layers from there run outside Akida: hardware-level
+    (issue,) = cnn2snn.check_model_compatibility(model, input_dtype="int8")
+    assert (issue.rule, issue.level) == ("float_tail", "hardware")
+    assert issue.layer.startswith(model.layers[3].name)  # Conv2D > BN > GAP > *BN* > ReLU > Dense

@@ -6,6 +6,8 @@ import pytest
 from akida_core import LayerType, Padding, PoolType
 from akida_core.hardware import AKD1000, TARGETS, HardwareTarget, LayerLimits, get_target
 
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
+
 
 def test_known_numbers():
     hrc = AKD1000.limits(LayerType.InputConvolutional)

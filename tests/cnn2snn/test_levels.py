@@ -9,10 +9,12 @@ from keras import layers as L
 import akida_core
 import cnn2snn
 from cnn2snn import ConversionError, ConversionWarning
-from quantizeml import QuantizationParams
+from quantizeml import Akida1QuantizationParams
 from quantizeml.models import quantize
 
 from .models import conv, relu, seq
+
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
 
 
 def _quantized(model, shape, seed=0, high=256, qparams=None):
@@ -21,7 +23,7 @@ def _quantized(model, shape, seed=0, high=256, qparams=None):
         for w in layer.weights:
             w.assign(rng.normal(0.0, 0.5, w.shape).astype(np.float32))
     x = rng.integers(0, high, (16, *shape)).astype(np.float32)
-    return quantize(model, qparams=qparams or QuantizationParams(), samples=x, verbose=0), x
+    return quantize(model, qparams=qparams or Akida1QuantizationParams(), samples=x, verbose=0), x
 
 
 # name: (float model, input shape, rule the checker reports at hardware level). Each is expressed by
@@ -84,7 +86,7 @@ def test_convert_level_raises_with_only_convert_issues():
     # 8-bit weights on a Convolutional (convert level) and a 9x9 kernel (hardware level)
     qmodel, _ = _quantized(seq((12, 12, 3), conv(8, 3), relu(), conv(8, 9), relu(), L.Flatten(),
                                L.Dense(3)), (12, 12, 3),
-                           qparams=QuantizationParams(weight_bits=8))
+                           qparams=Akida1QuantizationParams(weight_bits=8))
     issues = cnn2snn.check_model_compatibility(qmodel)
     assert {(i.rule, i.level) for i in issues} >= {("weights_bits", "convert"),
                                                     ("kernel_size", "hardware")}

@@ -8,6 +8,8 @@ from cnn2snn import check_model_compatibility
 
 from .models import conv, head, relu, sep, seq
 
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
+
 HRC = AKD1000.limits(LayerType.InputConvolutional)
 CNP = AKD1000.limits(LayerType.Convolutional)
 FNP = AKD1000.limits(LayerType.FullyConnected)

@@ -9,6 +9,8 @@ from cnn2snn.patterns import Pattern, register
 
 from .models import PATTERN_FIXTURES, conv, head, relu, sep, seq
 
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
+
 NAMES = [p.name for p in registered_patterns("v1")]
 
 
@@ -148,9 +150,9 @@ def test_activation_layers_read_as_relus(activation, rules):
 
 
 def test_float_check_bits_keep_8_bit_input_weights_by_default():
-    from quantizeml import QuantizationParams
+    from quantizeml import Akida1QuantizationParams
     from cnn2snn.compatibility import DEFAULT_INPUT_WEIGHT_BITS
-    assert DEFAULT_INPUT_WEIGHT_BITS == QuantizationParams().input_weight_bits
+    assert DEFAULT_INPUT_WEIGHT_BITS == Akida1QuantizationParams().input_weight_bits
     model = seq((8, 8, 3), conv(), relu(), conv(), relu(), *head())
     assert check_model_compatibility(model, weight_bits=2, activation_bits=2) == []
     issues = check_model_compatibility(model, weight_bits=2, input_weight_bits=2)

@@ -10,6 +10,8 @@ from akida_core import LayerType, PoolType
 
 from .qbuild import build, conv, dense, flatten, gap, integer_model, maxpool, relu, sep
 
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
+
 # name: (input_shape, specs, input_bits, padding_value)
 MODELS = {
     "inconv3-w8-a4-dense": ((8, 8, 3), [conv(4, 3, weight_bits=8), relu(4), flatten(),

@@ -1,6 +1,7 @@
 """Property: any valid composition of the Akida 1.0 patterns converts bit-exactly (Hypothesis,
 derandomized, bounded sizes)."""
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -8,6 +9,8 @@ import cnn2snn
 
 from .qbuild import build, conv, dense, flatten, gap, maxpool, relu, sep
 from .test_parity import assert_parity
+
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
 
 
 @st.composite

@@ -10,10 +10,12 @@ import cnn2snn
 from ..cnn2snn.models import seq
 from .test_parity import digits_like
 
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
+
 quantize_module = pytest.importorskip("quantizeml.models")
 if not hasattr(quantize_module, "quantize"):  # pragma: no cover - quantizeml not landed yet
     pytest.skip("quantizeml.models.quantize is not available", allow_module_level=True)
-from quantizeml import QuantizationParams  # noqa: E402
+from quantizeml import Akida1QuantizationParams  # noqa: E402
 
 
 def _randomize(model, seed):
@@ -32,18 +34,18 @@ FLOAT_MODELS = {
         (8, 8, 1), L.Rescaling(1 / 255.0), L.Conv2D(4, 3, padding="same"), L.BatchNormalization(),
         L.MaxPooling2D(), L.BatchNormalization(), L.ReLU(6.0), L.Dropout(0.2),
         L.SeparableConv2D(6, 3, padding="same"), L.BatchNormalization(), L.ReLU(6.0),
-        L.Flatten(), L.Dense(3), L.Softmax()), QuantizationParams(), 8),
+        L.Flatten(), L.Dense(3), L.Softmax()), Akida1QuantizationParams(), 8),
     "gap-2bit": (lambda: seq(
         (8, 8, 3), L.Conv2D(8, 3, strides=2, padding="same"), L.ReLU(6.0),
         L.Conv2D(8, 3, padding="same"), L.BatchNormalization(), L.GlobalAveragePooling2D(),
-        L.ReLU(6.0), L.Dense(4)), QuantizationParams(weight_bits=2, activation_bits=2), 8),
+        L.ReLU(6.0), L.Dense(4)), Akida1QuantizationParams(weight_bits=2, activation_bits=2), 8),
     "fused-relu6-softmax": (lambda: seq(
         (8, 8, 3), L.Conv2D(4, 3, padding="same", activation="relu6"), L.MaxPooling2D(),
         L.SeparableConv2D(6, 3, padding="same", activation="relu6"), L.Flatten(),
-        L.Dense(3, activation="softmax")), QuantizationParams(), 8),
+        L.Dense(3, activation="softmax")), Akida1QuantizationParams(), 8),
     "inputdata-dense": (lambda: seq(
         (6, 6, 2), L.Flatten(), L.Dense(8), L.ReLU(6.0), L.Dense(3)),
-        QuantizationParams(output_bits=4), 4),
+        Akida1QuantizationParams(output_bits=4), 4),
     # MetaTF's AkidaNet head: GAP > BN > ReLU > Reshape(1,1,C) > Dropout > Conv 1x1 > softmax >
     # Reshape((classes,)): the trailing softmax and size-1 reshape only lay out the output.
     "metatf-head-softmax-reshape": (lambda: seq(
@@ -51,25 +53,25 @@ FLOAT_MODELS = {
         L.BatchNormalization(), L.ReLU(6.0), L.SeparableConv2D(8, 3, padding="same"),
         L.GlobalAveragePooling2D(), L.BatchNormalization(), L.ReLU(6.0), L.Reshape((1, 1, 8)),
         L.Dropout(0.1), L.Conv2D(5, 1), L.Activation("softmax"), L.Reshape((5,))),
-        QuantizationParams(), 8),
+        Akida1QuantizationParams(), 8),
     "final-flatten-of-1x1": (lambda: seq(
         (8, 8, 3), L.Conv2D(8, 3, padding="same"), L.ReLU(6.0), L.Conv2D(6, 3, padding="same"),
         L.GlobalAveragePooling2D(keepdims=True), L.ReLU(6.0), L.Conv2D(4, 1), L.Flatten(),
-        L.Softmax()), QuantizationParams(), 8),
+        L.Softmax()), Akida1QuantizationParams(), 8),
     # Activation("relu6") is ReLU(6); tf-keras writes BatchNormalization(axis=[1]) after a Dense.
     "relu6-activation-bn-axis-1": (lambda: seq(
         (8, 8, 1), L.Conv2D(4, 3, padding="same"), L.Activation("relu6"), L.Flatten(),
         L.Dense(8), L.BatchNormalization(axis=1), L.ReLU(6.0), L.Dense(3)),
-        QuantizationParams(), 8),
+        Akida1QuantizationParams(), 8),
     # keras.applications-style explicit padding: ZeroPadding2D > Valid conv == 'same' conv
     "zero-padding-folded": (lambda: seq(
         (16, 16, 3), L.Rescaling(1 / 255.0), L.ZeroPadding2D(1), L.Conv2D(8, 3), L.ReLU(6.0),
         L.ZeroPadding2D(((0, 1), (0, 1))), L.Conv2D(8, 3, strides=2), L.BatchNormalization(),
         L.ReLU(6.0), L.ZeroPadding2D(1), L.SeparableConv2D(8, 3), L.ReLU(6.0), L.Flatten(),
-        L.Dense(3)), QuantizationParams(), 8),
+        L.Dense(3)), Akida1QuantizationParams(), 8),
     "flat-input": (lambda: seq(
         (20,), L.Dense(8), L.BatchNormalization(axis=1), L.ReLU(6.0), L.Dense(3)),
-        QuantizationParams(output_bits=4), 4),
+        Akida1QuantizationParams(output_bits=4), 4),
 }
 
 

@@ -13,6 +13,8 @@ from .qbuild import build, conv, dense, flatten, gap, relu
 from .test_parity import assert_parity
 from .test_quantize_convert import assert_act_steps_on_grid
 
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
+
 SHAPE = (16, 16, 64)
 
 

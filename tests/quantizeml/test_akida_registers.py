@@ -17,6 +17,8 @@ from quantizeml.quantizers import floor_act_step_np, is_act_step_on_grid, round_
 from quantizeml.registers import set_block_ranges
 from quantizeml.transforms import QuantizationWarning
 
+pytestmark = pytest.mark.akida_version("v1")  # Akida 1.0 flows; the default is Akida 2.0
+
 
 # ---- act_step: a fixed-point register with 4 fractional bits ----
 

@@ -23,7 +23,9 @@ from quantizeml.errors import ModelFormatError, QuantizeMLError, UnsafeModelErro
 from quantizeml.models import load_model, quantize
 from quantizeml.models.files import KERAS_MEMBERS, MAX_ARCHIVE_MEMBERS, write_keras_members
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# Akida 1.0 flows (the default is Akida 2.0)
+pytestmark = [pytest.mark.akida_version("v1"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from quantizeml.models import load_model, quantize, save_model
 
 from .conftest import small_cnn
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# Akida 1.0 flows (the default is Akida 2.0)
+pytestmark = [pytest.mark.akida_version("v1"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

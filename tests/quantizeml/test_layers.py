@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from quantizeml import QuantizationParams
+from quantizeml import Akida1QuantizationParams
 from quantizeml import layers as q
 from quantizeml.errors import QuantizationConfigError
 from quantizeml.params import PRESETS
@@ -97,11 +97,11 @@ def test_relu_rejects_leaky_and_bad_bits():
 ])
 def test_quantization_params_rejects(field, value):
     with pytest.raises(QuantizationConfigError, match=field):
-        QuantizationParams(**{field: value})
+        Akida1QuantizationParams(**{field: value})
 
 
 def test_quantization_params_is_frozen_and_presets():
-    params = QuantizationParams()
+    params = Akida1QuantizationParams()
     with pytest.raises(Exception):
         params.weight_bits = 2
     assert params.replace(weight_bits=2).weight_bits == 2

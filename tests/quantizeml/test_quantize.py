@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from quantizeml import QuantizationParams
+from quantizeml import Akida1QuantizationParams
 from quantizeml.errors import (CalibrationError, QuantizationConfigError, QuantizationError)
 from quantizeml.export import export_blocks
 from quantizeml.ir import build_float_model, spec_from_model
@@ -16,7 +16,9 @@ from quantizeml.transforms import sanitize
 from .conftest import flatten_cnn, small_cnn
 from .integer_reference import model_forward
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# Akida 1.0 flows (the default is Akida 2.0)
+pytestmark = [pytest.mark.akida_version("v1"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]
 
 
 def _exact(qmodel, x, graph=False):
@@ -90,7 +92,7 @@ def test_final_relu_and_per_channel_activations(images):
     model = keras.Sequential([keras.Input((12, 12, 1)), layers.Rescaling(1 / 255.0),
                               layers.Conv2D(4, 3, strides=2),
                               layers.ReLU(6.0), layers.Conv2D(3, 3), layers.ReLU()])
-    params = QuantizationParams(per_tensor_activations=False, activation_bits=2,
+    params = Akida1QuantizationParams(per_tensor_activations=False, activation_bits=2,
                                 last_output_bits=1)
     qmodel = quantize(model, qparams=params, samples=images, verbose=0)
     relus = [lay for lay in qmodel.layers if isinstance(lay, QuantizedReLU)]
@@ -102,7 +104,7 @@ def test_final_relu_and_per_channel_activations(images):
 
 def test_q_config_override_and_dump_config(images):
     qmodel = quantize(small_cnn(), samples=images, verbose=0,
-                      q_config={"conv2d_1": QuantizationParams(weight_bits=2, activation_bits=1)})
+                      q_config={"conv2d_1": Akida1QuantizationParams(weight_bits=2, activation_bits=1)})
     config = dump_config(qmodel)
     assert config["conv2d_1"]["weight_bits"] == 2 and config["re_lu_1"]["activation_bits"] == 1
     assert config["separable_conv2d"]["weight_bits"] == 4
@@ -113,7 +115,7 @@ def test_q_config_override_and_dump_config(images):
 def test_q_config_unknown_name_suggests(images):
     with pytest.raises(QuantizationConfigError, match="Did you mean 'conv2d_1'"):
         quantize(small_cnn(), samples=images, verbose=0,
-                 q_config={"conv2d_l": QuantizationParams()})
+                 q_config={"conv2d_l": Akida1QuantizationParams()})
 
 
 def test_requantizing_is_refused(images):
@@ -262,6 +264,6 @@ def test_one_misplaced_pooling_is_one_plain_issue():
 
 
 def test_input_weight_bits_are_those_cnn2snn_can_emit():
-    assert QuantizationParams(input_weight_bits=4).input_weight_bits == 4
+    assert Akida1QuantizationParams(input_weight_bits=4).input_weight_bits == 4
     with pytest.raises(QuantizationConfigError, match="input_weight_bits=2 .*allowed: 4, 8"):
-        QuantizationParams(input_weight_bits=2)
+        Akida1QuantizationParams(input_weight_bits=2)

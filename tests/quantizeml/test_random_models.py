@@ -7,13 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantizeml import QuantizationParams
+from quantizeml import Akida1QuantizationParams
 from quantizeml.export import export_blocks
 from quantizeml.models import quantize
 
 from .integer_reference import model_forward
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# Akida 1.0 flows (the default is Akida 2.0)
+pytestmark = [pytest.mark.akida_version("v1"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]
 
 
 @st.composite
@@ -42,7 +44,7 @@ def random_models(draw):
         if draw(st.booleans()):
             stack.append(layers.MaxPooling2D(padding="same", name=f"p{index}"))
         bits = {"separable": [2, 4]}.get(kind, [1, 2, 4])
-        q_config[name] = QuantizationParams(weight_bits=draw(st.sampled_from(bits)),
+        q_config[name] = Akida1QuantizationParams(weight_bits=draw(st.sampled_from(bits)),
                                             activation_bits=draw(st.sampled_from([1, 2, 4])),
                                             per_tensor_activations=draw(st.booleans()))
     stack += [layers.Flatten(name="flat"), layers.Dense(draw(st.integers(2, 4)), name="out")]

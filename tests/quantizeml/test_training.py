@@ -10,7 +10,9 @@ from quantizeml.models import quantize
 from .conftest import small_cnn
 from .integer_reference import model_forward
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# Akida 1.0 flows (the default is Akida 2.0)
+pytestmark = [pytest.mark.akida_version("v1"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]
 
 
 def test_qat_smoke_fit_changes_weights_and_stays_exact(images):

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from quantizeml import QuantizationParams as Akida1Params
+from quantizeml import Akida1QuantizationParams as Akida1Params
 from quantizeml.errors import QuantizationConfigError, QuantizationError
 from quantizeml.models import QuantizationParams, quantize
 from quantizeml.v2 import layers as ql
