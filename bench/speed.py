@@ -46,10 +46,10 @@ def _case(name):
         kwargs = {"qparams": qparams, "batch_size": 32}
     else:
         from bench.convert import MODELS, randomize
-        from quantizeml import QuantizationParams
+        from quantizeml import Akida1QuantizationParams
         from quantizeml.models import quantize
         model = randomize(MODELS[name[:-len("_v1")]]())
-        kwargs = {"qparams": QuantizationParams(), "verbose": 0}
+        kwargs = {"qparams": Akida1QuantizationParams(), "verbose": 0}
     shape = tuple(model.inputs[0].shape[1:])
     x = np.random.default_rng(1).integers(0, 256, (SAMPLES, *shape)).astype(np.float32)
     return model, x, lambda: quantize(model, samples=x, **kwargs)

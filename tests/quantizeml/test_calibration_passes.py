@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from quantizeml import QuantizationParams, calibrate as calibration
+from quantizeml import Akida1QuantizationParams, calibrate as calibration
 from quantizeml.models import quantize
 from quantizeml.v2.observe import observe_ranges
 
@@ -32,9 +32,9 @@ def test_kept_outputs_spare_the_second_pass_and_change_nothing(monkeypatch):
         return histograms(float_model, upper, batches, outputs)
 
     monkeypatch.setattr(quantize_module, "observe_histograms", spy)
-    kept = quantize(model, qparams=QuantizationParams(), samples=x, batch_size=16, verbose=0)
+    kept = quantize(model, qparams=Akida1QuantizationParams(), samples=x, batch_size=16, verbose=0)
     monkeypatch.setattr(calibration, "KEEP_OUTPUTS_BYTES", 0)
-    rerun = quantize(model, qparams=QuantizationParams(), samples=x, batch_size=16, verbose=0)
+    rerun = quantize(model, qparams=Akida1QuantizationParams(), samples=x, batch_size=16, verbose=0)
     assert calls == [True, False]  # pass 2 read the kept outputs, then ran the model
     for a, b in zip(_weights(kept), _weights(rerun), strict=True):
         np.testing.assert_array_equal(a, b)
