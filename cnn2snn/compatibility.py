@@ -7,6 +7,7 @@ from akida_core.hardware import AKD1000, get_target
 from .checks import check_blocks
 from .errors import ConversionError, CONVERT, HARDWARE, Issue, by_level
 from .match import split_model
+from .v2.check import akida2_device, akida2_mapping_issues
 
 #: quantizeml's QuantizationParams().input_weight_bits (tests keep the two equal).
 DEFAULT_INPUT_WEIGHT_BITS = 8
@@ -102,9 +103,9 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
             "with quantizeml.models.quantize(model, qparams=QuantizationParams()) and check the "
             "quantized model, or check this one with target='AKD1000'.")
     if is_quantized and target is None:  # as convert: refused under an explicit Akida 2.0 selection
-        from .conversion import _refuse_akida1_under_v2
+        from .versions import refuse_akida1_under_v2
         try:
-            _refuse_akida1_under_v2(model)
+            refuse_akida1_under_v2(model)
         except ConversionError as err:
             return list(err.issues)
     if checked_generation(model, target) is AkidaVersion.v2:
@@ -235,33 +236,3 @@ def order_issues(model, issues) -> list:
     """Sorts issues by the position of their layer in the model (model-level issues first)."""
     position = {layer.name: i for i, layer in enumerate(getattr(model, "layers", []))}
     return sorted(issues, key=lambda issue: position.get(issue.layer, -1))
-
-
-def akida2_device(target):
-    """The Akida 2.0 device `target` names (a device object, or a case-insensitive name of the Akida 2.0
-    virtual devices such as "SixNodesIPv2"), or None for an Akida 1.0 target."""
-    from akida_core.mapping.devices import Device, IpVersion
-    from akida_core.mapping.devices_v2 import V2_DEVICES
-    if isinstance(target, str):
-        factory = {name.upper(): make for name, make in V2_DEVICES.items()}.get(target.upper())
-        return None if factory is None else factory()
-    if isinstance(target, Device) and target.ip_version is not IpVersion.v1:
-        return target
-    return None
-
-
-def akida2_mapping_issues(akida_model, device) -> list:
-    """One hardware-level Issue per layer of a converted Akida 2.0 model that `device` refuses with
-    `map(hw_only=True)` (the default mapping then runs it in software); [] when the model maps."""
-    from akida_core.mapping.v2.mapper import LayerMappingError
-    try:
-        akida_model.map(device, hw_only=True)
-    except LayerMappingError as err:
-        return [Issue(layer, "mapping", f"Layer '{layer}' cannot be mapped in hardware on {device.name} (it "
-                      f"converts; runs in software there): {' '.join(reasons)}", None, None,
-                      "change the layer as the message says, or use a larger device "
-                      "(akida_core.compute_min_device(model) gives the smallest one).", HARDWARE)
-                for layer, reasons in err.issues.items()]
-    finally:
-        akida_model.map(None)
-    return []

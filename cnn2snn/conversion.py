@@ -12,7 +12,7 @@ from .compatibility import mapping_issues, order_issues, quantized_issues
 from .errors import CONVERT, HARDWARE, ConversionError, ConversionWarning, Issue, by_level
 from .match import split_model
 from .v2 import convert_v2, float_tail_issue, is_akida2_model
-from .versions import _ENV as VERSION_VARIABLE
+from .versions import _ENV as VERSION_VARIABLE, refuse_akida1_under_v2
 
 QUANTIZE_CALL = ("quantizeml.models.quantize(model, qparams=QuantizationParams(weight_bits=4, "
                  "activation_bits=4), samples=x_calibration)")
@@ -61,7 +61,7 @@ def convert(model, file_path=None, input_scaling=None, target=None, *,
         _save(akida_model, file_path)
         return akida_model
     if target is None and quantized.is_quantized(model):
-        _refuse_akida1_under_v2(model)
+        refuse_akida1_under_v2(model)
     target = get_target(AKD1000 if target is None else target)
     if not quantized.is_quantized(model):
         name = getattr(model, "name", type(model).__name__)
@@ -128,21 +128,6 @@ def _convert_akida2(model, target):
         warnings.warn(f"Model '{name}' converted without its float layers: {left_out}",
                       ConversionWarning, stacklevel=4)
     return akida_model
-
-
-def _refuse_akida1_under_v2(model):
-    """An Akida 1.0-quantized model while Akida 2.0 is selected explicitly: one issue, the fix."""
-    if os.environ.get(VERSION_VARIABLE) != "v2":
-        return
-    name = getattr(model, "name", "model")
-    raise ConversionError([Issue("model", "generation", f"Model '{name}' is quantized with the "
-                                 "Akida 1.0 scheme but Akida 2.0 is selected "
-                                 f"({VERSION_VARIABLE}=v2).", "Akida 1.0", "Akida 2.0",
-                                 "quantize the float model again with "
-                                 "quantizeml.models.quantize(model, qparams=QuantizationParams()) "
-                                 "for Akida 2.0, or convert it for Akida 1.0 inside `with "
-                                 "set_akida_version(AkidaVersion.v1):` or with "
-                                 "convert(model, target='AKD1000').")], "Akida 2.0")
 
 
 def _warn(model, target, hardware, narrowed):

@@ -12,6 +12,8 @@ import contextlib
 import enum
 import os
 
+from .errors import ConversionError, Issue
+
 _ENV = "CNN2SNN_TARGET_AKIDA_VERSION"
 
 
@@ -58,3 +60,19 @@ def set_akida_version(version: AkidaVersion):
             os.environ.pop(_ENV, None)
         else:
             os.environ[_ENV] = previous
+
+
+def refuse_akida1_under_v2(model):
+    """Raises a ConversionError (one issue, the fix) for an Akida 1.0-quantized model while
+    Akida 2.0 is selected explicitly; returns otherwise."""
+    if os.environ.get(_ENV) != "v2":
+        return
+    name = getattr(model, "name", "model")
+    raise ConversionError([Issue("model", "generation", f"Model '{name}' is quantized with the "
+                                 "Akida 1.0 scheme but Akida 2.0 is selected "
+                                 f"({_ENV}=v2).", "Akida 1.0", "Akida 2.0",
+                                 "quantize the float model again with "
+                                 "quantizeml.models.quantize(model, qparams=QuantizationParams()) "
+                                 "for Akida 2.0, or convert it for Akida 1.0 inside `with "
+                                 "set_akida_version(AkidaVersion.v1):` or with "
+                                 "convert(model, target='AKD1000').")], "Akida 2.0")

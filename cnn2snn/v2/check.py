@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import warnings
 
-from ..errors import CONVERT, ConversionError, Issue
+from ..errors import CONVERT, HARDWARE, ConversionError, Issue
 
 #: Samples quantize draws to calibrate when checking: the verdict never depends on the ranges.
 CHECK_SAMPLES = 4
@@ -37,7 +37,6 @@ def akida2_float_issues(model, input_dtype="uint8", device=None, bits=None) -> l
     from quantizeml.errors import QuantizeMLError
     from quantizeml.v2 import QuantizationParams, quantize
 
-    from ..compatibility import akida2_mapping_issues
     from .conversion import convert_v2, float_tail_issue
     qparams = QuantizationParams(input_dtype=input_dtype, **(bits or {}))
     try:
@@ -61,3 +60,33 @@ def _quantization_issue(text: str) -> Issue:
                  f"Akida 2.0 quantization refuses the model: {message}", None, None,
                  hint or "change the model as the message says, or check it for Akida 1.0 with "
                  "target='AKD1000'.", CONVERT)
+
+
+def akida2_device(target):
+    """The Akida 2.0 device `target` names (a device object, or a case-insensitive name of the Akida 2.0
+    virtual devices such as "SixNodesIPv2"), or None for an Akida 1.0 target."""
+    from akida_core.mapping.devices import Device, IpVersion
+    from akida_core.mapping.devices_v2 import V2_DEVICES
+    if isinstance(target, str):
+        factory = {name.upper(): make for name, make in V2_DEVICES.items()}.get(target.upper())
+        return None if factory is None else factory()
+    if isinstance(target, Device) and target.ip_version is not IpVersion.v1:
+        return target
+    return None
+
+
+def akida2_mapping_issues(akida_model, device) -> list:
+    """One hardware-level Issue per layer of a converted Akida 2.0 model that `device` refuses with
+    `map(hw_only=True)` (the default mapping then runs it in software); [] when the model maps."""
+    from akida_core.mapping.v2.mapper import LayerMappingError
+    try:
+        akida_model.map(device, hw_only=True)
+    except LayerMappingError as err:
+        return [Issue(layer, "mapping", f"Layer '{layer}' cannot be mapped in hardware on {device.name} (it "
+                      f"converts; runs in software there): {' '.join(reasons)}", None, None,
+                      "change the layer as the message says, or use a larger device "
+                      "(akida_core.compute_min_device(model) gives the smallest one).", HARDWARE)
+                for layer, reasons in err.issues.items()]
+    finally:
+        akida_model.map(None)
+    return []
