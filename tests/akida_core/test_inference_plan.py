@@ -129,3 +129,42 @@ def test_convolve2d_with_a_prepared_kernel_equals_the_plain_weights():
     depthwise = k2.ConvolutionKernel(w[..., 0], depthwise=True)
     plain = k2.depthwise_convolve2d(x, w[..., 0], 1, ak.Padding.Same)
     np.testing.assert_array_equal(k2.depthwise_convolve2d(x, depthwise, 1, ak.Padding.Same)[0], plain[0])
+
+
+class _CountingArray(np.ndarray):
+    """An array that counts the passes of min/max over it."""
+
+    passes = 0
+
+    def min(self, *args, **kwargs):
+        type(self).passes += 1
+        return super().min(*args, **kwargs)
+
+    def max(self, *args, **kwargs):
+        type(self).passes += 1
+        return super().max(*args, **kwargs)
+
+
+@pytest.mark.parametrize("input_bits, passes", [(8, 0), (4, 2)])
+def test_input_values_are_read_only_when_the_dtype_does_not_prove_the_range(monkeypatch, input_bits, passes):
+    monkeypatch.setattr(_CountingArray, "passes", 0)
+    model = ak.Model()
+    if input_bits == 8:
+        model.add(ak.InputConvolutional((4, 4, 2), (3, 3), 3, weights_bits=8, act_bits=4, name="conv"))
+    else:
+        model.add(ak.InputData((4, 4, 2), input_bits=input_bits, name="in"))
+        model.add(ak.Convolutional((3, 3), 3, weights_bits=4, act_bits=4, name="conv"))
+    x = np.random.default_rng(0).integers(0, 2 ** input_bits, (2, 4, 4, 2)).astype(np.uint8)
+    model.forward(x.view(_CountingArray))
+    assert _CountingArray.passes == passes
+    if input_bits < 8:
+        with pytest.raises(ak.InputDataError, match="values are in"):
+            model.forward(np.full((1, 4, 4, 2), 2 ** input_bits, np.uint8))
+
+
+def test_v2_input_values_are_read_only_when_the_dtype_does_not_prove_the_range(monkeypatch):
+    monkeypatch.setattr(_CountingArray, "passes", 0)
+    model = _v2_model()  # 8-bit InputData: int8 inputs hold only valid values
+    x = np.random.default_rng(3).integers(-128, 128, (1, 6, 7, 3)).astype(np.int8)
+    model.forward(x.view(_CountingArray))
+    assert _CountingArray.passes == 0
