@@ -173,29 +173,81 @@ def correlate2d(x, w, stride, padding, pad_value=0, with_bound=False):
     return (_crop(sums, oh, ow), bound) if with_bound else _crop(sums, oh, ow)
 
 
+class ConvolutionKernel:
+    """A true-convolution kernel prepared once (a layer keeps it until its weights change): flipped on
+    both spatial axes (Akida convolves), its max |w|, and its casts to the float accumulator dtypes
+    asked so far (the im2col matrix, or the (k, k, c) depthwise kernel).
+
+    Args:
+        w: (k, k, c, f) integers, or (k, k, c) with `depthwise`.
+    """
+
+    def __init__(self, w, depthwise=False):
+        self.flipped = np.ascontiguousarray(w[::-1, ::-1])
+        self.max_abs = _max_abs(w)
+        self.depthwise = depthwise
+        self._casts = {}
+        self.casts_made = 0  # tests count the casts: one per dtype, not one per call
+
+    def cast(self, dtype):
+        """The flipped kernel in `dtype` (an im2col matrix unless depthwise), made on first use."""
+        dtype = np.dtype(dtype)
+        found = self._casts.get(dtype)
+        if found is None:
+            flipped = self.flipped
+            found = flipped.astype(dtype) if self.depthwise else \
+                flipped.reshape(-1, flipped.shape[3]).astype(dtype)
+            self._casts[dtype] = found
+            self.casts_made += 1
+        return found
+
+
 def convolve2d(x, w, stride, padding):
     """True convolution (kernel flipped on both axes), zero padding, summed modulo 2**32 (wrap32).
 
+    `w`: (k, k, c, f) integers or their ConvolutionKernel (flipped and cast once).
+
     Returns (exact integers (float or int64, see `correlate2d`), bound of their magnitude).
     """
-    sums, bound = correlate2d(x, np.ascontiguousarray(w[::-1, ::-1]), stride, padding, with_bound=True)
-    return wrap32_bounded(sums, bound), min(bound, 1 << 31)
-
-
-def depthwise_convolve2d(x, w, stride, padding):
-    """Per-channel true convolution with w (k, k, c), zero padding, wrap32.
-
-    Returns ((n, oh, ow, c) exact integers, bound of their magnitude).
-    """
-    k = w.shape[0]
+    kernel = w if isinstance(w, ConvolutionKernel) else ConvolutionKernel(w)
+    k = kernel.flipped.shape[0]
+    fan_in = k * k * x.shape[3]
     oh = kernels.output_size(x.shape[1], k, stride, padding)
     ow = kernels.output_size(x.shape[2], k, stride, padding)
     padded = pad2d(x, k, stride, padding, 0)
-    flipped = np.ascontiguousarray(w[::-1, ::-1])
+    x_max = _max_abs(x)  # the zero border does not change it
+    bound = x_max * kernel.max_abs * fan_in
+    if bound < kernels.FLOAT64_EXACT:  # what correlate2d then kernels.conv2d compute, the kernel cast once
+        sums = kernels.conv2d_prepared(padded, kernel.cast(kernels.accumulator_dtype(kernel.max_abs, x_max, fan_in)),
+                                       (k, k), (stride, stride), Padding.Valid)
+    else:
+        def compute(part):
+            return kernels.conv2d(part, kernel.flipped, (stride, stride), Padding.Valid)
+        sums, bound = _split_if_needed(padded, kernel.flipped, fan_in, compute)
+    return wrap32_bounded(_crop(sums, oh, ow), bound), min(bound, 1 << 31)
 
-    def compute(part):
-        return kernels.depthwise_conv2d(part, flipped, (stride, stride), Padding.Valid)
-    sums, bound = _split_if_needed(padded, w, k * k, compute)
+
+def depthwise_convolve2d(x, w, stride, padding):
+    """Per-channel true convolution with w (k, k, c) (or its depthwise ConvolutionKernel), zero
+    padding, wrap32.
+
+    Returns ((n, oh, ow, c) exact integers, bound of their magnitude).
+    """
+    kernel = w if isinstance(w, ConvolutionKernel) else ConvolutionKernel(w, depthwise=True)
+    k = kernel.flipped.shape[0]
+    oh = kernels.output_size(x.shape[1], k, stride, padding)
+    ow = kernels.output_size(x.shape[2], k, stride, padding)
+    padded = pad2d(x, k, stride, padding, 0)
+    x_max = _max_abs(x)
+    bound = x_max * kernel.max_abs * k * k
+    if bound < kernels.FLOAT64_EXACT:  # what kernels.depthwise_conv2d computes, the kernel cast once
+        sums = kernels.depthwise_conv2d_prepared(
+            padded, kernel.cast(kernels.accumulator_dtype(kernel.max_abs, x_max, k * k)), (stride, stride),
+            Padding.Valid)
+    else:
+        def compute(part):
+            return kernels.depthwise_conv2d(part, kernel.flipped, (stride, stride), Padding.Valid)
+        sums, bound = _split_if_needed(padded, kernel.flipped, k * k, compute)
     return wrap32_bounded(_crop(sums, oh, ow), bound), min(bound, 1 << 31)
 
 

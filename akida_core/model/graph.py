@@ -16,7 +16,8 @@ from ..layers import LAYER_KINDS, InputData, Layer
 from ..layers.v2 import validate_v2_inputs
 from . import description
 from .description import MAX_LAYERS, MODEL_DICT_VERSION  # noqa: F401 (MODEL_DICT_VERSION: public name)
-from .inference import batch_chunk, check_sample_memory, forward_in_slices, layer_macs
+from . import inference
+from .inference import InferencePlan, forward_in_slices
 from .inputs import validate_batch_size, validate_inputs
 from .state import arrays_to_lists, check_depth, lists_to_arrays
 from .statistics import Statistics
@@ -47,6 +48,7 @@ class Model:
         self._layers = []
         self._statistics = Statistics()
         self._mapping = None
+        self._plan = None
         self._learning = None
         if filename is not None and layers is not None:
             raise ModelStructureError("give either a filename or a list of layers, not both")
@@ -251,8 +253,9 @@ class Model:
                 description.add_from_dict(self, entry)
 
     def _model_changed(self):
-        """Any structural change drops the mapping (it described the old model)."""
+        """Any structural change drops the mapping (it described the old model) and the inference plan."""
         self._mapping = None
+        self._plan = None
         self._statistics = Statistics()
 
     def _check_learning_allows_change(self, popping=False):
@@ -337,7 +340,19 @@ class Model:
         return validate_inputs(inputs, first.input_dims, first.input_bits, first.input_signed)
 
     def _chunk_size(self, batch_size):
-        return batch_size or batch_chunk(self._layers)
+        return batch_size or max(1, inference.BATCH_MEMORY_BYTES // self._inference_plan(self._layers).per_sample)
+
+    def _inference_plan(self, layers):
+        """The InferencePlan of `layers`; the whole model's is kept until a layer's cache is cleared (its
+        shapes or variables changed) or the model changes."""
+        plan = self._plan
+        if layers is self._layers and plan is not None and plan.valid():
+            return plan
+        plan = InferencePlan(layers)
+        if layers is self._layers:
+            plan.claim()
+            self._plan = plan
+        return plan
 
     def _run(self, inputs, batch_size, layers=None):
         """Forward validated inputs through `layers` (default: all; a prefix of the model), chunk by chunk,
@@ -346,19 +361,19 @@ class Model:
         Chunks run in order, so temporal layers see the samples as one time sequence. Without temporal
         layers, a large batch is split into pieces that worker threads run side by side (workers.py).
         """
-        layers = self._layers if layers is None else layers
-        check_sample_memory(layers)
+        plan = self._inference_plan(self._layers if layers is None else layers)
+        plan.check_sample_memory()
         chunk = self._chunk_size(batch_size)
         size = inputs.shape[0]
         workers, step = 1, chunk
-        if size > 1 and not any(layer.temporal for layer in layers):
-            workers, piece = plan_pieces(size, sum(layer_macs(layer) for layer in layers))
+        if size > 1 and not plan.temporal:
+            workers, piece = plan_pieces(size, plan.macs)
             step = min(piece, chunk) if workers > 1 else chunk
         with limited_threads() as limiter:  # BLAS threads per layer (threads.py)
             if workers > 1:
                 limiter.set(1)  # the workers are the parallelism; one BLAS thread each
                 limiter = None
-            results = run_pieces(lambda start: self._run_piece(layers, inputs[start:start + step], limiter,
+            results = run_pieces(lambda start: self._run_piece(plan, inputs[start:start + step], limiter,
                                                                banding=workers == 1),
                                  list(range(0, size, step)), workers)
         stats = results[0][1]
@@ -369,27 +384,22 @@ class Model:
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     @staticmethod
-    def _run_piece(layers, inputs, limiter, banding=False):
-        """(outputs of the last layer, Statistics) of `inputs` through `layers`, in topological order
-        (`banding`: large one-sample layer calls may use worker threads, see forward_in_slices)."""
-        last_use = {}
-        for index, layer in enumerate(layers):
-            for inbound in layer._inbound_layers:
-                last_use[id(inbound)] = index
-        stats = Statistics.for_layers(layers)
+    def _run_piece(plan, inputs, limiter, banding=False):
+        """(outputs of the last layer, Statistics) of `inputs` through the plan's layers, in topological
+        order (`banding`: large one-sample layer calls may use worker threads, see forward_in_slices)."""
+        stats = Statistics.for_layers(plan.layers, plan.entries)
         results = {}
-        for index, layer in enumerate(layers):
-            if not layer._inbound_layers:
+        for index, (layer, reads, frees) in enumerate(plan.steps):
+            if reads is None:
                 x = forward_in_slices(layer, inputs, limiter, banding)
             elif layer.ip_version is IpVersion.v2:
-                x = forward_in_slices(layer, [results[id(inbound)] for inbound in layer._inbound_layers], limiter)
+                x = forward_in_slices(layer, [results[key] for key in reads], limiter)
             else:
-                x = forward_in_slices(layer, results[id(layer._inbound_layers[0])], limiter, banding)
+                x = forward_in_slices(layer, results[reads[0]], limiter, banding)
             stats.record(layer, x)
-            results[id(layer)] = x
-            for inbound in layer._inbound_layers:  # free what no later layer reads
-                if last_use[id(inbound)] == index:
-                    results.pop(id(inbound), None)
+            results[index] = x
+            for key in frees:  # free what no later layer reads
+                results.pop(key, None)
         return x, stats
 
     def forward(self, inputs, batch_size=0):

@@ -15,6 +15,52 @@ MAX_SAMPLE_BYTES = 2 ** 30
 """A layer's intermediates for one sample may not exceed this: a sample cannot be split further."""
 
 
+class InferencePlan:
+    """What inference needs to know of a list of layers, computed once from their shapes and inbounds.
+
+    `steps` holds (layer, indices of the layers it reads or None for the first layer, indices of those
+    it is the last reader of); `entries` the statistics entries (statistics.py); `per_sample` the largest output of
+    one sample (for the batch chunk); `macs` the MACs of one sample. The module limits (memory, threads)
+    are read at each call, not here, so changing them takes effect at once.
+
+    `valid()` tells whether every layer's cache still holds this plan: a layer clears its cache when its
+    shapes or variables change, and the model drops its plan on a structural change.
+    """
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        self.per_sample = max(math.prod(layer.output_dims) for layer in self.layers)
+        self.macs = sum(layer_macs(layer) for layer in self.layers)
+        self.temporal = any(layer.temporal for layer in self.layers)
+        self.entries = tuple((layer.name, layer_macs(layer), math.prod(layer.output_dims)) for layer in self.layers)
+        self._largest = max(self.layers, key=working_bytes)
+        # indices, not ids: a pickled or copied model carries its plan along with new layer objects
+        index_of = {id(layer): index for index, layer in enumerate(self.layers)}
+        last_use = {}
+        for index, layer in enumerate(self.layers):
+            for inbound in layer._inbound_layers:
+                last_use[index_of[id(inbound)]] = index
+        steps = []
+        for index, layer in enumerate(self.layers):
+            reads = tuple(index_of[id(inbound)] for inbound in layer._inbound_layers)
+            steps.append((layer, reads or None, tuple(read for read in reads if last_use[read] == index)))
+        self.steps = tuple(steps)
+
+    def claim(self):
+        """Mark the layers' caches, so that `valid()` turns False when one of them is cleared."""
+        for layer in self.layers:
+            layer._cache["inference_plan"] = self
+
+    def valid(self):
+        """Whether no layer changed since `claim()`."""
+        return all(layer._cache.get("inference_plan") is self for layer in self.layers)
+
+    def check_sample_memory(self):
+        """check_sample_memory of the layers, reading only the largest one unless it is too large."""
+        if working_bytes(self._largest) > MAX_SAMPLE_BYTES:
+            check_sample_memory(self.layers)
+
+
 def batch_chunk(layers):
     """Samples per outer chunk so that one layer's outputs for the chunk stay near BATCH_MEMORY_BYTES."""
     per_sample = max(math.prod(layer.output_dims) for layer in layers)

@@ -43,12 +43,35 @@ class Statistics:
     """Per-layer statistics of the last forward; mapping adds labelled hardware estimates.
 
     `str(statistics)` prints a table; `statistics.layers[name]` gives one layer's counts.
+
+    Inference only appends (layer name, samples, events) triples; the LayerStatistics entries are made
+    and summed when `layers` is first read (most inferences never read them, and building them cost
+    about as much as a small layer's product at batch 1).
     """
 
-    def __init__(self, model=None):
-        self.layers = {}
+    def __init__(self, model=None, entries=()):
+        self._layers = {}
+        self._entries = entries  # (name, macs per sample, outputs per sample) still to be made
+        self._pending = []  # (name, samples, events) still to be added
         self.fps = None
         self._model = model
+
+    @property
+    def layers(self):
+        """{layer name: LayerStatistics} of the last inference."""
+        if self._entries or self._pending:
+            self._settle()
+        return self._layers
+
+    def _settle(self):
+        for name, macs, outputs in self._entries:
+            self._layers[name] = LayerStatistics(name, macs, outputs)
+        self._entries = ()
+        pending, self._pending = self._pending, []
+        for name, samples, events in pending:
+            entry = self._layers[name]
+            entry.samples += samples
+            entry.events += int(events)
 
     @property
     def estimates(self):
@@ -59,26 +82,24 @@ class Statistics:
                 return found
         return None
 
+    @staticmethod
+    def entries_of(layers):
+        """The (name, macs per sample, outputs per sample) of these layers, for `for_layers`."""
+        return tuple((layer.name, layer_macs(layer), math.prod(layer.output_dims)) for layer in layers)
+
     @classmethod
-    def for_layers(cls, layers):
-        """Empty statistics for these layers."""
-        stats = cls(layers[0].model if layers else None)
-        for layer in layers:
-            stats.layers[layer.name] = LayerStatistics(layer.name, layer_macs(layer), math.prod(layer.output_dims))
-        return stats
+    def for_layers(cls, layers, entries=None):
+        """Empty statistics for these layers (`entries`: their `entries_of`, when already known)."""
+        return cls(layers[0].model if layers else None, cls.entries_of(layers) if entries is None else entries)
 
     def record(self, layer, outputs):
-        """Add the outputs of one chunk of samples."""
-        entry = self.layers[layer.name]
-        entry.samples += outputs.shape[0]
-        entry.events += int(np.count_nonzero(outputs))
+        """Add the outputs of one chunk of samples (counted now: the caller may change them later)."""
+        self._pending.append((layer.name, outputs.shape[0], np.count_nonzero(outputs)))
 
     def merge(self, other):
         """Add the counts of `other` (statistics of the same layers on other samples)."""
         for name, entry in other.layers.items():
-            mine = self.layers[name]
-            mine.samples += entry.samples
-            mine.events += entry.events
+            self._pending.append((name, entry.samples, entry.events))
 
     @property
     def samples(self):

@@ -57,6 +57,19 @@ def test_max_pool_matches_loop_reference(size, stride, same, seed):
     np.testing.assert_array_equal(got, ref.max_pool(p, (size, size), (stride, stride), same))
 
 
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.booleans(),
+       st.integers(0, 2 ** 32 - 1))
+def test_max_pool_of_tiling_windows_matches_the_per_tap_maximum(ph, pw, rows, cols, floats, seed):
+    # windows that tile the input (stride = size): the reshaped fast path of max_pool2d
+    rng = np.random.default_rng(seed)
+    p = rng.integers(-1000, 1000, (2, rows * ph, cols * pw, 3)).astype(np.float32 if floats else np.int32)
+    for padding in (Padding.Same, Padding.Valid):
+        got = kernels.max_pool2d(p, (ph, pw), (ph, pw), padding)
+        expected = np.stack([p[:, i::ph, j::pw] for i in range(ph) for j in range(pw)]).max(axis=0)
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == p.dtype and not np.shares_memory(got, p)
+
+
 @given(st.sampled_from([1, 2, 4]), st.integers(0, 2 ** 32 - 1))
 def test_activation_matches_exact_rational_formula(act_bits, seed):
     rng = np.random.default_rng(seed)

@@ -224,7 +224,9 @@ class Conv2D(FilterLayerV2):
     def _prepare(self):
         super()._prepare()
         return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits),
-                "weights": self._values["weights"].astype(np.int64),
+                # flipped and cast once per weights (they clear this cache), not on every call
+                "kernel": k2.ConvolutionKernel(self._values["weights"][..., 0] if self.depthwise
+                                               else self._values["weights"], self.depthwise),
                 "input_shift": self._values["input_shift"].astype(np.int64)}
 
     @property
@@ -240,9 +242,9 @@ class Conv2D(FilterLayerV2):
         p, c = self._params, self._prepared()
         xs = shifted_inputs(inputs[0], c["input_shift"], p.buffer_bits)
         if self.depthwise:
-            acc, bound = k2.depthwise_convolve2d(xs, c["weights"][..., 0], p.kernel_stride, p.padding)
+            acc, bound = k2.depthwise_convolve2d(xs, c["kernel"], p.kernel_stride, p.padding)
         else:
-            acc, bound = k2.convolve2d(xs, c["weights"], p.kernel_stride, p.padding)
+            acc, bound = k2.convolve2d(xs, c["kernel"], p.kernel_stride, p.padding)
         return pool_and_finish(self, acc, c["post"], bound=bound)
 
 

@@ -153,7 +153,10 @@ def check_input_shape(inputs, input_shape):
 
 
 def check_input_range(inputs, low, high):
-    """Integer inputs within [low, high]."""
+    """Integer inputs within [low, high] (no pass over the data when their dtype cannot leave it)."""
+    info = np.iinfo(inputs.dtype)
+    if low <= info.min and info.max <= high:
+        return
     lo, hi = int(inputs.min()), int(inputs.max())
     if lo < low or hi > high:
         raise InputDataError(f"Input values must be in the range ({low}, {high}); got [{lo}, {hi}]")
