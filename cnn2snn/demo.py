@@ -34,9 +34,10 @@ import time
 import numpy as np
 
 from .console import progress_verbose, quiet_tensorflow
+from .demo_data import (IMAGE_SIZE, Steps, build_float_model, compile_model,  # noqa: F401
+                        keras_accuracy, load_digits_images)
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_FILE, EXIT_INTERNAL = 0, 1, 2, 3, 4
-IMAGE_SIZE = 16  # digits are 8×8; upsampled ×2 so that two 2×2 max poolings leave a 4×4 map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,67 +74,6 @@ class DemoResult:
     def identical_fraction(self) -> float:
         """Share of test samples whose akida_core outputs equal the quantized Keras outputs."""
         return self.identical_samples / self.test_samples
-
-
-def load_digits_images(seed=0, train_samples=None):
-    """Scikit-learn's bundled digits as 16×16×1 float32 images holding integers 0..255.
-
-    Args:
-        seed: seed of the stratified 75/25 train/test split.
-        train_samples: keep only the first N training images (None: all 1,347).
-
-    Returns:
-        (x_train, x_test, y_train, y_test).
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    digits = load_digits()
-    images = np.round(digits.images * (255.0 / 16.0)).astype(np.float32)
-    images = images.repeat(2, axis=1).repeat(2, axis=2)[..., None]
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, digits.target, test_size=0.25, random_state=seed, stratify=digits.target)
-    if train_samples is not None:
-        x_train, y_train = x_train[:train_samples], y_train[:train_samples]
-    return x_train, x_test, y_train, y_test
-
-
-def build_float_model():
-    """The demo CNN: three Conv > BN > ReLU blocks (two with max pooling), then Flatten > Dense.
-
-    Layers are named so that two runs in one process build identical Akida models (Keras would
-    otherwise number them conv2d_3, ...). The last convolution has no pooling on purpose: on
-    AKD1000 a max-pooling layer cannot end a hardware sequence before a FullyConnected layer, so
-    this model maps as one sequence. BatchNormalization momentum is 0.9 because quantize folds the
-    moving statistics, which the default 0.99 leaves far from the data after a few hundred steps.
-    """
-    import keras
-    layers = keras.layers
-    return keras.Sequential([
-        keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="image"),
-        layers.Rescaling(1.0 / 255.0, name="rescaling"),
-        layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv_0"),
-        layers.BatchNormalization(momentum=0.9, name="conv_0_bn"), layers.ReLU(name="conv_0_relu"),
-        layers.MaxPooling2D(padding="same", name="conv_0_pool"),
-        layers.Conv2D(32, 3, padding="same", use_bias=False, name="conv_1"),
-        layers.BatchNormalization(momentum=0.9, name="conv_1_bn"), layers.ReLU(name="conv_1_relu"),
-        layers.MaxPooling2D(padding="same", name="conv_1_pool"),
-        layers.Conv2D(32, 3, padding="same", use_bias=False, name="conv_2"),
-        layers.BatchNormalization(momentum=0.9, name="conv_2_bn"), layers.ReLU(name="conv_2_relu"),
-        layers.Dropout(0.2, name="dropout"), layers.Flatten(name="flatten"),
-        layers.Dense(10, name="classifier"),
-    ], name="digits_cnn")
-
-
-def _compile(model, learning_rate):
-    import keras
-    model.compile(keras.optimizers.Adam(learning_rate),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-
-
-def _keras_accuracy(model, x, y):
-    # A direct call: no tf.function tracing for a few hundred 16×16 images.
-    return float(np.mean(np.argmax(np.asarray(model(x, training=False)), axis=-1) == y))
 
 
 def keras_integer_outputs(qmodel, x):
@@ -186,24 +126,6 @@ def _mapping_figures(akida_model, device):
             "device_nps": device_nps, "program_bytes": sum(s.program_size for s in hardware)}
 
 
-class _Steps:
-    """Prints numbered step headers and how long each step took."""
-
-    def __init__(self, total, print_fn):
-        self.total, self.index, self.print_fn, self.started = total, 0, print_fn, None
-
-    def __call__(self, title):
-        self.done()
-        self.index += 1
-        self.started = time.perf_counter()
-        self.print_fn(f"[{self.index}/{self.total}] {title}")
-
-    def done(self):
-        if self.started is not None:
-            self.print_fn(f"      done in {time.perf_counter() - self.started:.1f} s")
-            self.started = None
-
-
 def run_demo(epochs=10, qat_epochs=3, weight_bits=4, activation_bits=4, input_weight_bits=8,
              seed=0, output=None, train_samples=None, batch_size=32, verbose=1, print_fn=print):
     """Runs the end-to-end Akida 1.0 (AKD1000) demo and returns its figures.
@@ -252,7 +174,7 @@ def _run_demo_v1(start, epochs, qat_epochs, weight_bits, activation_bits, input_
 
     from . import akida_inputs, check_model_compatibility, convert
 
-    steps = _Steps(8, print_fn)
+    steps = Steps(8, print_fn)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -262,23 +184,23 @@ def _run_demo_v1(start, epochs, qat_epochs, weight_bits, activation_bits, input_
 
     steps(f"Training the float Keras model ({epochs} epochs)")
     model = build_float_model()
-    _compile(model, 3e-3)
+    compile_model(model, 3e-3)
     if epochs:
         model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
-    float_accuracy = _keras_accuracy(model, x_test, y_test)
+    float_accuracy = keras_accuracy(model, x_test, y_test)
 
     steps(f"Quantizing: {weight_bits}-bit weights, {activation_bits}-bit activations, "
           f"{input_weight_bits}-bit input layer; calibrating on the training images")
     qparams = Akida1QuantizationParams(weight_bits=weight_bits, activation_bits=activation_bits,
                                        input_weight_bits=input_weight_bits)
     qmodel = quantize(model, qparams=qparams, samples=x_train, verbose=verbose)
-    print_fn(f"      post-training accuracy {_keras_accuracy(qmodel, x_test, y_test):.2%}")
+    print_fn(f"      post-training accuracy {keras_accuracy(qmodel, x_test, y_test):.2%}")
 
     steps(f"Quantization-aware training ({qat_epochs} epochs)")
-    _compile(qmodel, 5e-4)
+    compile_model(qmodel, 5e-4)
     if qat_epochs:
         qmodel.fit(x_train, y_train, epochs=qat_epochs, batch_size=batch_size, verbose=verbose)
-    quantized_accuracy = _keras_accuracy(qmodel, x_test, y_test)
+    quantized_accuracy = keras_accuracy(qmodel, x_test, y_test)
 
     steps("Checking compatibility with AKD1000")
     issues = tuple(check_model_compatibility(qmodel, "AKD1000"))

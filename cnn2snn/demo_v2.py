@@ -65,19 +65,20 @@ def _run_demo_v2(epochs, qat_epochs, weight_bits, activation_bits, seed, output,
     from quantizeml.models import QuantizationParams, quantize
 
     from . import convert
-    from .demo import _compile, _keras_accuracy, _Steps, build_float_model, load_digits_images
+    from .demo_data import Steps, build_float_model, compile_model, keras_accuracy, \
+        load_digits_images
 
-    steps = _Steps(5, print_fn)
+    steps = Steps(5, print_fn)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     steps("Loading scikit-learn's digits (8×8 upsampled to 16×16, uint8 values)")
     x_train, x_test, y_train, y_test = load_digits_images(seed, train_samples)
     steps(f"Training the float Keras model ({epochs} epochs)")
     model = build_float_model()
-    _compile(model, 3e-3)
+    compile_model(model, 3e-3)
     if epochs:
         model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
-    float_accuracy = _keras_accuracy(model, x_test, y_test)
+    float_accuracy = keras_accuracy(model, x_test, y_test)
 
     steps(f"Quantizing for Akida 2.0: {weight_bits}-bit weights, {activation_bits}-bit "
           "activations (per-axis); calibrating on the training images")
@@ -86,12 +87,12 @@ def _run_demo_v2(epochs, qat_epochs, weight_bits, activation_bits, seed, output,
                                                          activation_bits=activation_bits),
                       samples=x_train)
     quantize_seconds = time.perf_counter() - began
-    ptq_accuracy = _keras_accuracy(qmodel, x_test, y_test)
+    ptq_accuracy = keras_accuracy(qmodel, x_test, y_test)
     print_fn(f"      post-training accuracy {ptq_accuracy:.2%}")
     if qat_epochs:
-        _compile(qmodel, 5e-4)
+        compile_model(qmodel, 5e-4)
         qmodel.fit(x_train, y_train, epochs=qat_epochs, batch_size=batch_size, verbose=verbose)
-    quantized_accuracy = _keras_accuracy(qmodel, x_test, y_test)
+    quantized_accuracy = keras_accuracy(qmodel, x_test, y_test)
 
     steps("Converting to an Akida 2.0 akida_core model, comparing, mapping on SixNodesIPv2")
     began = time.perf_counter()
