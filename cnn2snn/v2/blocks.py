@@ -91,6 +91,18 @@ def float_tail(model) -> list:
     return tail
 
 
+def is_final_softmax(tail) -> bool:
+    """Whether a float tail is only a final softmax (with Reshapes, Flattens or Dropouts): the
+    monotone layer quantize keeps in float, as MetaTF, and convert leaves out."""
+    def softmax(layer):
+        return type(layer).__name__ == "Softmax" or (type(layer).__name__ == "Activation" and
+                                                    layer.get_config().get("activation") ==
+                                                    "softmax")
+    return sum(map(softmax, tail)) == 1 and all(
+        softmax(layer) or type(layer).__name__ in ("Reshape", "Flatten", "Dropout")
+        for layer in tail)
+
+
 def split_blocks(model) -> tuple[list, list]:
     """Return (blocks in topological order, unknown layers); block inbounds are Block objects
     (an empty list for the first block, fed by the model input). The float tail after the

@@ -13,7 +13,7 @@ from akida_core import AkidaError, InputData, Model
 from ..errors import CONVERT, HARDWARE, ConversionError, Issue
 from ..patterns import registered_patterns
 from ..patterns.akida2.neural import BlockIssue
-from .blocks import float_tail, split_blocks
+from .blocks import float_tail, is_final_softmax, split_blocks
 
 TARGET_NAME = "Akida 2.0"
 
@@ -201,10 +201,11 @@ def _assemble(built):
 
 
 def float_tail_issue(model):
-    """A hardware-level Issue naming the float layers after the Dequantizer (None without any):
-    the model converts, and those layers run in float outside Akida, as in MetaTF."""
+    """A hardware-level Issue naming the float layers after the Dequantizer (None without any, or
+    when they are only a final softmax, which every classifier has and convert leaves out): the
+    model converts, and those layers run in float outside Akida, as in MetaTF."""
     tail = float_tail(model)
-    if not tail:
+    if not tail or is_final_softmax(tail):
         return None
     names = [layer.name for layer in tail]
     return Issue(", ".join(names), "float_tail", f"Layers {', '.join(repr(n) for n in names)} "

@@ -137,15 +137,6 @@ def drop_identities(graph: Graph, issues: list) -> Graph:
     return graph
 
 
-def drop_final_softmax(graph: Graph, issues: list) -> Graph:
-    """A final Softmax is monotone: the host applies it to the dequantized outputs."""
-    last = graph.nodes[-1]
-    if last.class_name == "Softmax" or (last.class_name == "Activation"
-                                        and last.config.get("activation") == "softmax"):
-        graph.nodes.remove(last)
-    return graph
-
-
 def split_fused_activations(graph: Graph, issues: list) -> Graph:
     """``Conv2D(activation='relu')`` becomes Conv2D > ReLU, ``Activation('relu')`` a ReLU;
     ``Conv2D(activation='gelu')`` (any LUT activation) becomes Conv2D > Activation('gelu')."""
@@ -174,8 +165,8 @@ def split_fused_activations(graph: Graph, issues: list) -> Graph:
             graph.nodes.insert(graph.nodes.index(node) + 1, split)
         elif node.class_name == "Activation" and activation not in LUT_ACTIVATIONS:
             issues.append(f"Layer '{node.name}' (Activation): activation={activation!r} is not "
-                          f"supported by the Akida 2.0 scheme here; allowed: {allowed} and a "
-                          "final softmax.")
+                          f"supported by the Akida 2.0 scheme here; allowed: {allowed} (a final "
+                          "softmax stays in float after the Dequantizer).")
     return graph
 
 
@@ -434,7 +425,7 @@ def fold_zero_padding(graph: Graph, issues: list) -> Graph:
 #: then follows the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be
 #: adjacent); kernel padding after BN folding (it pads the folded kernel); the Concatenate split
 #: last.
-PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, prelu_to_leaky_relu,
+PIPELINE = [drop_identities, split_fused_activations, prelu_to_leaky_relu,
             split_separable, fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
             pad_even_kernels, split_strided_depthwise, split_concatenations]
 

@@ -10,13 +10,15 @@ from quantizeml.errors import QuantizationError
 from cnn2snn.v2 import plan
 from quantizeml.models import QuantizationParams, quantize
 from quantizeml.v2 import layers as ql
+from quantizeml.v2 import strip_float_tail
 
 from ..quantizeml.v2_models import branches_concat, decoder, images, residual_separable
 
 
 def integer_outputs(qmodel, akida_model, x):
     """(Keras integers before the Dequantizer, Akida integers before its Dequantizer)."""
-    keras_ints = keras.Model(qmodel.inputs, qmodel.layers[-2].output).predict(x, verbose=0)
+    integer_part = strip_float_tail(qmodel)
+    keras_ints = keras.Model(qmodel.inputs, integer_part.layers[-2].output).predict(x, verbose=0)
     akida_model.pop_layer()
     akida_ints = akida_model.forward(x if isinstance(qmodel.layers[1], ql.InputQuantizer)
                                      else x.astype(np.uint8))
@@ -24,8 +26,10 @@ def integer_outputs(qmodel, akida_model, x):
 
 
 def assert_exact(qmodel, x):
+    """The Akida model's dequantized outputs and integers equal the quantized Keras model's up
+    to its Dequantizer (a final float softmax after it is not converted)."""
     akida_model = convert(qmodel)
-    keras_float = qmodel.predict(x, verbose=0)
+    keras_float = strip_float_tail(qmodel).predict(x, verbose=0)
     akida_float = akida_model.forward(x if isinstance(qmodel.layers[1], ql.InputQuantizer)
                                       else x.astype(np.uint8))
     np.testing.assert_array_equal(keras_float.reshape(akida_float.shape), akida_float)
@@ -281,3 +285,27 @@ def test_converted_residual_model_maps_in_hardware_on_an_akida2_device(residual_
     akida_model.map(akida_core.SixNodesIPv2(), hw_only=True)
     assert all(s.backend.name == "Hardware" for s in akida_model.sequences)
     np.testing.assert_array_equal(akida_model.predict(x.astype(np.uint8)), before)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_final_softmax_is_kept_by_quantize_and_left_out_by_convert(fused):
+    # MetaTF: quantize keeps the softmax in float after the Dequantizer, convert leaves it out
+    # with a note; the integers and dequantized scores before it are bit-exact.
+    from cnn2snn import ConversionWarning, check_model_compatibility
+    head = keras.layers.Dense(10, activation="softmax" if fused else None, name="head")
+    model = residual_separable()
+    x = model.get_layer("global_average_pooling2d").output
+    out = head(x) if fused else keras.layers.Softmax(name="softmax")(head(x))
+    model = keras.Model(model.inputs, out)
+    x = images(32)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    np.testing.assert_allclose(qmodel.predict(x, verbose=0).sum(-1), 1.0, rtol=1e-5)
+    with pytest.warns(ConversionWarning, match="final softmax.*same argmax") as record:
+        akida_model = convert(qmodel)
+    assert len(record) == 1
+    assert akida_model.layers[-1].layer_type.name == "Dequantizer"
+    np.testing.assert_array_equal(akida_model.predict_classes(x.astype(np.uint8)),
+                                  qmodel.predict(x, verbose=0).argmax(-1))
+    with pytest.warns(ConversionWarning, match="final softmax"):
+        assert_exact(qmodel, x)
+    assert check_model_compatibility(qmodel) == []
