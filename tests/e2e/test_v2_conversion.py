@@ -320,3 +320,82 @@ def test_akidanet_like_bench_model_has_live_outputs_and_is_exact():
     _, _, layers, exact, distinct = timing_row(samples=64)
     assert exact and layers > 20
     assert distinct > 10 * 8  # most of the 64 x 10 dequantized outputs differ
+
+
+def _flatten_fan_out(flatten, merge):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = flatten(name="flat")(x)
+    a = keras.layers.Dense(6, activation="relu", name="d1")(x)
+    b = keras.layers.Dense(6, activation="relu", name="d2")(x)
+    return keras.Model(inputs, merge([a, b]))
+
+
+@pytest.mark.parametrize("flatten", [keras.layers.Flatten,
+                                     lambda name: keras.layers.Reshape((-1,), name=name)])
+@pytest.mark.parametrize("merge", [keras.layers.Add, keras.layers.Concatenate])
+def test_flatten_feeding_two_dense_layers_is_part_of_both(flatten, merge):
+    # each Dense1D reads the convolution (its own copy of the Flatten), not the other Dense
+    keras.utils.set_random_seed(4)
+    qmodel = quantize(_flatten_fan_out(flatten, merge()), qparams=QuantizationParams(),
+                      samples=images(32, size=8))
+    blocks, issues = plan(qmodel)
+    assert issues == []
+    chains = {block.name: (block.chain, [src.name for src in block.inbounds])
+              for block in blocks}
+    conv = blocks[0].name
+    assert chains["d1"] == ("flat > d1 > d1_relu", [conv])
+    assert chains["d2"] == ("flat > d2 > d2_relu", [conv])
+    assert "flat" not in chains
+    akida_model = assert_exact(qmodel, images(32, size=8))
+    dense = [layer for layer in akida_model.layers if layer.layer_type.name == "Dense1D"]
+    assert [[src.name for src in layer.inbounds] for layer in dense] == [[conv], [conv]]
+
+
+_ACTIVATED_FLATTENS = {
+    "Conv > Flatten > ReLU > Dense": lambda: [
+        keras.layers.Conv2D(4, 3, padding="same"), keras.layers.Flatten(),
+        keras.layers.ReLU(name="act"), keras.layers.Dense(5)],
+    "Conv > Reshape((-1,)) > ReLU6 > Dense": lambda: [
+        keras.layers.Conv2D(4, 3, padding="same"), keras.layers.Reshape((-1,)),
+        keras.layers.ReLU(6.0, name="act"), keras.layers.Dense(5)],
+    "Conv > Flatten > gelu > Dense": lambda: [
+        keras.layers.Conv2D(4, 3, padding="same"), keras.layers.Flatten(),
+        keras.layers.Activation("gelu", name="act"), keras.layers.Dense(5)],
+    "Dense > Flatten > ReLU > Dense": lambda: [
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu"), keras.layers.Flatten(),
+        keras.layers.Dense(8), keras.layers.Flatten(), keras.layers.ReLU(name="act"),
+        keras.layers.Dense(5)],
+}
+
+
+@pytest.mark.parametrize("case", list(_ACTIVATED_FLATTENS))
+def test_activation_after_a_flatten_moves_before_it_and_is_exact(case):
+    # An activation on a flat tensor cannot get an identity 1×1 Conv2D: Flatten > ReLU is
+    # ReLU > Flatten, so the activation joins the neural layer's block (MetaTF: Dense [> ReLU]).
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((8, 8, 3))] + _ACTIVATED_FLATTENS[case]())
+    x = images(32, size=8)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    names = [layer.name for layer in qmodel.layers]
+    assert not any(name.endswith("identity_conv") for name in names)
+    assert len(qmodel.get_layer("act").output.shape) == len(qmodel.get_layer("act").input.shape)
+    reference = model.predict(x, verbose=0)
+    assert np.abs(reference - qmodel.predict(x, verbose=0)).max() < 0.05 * np.abs(reference).max()
+    akida_model = assert_exact(qmodel, x)
+    assert akida_model.layers[-1].layer_type.name == "Dense1D"  # Dequantizer popped
+
+
+def test_relu_after_the_flatten_of_an_add_gets_an_identity_conv_before_the_flatten():
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    b = keras.layers.Conv2D(4, 1, activation="relu")(a)
+    x = keras.layers.Flatten()(keras.layers.Add(name="add")([a, b]))
+    x = keras.layers.ReLU(name="act")(x)
+    model = keras.Model(inputs, keras.layers.Dense(5)(x))
+    x = images(32, size=8)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    assert isinstance(qmodel.get_layer("add_identity_conv"), ql.QuantizedConv2D)
+    assert len(qmodel.get_layer("act").output.shape) == 4
+    assert_exact(qmodel, x)
