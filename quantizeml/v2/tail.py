@@ -65,7 +65,8 @@ def is_softmax(node) -> bool:
 
 def split_final_softmax(graph: Graph) -> tuple[Graph, list]:
     """Move a final softmax (a Softmax, an ``Activation('softmax')`` or the softmax activation
-    of a last neural layer), with the Reshapes/Flattens/Dropouts after it, to a float tail, quietly.
+    of a last neural layer), with the Reshapes/Flattens/Dropouts after it, to a float tail
+    (quietly).
 
     As MetaTF, the quantized model ends Dequantizer > softmax, so it still gives probabilities;
     ``convert`` leaves the softmax out (the Akida model gives the dequantized scores; the
@@ -82,10 +83,9 @@ def split_final_softmax(graph: Graph) -> tuple[Graph, list]:
     last = nodes[end - 1]
     chained = all(node.inbounds == [previous.name]
                   for previous, node in zip(nodes[end - 1:], nodes[end:]))
-    if end < 2 or not chained or len(graph.consumers(last.name)) > 1 or \
-            last.inbounds == [INPUT]:
+    if not chained:
         return graph, []
-    if is_softmax(last):
+    if is_softmax(last) and end > 1 and last.inbounds != [INPUT]:
         head, tail = nodes[:end - 1], nodes[end - 1:]
     elif last.class_name in NEURAL and last.config.get("activation") == "softmax":
         name = f"{last.name}_softmax"
