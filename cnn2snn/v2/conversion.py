@@ -64,6 +64,14 @@ def _no_pattern(block) -> Issue:
     kinds = " > ".join(block.kinds)
     if block.kinds[0] == "reshape":
         return _reshape_issue(block)
+    if block.kinds == ("flatten",):
+        flatten = block.layers[0]
+        shape = tuple(flatten.input.shape[1:])
+        return Issue(block.chain, "flatten", f"Layer '{flatten.name}' (Flatten) of the {shape} "
+                     "tensor is read by no Dense: Akida 2.0 has no flatten layer (a Dense1D "
+                     "flattens its input itself).", "Flatten without Dense", "Flatten > Dense",
+                     "drop the Flatten and flatten the Akida outputs on the host, or read it "
+                     "with a Dense.")
     if "dense" in block.kinds and "lut" in block.kinds:
         lut = block.role("lut")
         return Issue(block.chain, "dense_lut", f"No Akida 2.0 pattern matches block "

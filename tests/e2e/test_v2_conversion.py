@@ -399,3 +399,14 @@ def test_relu_after_the_flatten_of_an_add_gets_an_identity_conv_before_the_flatt
     assert isinstance(qmodel.get_layer("add_identity_conv"), ql.QuantizedConv2D)
     assert len(qmodel.get_layer("act").output.shape) == 4
     assert_exact(qmodel, x)
+
+
+def test_a_final_flatten_read_by_no_dense_is_a_clear_issue():
+    # Conv > Flatten > ReLU is Conv > ReLU > Flatten: quantized; Akida has no flatten layer
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.Flatten(name="flat"), keras.layers.ReLU()])
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=images(8, size=8))
+    with pytest.raises(ConversionError) as err:
+        convert(qmodel)
+    assert [issue.rule for issue in err.value.issues] == ["flatten"]
+    assert "'flat' (Flatten) of the (8, 8, 4) tensor is read by no Dense" in str(err.value)

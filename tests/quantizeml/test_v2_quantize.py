@@ -212,3 +212,15 @@ def test_softmax_that_is_not_final_stops_quantization_with_a_warning():
     with pytest.warns(QuantizationWarning, match=r"'sm' \(Softmax\).*not quantized"):
         qmodel = quantize(model, qparams=QuantizationParams(), samples=images(8, size=8))
     assert [layer.name for layer in qmodel.layers][-3] == "dequantizer"
+
+
+def test_a_lone_dense_softmax_reading_the_input_is_split():
+    # the Dense is quantized (the model's only neural layer), its softmax stays in float
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((16,)),
+                              keras.layers.Dense(4, activation="softmax", name="head")])
+    x = np.random.default_rng(0).normal(size=(32, 16)).astype(np.float32)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    assert [layer.name for layer in qmodel.layers][-3:] == ["head", "dequantizer",
+                                                             "head_softmax"]
+    np.testing.assert_allclose(qmodel.predict(x, verbose=0).sum(-1), 1.0, rtol=1e-5)
