@@ -11,7 +11,7 @@ from . import quantized
 from .compatibility import mapping_issues, order_issues, quantized_issues
 from .errors import CONVERT, HARDWARE, ConversionError, ConversionWarning, Issue, by_level
 from .match import split_model
-from .v2 import convert_v2, float_tail_issue, is_akida2_model
+from .v2 import convert_v2, float_tail, float_tail_issue, is_akida2_model
 from .versions import _ENV as VERSION_VARIABLE, refuse_akida1_under_v2
 
 QUANTIZE_CALL = ("quantizeml.models.quantize(model, qparams=QuantizationParams(weight_bits=4, "
@@ -127,6 +127,11 @@ def _convert_akida2(model, target):
     if left_out is not None:
         warnings.warn(f"Model '{name}' converted without its float layers: {left_out}",
                       ConversionWarning, stacklevel=4)
+    elif float_tail(model):  # a final softmax only: a short note, as MetaTF warns
+        warnings.warn(f"Model '{name}': the final softmax "
+                      f"('{float_tail(model)[0].name}') is not converted; the Akida model "
+                      "outputs the dequantized scores (same argmax). Apply a softmax on the "
+                      "host for probabilities.", ConversionWarning, stacklevel=4)
     return akida_model
 
 

@@ -2,7 +2,8 @@
 
 A block is the run of layers from a neural layer (or an Add, a Concatenate, the InputQuantizer,
 the Dequantizer) to the first layer carrying an output quantizer (``output_bits`` set); a Flatten
-or a Reshape joins the Dense after it (Akida's Dense1D flattens row-major itself). A Reshape that
+or a Reshape joins the Dense after it (Akida's Dense1D flattens row-major itself), each Dense
+reading it getting its own copy. A Reshape that
 only relabels (``QuantizedReshape.relabels``: same Akida (H, W, C) tensor, e.g. (C,) -> (1, 1, C))
 is no Akida layer: it is dropped and its readers read what it read. The blocks keep the graph:
 each knows the blocks feeding it.
@@ -91,11 +92,23 @@ def float_tail(model) -> list:
     return tail
 
 
+def is_final_softmax(tail) -> bool:
+    """Whether a float tail is only a final softmax (with Reshapes, Flattens or Dropouts): the
+    monotone layer quantize keeps in float, as MetaTF, and convert leaves out."""
+    def softmax(layer):
+        return type(layer).__name__ == "Softmax" or (type(layer).__name__ == "Activation" and
+                                                    layer.get_config().get("activation") ==
+                                                    "softmax")
+    return sum(map(softmax, tail)) == 1 and all(
+        softmax(layer) or type(layer).__name__ in ("Reshape", "Flatten", "Dropout")
+        for layer in tail)
+
+
 def split_blocks(model) -> tuple[list, list]:
     """Return (blocks in topological order, unknown layers); block inbounds are Block objects
     (an empty list for the first block, fed by the model input). The float tail after the
     Dequantizer (``float_tail``) is in neither."""
-    block_of, blocks, unknown, dropped = {}, [], [], {}
+    block_of, blocks, unknown, dropped, joined = {}, [], [], {}, set()
     tail = float_tail(model)
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer" or layer in tail:
@@ -109,11 +122,16 @@ def split_blocks(model) -> tuple[list, list]:
             dropped[id(layer)] = sources
             continue
         parent = block_of.get(id(sources[0])) if sources else None
+        if parent is not None and kind in JOINS.get(parent.kinds, ()):
+            # a copy per reader: a Flatten feeding two Dense layers is part of both Dense1D
+            block = Block(parent.layers + [layer], parent.inbounds)
+            joined.add(id(parent))
+            blocks.append(block)
+            block_of[id(layer)] = block
+            continue
         open_parent = parent is not None and len(sources) == 1 and \
             getattr(parent.last, "output_bits", None) is None and kind not in STARTS \
             and parent.kinds[-1] not in ("add", "concatenate", "input_quantizer")
-        if parent is not None and kind in JOINS.get(parent.kinds, ()):
-            open_parent = True
         if open_parent:
             parent.layers.append(layer)
             block_of[id(layer)] = parent
@@ -121,4 +139,5 @@ def split_blocks(model) -> tuple[list, list]:
         block = Block([layer], [block_of[id(src)] for src in sources if id(src) in block_of])
         blocks.append(block)
         block_of[id(layer)] = block
-    return blocks, unknown
+    read = {id(src) for block in blocks for src in block.inbounds}
+    return [block for block in blocks if id(block) not in joined or id(block) in read], unknown

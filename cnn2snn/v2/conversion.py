@@ -13,7 +13,7 @@ from akida_core import AkidaError, InputData, Model
 from ..errors import CONVERT, HARDWARE, ConversionError, Issue
 from ..patterns import registered_patterns
 from ..patterns.akida2.neural import BlockIssue
-from .blocks import float_tail, split_blocks
+from .blocks import float_tail, is_final_softmax, split_blocks
 
 TARGET_NAME = "Akida 2.0"
 
@@ -64,6 +64,14 @@ def _no_pattern(block) -> Issue:
     kinds = " > ".join(block.kinds)
     if block.kinds[0] == "reshape":
         return _reshape_issue(block)
+    if block.kinds == ("flatten",):
+        flatten = block.layers[0]
+        shape = tuple(flatten.input.shape[1:])
+        return Issue(block.chain, "flatten", f"Layer '{flatten.name}' (Flatten) of the {shape} "
+                     "tensor is read by no Dense: Akida 2.0 has no flatten layer (a Dense1D "
+                     "flattens its input itself).", "Flatten without Dense", "Flatten > Dense",
+                     "drop the Flatten and flatten the Akida outputs on the host, or read it "
+                     "with a Dense.")
     if "dense" in block.kinds and "lut" in block.kinds:
         lut = block.role("lut")
         return Issue(block.chain, "dense_lut", f"No Akida 2.0 pattern matches block "
@@ -201,10 +209,11 @@ def _assemble(built):
 
 
 def float_tail_issue(model):
-    """A hardware-level Issue naming the float layers after the Dequantizer (None without any):
-    the model converts, and those layers run in float outside Akida, as in MetaTF."""
+    """A hardware-level Issue naming the float layers after the Dequantizer (None without any, or
+    when they are only a final softmax, which every classifier has and convert leaves out): the
+    model converts, and those layers run in float outside Akida, as in MetaTF."""
     tail = float_tail(model)
-    if not tail:
+    if not tail or is_final_softmax(tail):
         return None
     names = [layer.name for layer in tail]
     return Issue(", ".join(names), "float_tail", f"Layers {', '.join(repr(n) for n in names)} "

@@ -9,6 +9,6 @@ The quantized layers compute the integers of the Akida 2.0 layers (akida2-layers
 """
 from . import layers
 from .params import QuantizationParams
-from .quantize import quantize
+from .quantize import quantize, strip_float_tail
 
-__all__ = ["QuantizationParams", "quantize", "layers"]
+__all__ = ["QuantizationParams", "quantize", "layers", "strip_float_tail"]

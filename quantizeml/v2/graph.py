@@ -137,15 +137,6 @@ def drop_identities(graph: Graph, issues: list) -> Graph:
     return graph
 
 
-def drop_final_softmax(graph: Graph, issues: list) -> Graph:
-    """A final Softmax is monotone: the host applies it to the dequantized outputs."""
-    last = graph.nodes[-1]
-    if last.class_name == "Softmax" or (last.class_name == "Activation"
-                                        and last.config.get("activation") == "softmax"):
-        graph.nodes.remove(last)
-    return graph
-
-
 def split_fused_activations(graph: Graph, issues: list) -> Graph:
     """``Conv2D(activation='relu')`` becomes Conv2D > ReLU, ``Activation('relu')`` a ReLU;
     ``Conv2D(activation='gelu')`` (any LUT activation) becomes Conv2D > Activation('gelu')."""
@@ -174,8 +165,8 @@ def split_fused_activations(graph: Graph, issues: list) -> Graph:
             graph.nodes.insert(graph.nodes.index(node) + 1, split)
         elif node.class_name == "Activation" and activation not in LUT_ACTIVATIONS:
             issues.append(f"Layer '{node.name}' (Activation): activation={activation!r} is not "
-                          f"supported by the Akida 2.0 scheme here; allowed: {allowed} and a "
-                          "final softmax.")
+                          f"supported by the Akida 2.0 scheme here; allowed: {allowed} (a final "
+                          "softmax stays in float after the Dequantizer).")
     return graph
 
 
@@ -293,6 +284,30 @@ def swap_relu_maxpool(graph: Graph, issues: list) -> Graph:
         _rewire_except(graph, pool.name, relu.name, keep=relu)
         i, j = graph.nodes.index(relu), graph.nodes.index(pool)
         graph.nodes[i], graph.nodes[j] = pool, relu
+    return graph
+
+
+def _flattens(node: Node) -> bool:
+    return node.class_name == "Flatten" or (node.class_name == "Reshape" and
+                                            len(node.config.get("target_shape", ())) == 1)
+
+
+def swap_flatten_activation(graph: Graph, issues: list) -> Graph:
+    """Flatten (or a flattening Reshape) > ReLU/LUT activation equals the activation then the
+    Flatten (both act element by element; a Flatten only relabels): Akida 2.0 applies the
+    activation inside the neural layer before it, or in an identity 1×1 Conv2D on the (H, W, C)
+    tensor, never on a flat one. As MetaTF's "Dense [> ReLU]" blocks, a Dense reading the
+    Flatten then takes the activated tensor."""
+    for act in [n for n in graph.nodes if n.class_name in ("ReLU",) + LUT_CLASSES]:
+        if act.inbounds[0] == INPUT:
+            continue
+        flatten = graph.node(act.inbounds[0])
+        if not _flattens(flatten) or len(graph.consumers(flatten.name)) != 1:
+            continue
+        act.inbounds, flatten.inbounds = list(flatten.inbounds), [act.name]
+        _rewire_except(graph, act.name, flatten.name, keep=flatten)
+        i, j = graph.nodes.index(flatten), graph.nodes.index(act)
+        graph.nodes[i], graph.nodes[j] = act, flatten
     return graph
 
 
@@ -432,10 +447,11 @@ def fold_zero_padding(graph: Graph, issues: list) -> Graph:
 #: The order matters: identities first (so neighbours are real layers), then activations
 #: (ReLU and LeakyReLU nodes must exist before swapping), separable split before BN folding (BN
 #: then follows the pointwise Conv2D), BN folding before the ReLU/MaxPool swap (BN must be
-#: adjacent); kernel padding after BN folding (it pads the folded kernel); the Concatenate split
-#: last.
-PIPELINE = [drop_identities, drop_final_softmax, split_fused_activations, prelu_to_leaky_relu,
-            split_separable, fold_rescaling, fold_batchnorm, swap_relu_maxpool, fold_zero_padding,
+#: adjacent); the Flatten/activation swap once ReLU nodes exist (split activations); kernel
+#: padding after BN folding (it pads the folded kernel); the Concatenate split last.
+PIPELINE = [drop_identities, split_fused_activations, prelu_to_leaky_relu,
+            split_separable, fold_rescaling, fold_batchnorm, swap_flatten_activation,
+            swap_relu_maxpool, fold_zero_padding,
             pad_even_kernels, split_strided_depthwise, split_concatenations]
 
 

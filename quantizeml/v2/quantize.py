@@ -257,3 +257,29 @@ def _check_q_config(q_config, names):
             raise QuantizationConfigError(f"q_config[{name!r}] is {type(params).__name__}; "
                                           "expected quantizeml.v2.QuantizationParams.")
     return q_config
+
+
+def strip_float_tail(qmodel) -> keras.Model:
+    """The quantized Keras model up to its Dequantizer, without the float layers after it (a
+    final softmax, or where quantization stopped): what ``convert`` turns into Akida layers, so
+    its outputs equal the Akida model's.
+
+    Args:
+        qmodel: a model returned by ``quantize``.
+
+    Returns:
+        ``qmodel`` itself when it ends with its Dequantizer, else a model sharing its layers.
+
+    Raises:
+        QuantizationConfigError: ``qmodel`` has no Dequantizer (it is not an Akida 2.0
+            quantized model).
+    """
+    dequantizer = next((layer for layer in qmodel.layers
+                        if isinstance(layer, qlayers.Dequantizer)), None)
+    if dequantizer is None:
+        raise QuantizationConfigError(
+            f"Model '{qmodel.name}' has no Dequantizer: it is not an Akida 2.0 quantized model. "
+            "Hint: pass the model quantizeml.v2.quantize returned.")
+    if dequantizer is qmodel.layers[-1]:
+        return qmodel
+    return keras.Model(qmodel.inputs, dequantizer.output, name=f"{qmodel.name}_integer_part")

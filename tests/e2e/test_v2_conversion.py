@@ -10,13 +10,15 @@ from quantizeml.errors import QuantizationError
 from cnn2snn.v2 import plan
 from quantizeml.models import QuantizationParams, quantize
 from quantizeml.v2 import layers as ql
+from quantizeml.v2 import strip_float_tail
 
 from ..quantizeml.v2_models import branches_concat, decoder, images, residual_separable
 
 
 def integer_outputs(qmodel, akida_model, x):
     """(Keras integers before the Dequantizer, Akida integers before its Dequantizer)."""
-    keras_ints = keras.Model(qmodel.inputs, qmodel.layers[-2].output).predict(x, verbose=0)
+    integer_part = strip_float_tail(qmodel)
+    keras_ints = keras.Model(qmodel.inputs, integer_part.layers[-2].output).predict(x, verbose=0)
     akida_model.pop_layer()
     akida_ints = akida_model.forward(x if isinstance(qmodel.layers[1], ql.InputQuantizer)
                                      else x.astype(np.uint8))
@@ -24,8 +26,10 @@ def integer_outputs(qmodel, akida_model, x):
 
 
 def assert_exact(qmodel, x):
+    """The Akida model's dequantized outputs and integers equal the quantized Keras model's up
+    to its Dequantizer (a final float softmax after it is not converted)."""
     akida_model = convert(qmodel)
-    keras_float = qmodel.predict(x, verbose=0)
+    keras_float = strip_float_tail(qmodel).predict(x, verbose=0)
     akida_float = akida_model.forward(x if isinstance(qmodel.layers[1], ql.InputQuantizer)
                                       else x.astype(np.uint8))
     np.testing.assert_array_equal(keras_float.reshape(akida_float.shape), akida_float)
@@ -281,3 +285,128 @@ def test_converted_residual_model_maps_in_hardware_on_an_akida2_device(residual_
     akida_model.map(akida_core.SixNodesIPv2(), hw_only=True)
     assert all(s.backend.name == "Hardware" for s in akida_model.sequences)
     np.testing.assert_array_equal(akida_model.predict(x.astype(np.uint8)), before)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_final_softmax_is_kept_by_quantize_and_left_out_by_convert(fused):
+    # MetaTF: quantize keeps the softmax in float after the Dequantizer, convert leaves it out
+    # with a note; the integers and dequantized scores before it are bit-exact.
+    from cnn2snn import ConversionWarning, check_model_compatibility
+    head = keras.layers.Dense(10, activation="softmax" if fused else None, name="head")
+    model = residual_separable()
+    x = model.get_layer("global_average_pooling2d").output
+    out = head(x) if fused else keras.layers.Softmax(name="softmax")(head(x))
+    model = keras.Model(model.inputs, out)
+    x = images(32)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    np.testing.assert_allclose(qmodel.predict(x, verbose=0).sum(-1), 1.0, rtol=1e-5)
+    with pytest.warns(ConversionWarning, match="final softmax.*same argmax") as record:
+        akida_model = convert(qmodel)
+    assert len(record) == 1
+    assert akida_model.layers[-1].layer_type.name == "Dequantizer"
+    np.testing.assert_array_equal(akida_model.predict_classes(x.astype(np.uint8)),
+                                  qmodel.predict(x, verbose=0).argmax(-1))
+    with pytest.warns(ConversionWarning, match="final softmax"):
+        assert_exact(qmodel, x)
+    assert check_model_compatibility(qmodel) == []
+
+
+def test_akidanet_like_bench_model_has_live_outputs_and_is_exact():
+    # bench/akida2.py's exactness figure means something only if its outputs are not constant
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+    from bench.akida2 import timing_row
+    _, _, layers, exact, distinct = timing_row(samples=64)
+    assert exact and layers > 20
+    assert distinct > 10 * 8  # most of the 64 x 10 dequantized outputs differ
+
+
+def _flatten_fan_out(flatten, merge):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = flatten(name="flat")(x)
+    a = keras.layers.Dense(6, activation="relu", name="d1")(x)
+    b = keras.layers.Dense(6, activation="relu", name="d2")(x)
+    return keras.Model(inputs, merge([a, b]))
+
+
+@pytest.mark.parametrize("flatten", [keras.layers.Flatten,
+                                     lambda name: keras.layers.Reshape((-1,), name=name)])
+@pytest.mark.parametrize("merge", [keras.layers.Add, keras.layers.Concatenate])
+def test_flatten_feeding_two_dense_layers_is_part_of_both(flatten, merge):
+    # each Dense1D reads the convolution (its own copy of the Flatten), not the other Dense
+    keras.utils.set_random_seed(4)
+    qmodel = quantize(_flatten_fan_out(flatten, merge()), qparams=QuantizationParams(),
+                      samples=images(32, size=8))
+    blocks, issues = plan(qmodel)
+    assert issues == []
+    chains = {block.name: (block.chain, [src.name for src in block.inbounds])
+              for block in blocks}
+    conv = blocks[0].name
+    assert chains["d1"] == ("flat > d1 > d1_relu", [conv])
+    assert chains["d2"] == ("flat > d2 > d2_relu", [conv])
+    assert "flat" not in chains
+    akida_model = assert_exact(qmodel, images(32, size=8))
+    dense = [layer for layer in akida_model.layers if layer.layer_type.name == "Dense1D"]
+    assert [[src.name for src in layer.inbounds] for layer in dense] == [[conv], [conv]]
+
+
+_ACTIVATED_FLATTENS = {
+    "Conv > Flatten > ReLU > Dense": lambda: [
+        keras.layers.Conv2D(4, 3, padding="same"), keras.layers.Flatten(),
+        keras.layers.ReLU(name="act"), keras.layers.Dense(5)],
+    "Conv > Reshape((-1,)) > ReLU6 > Dense": lambda: [
+        keras.layers.Conv2D(4, 3, padding="same"), keras.layers.Reshape((-1,)),
+        keras.layers.ReLU(6.0, name="act"), keras.layers.Dense(5)],
+    "Conv > Flatten > gelu > Dense": lambda: [
+        keras.layers.Conv2D(4, 3, padding="same"), keras.layers.Flatten(),
+        keras.layers.Activation("gelu", name="act"), keras.layers.Dense(5)],
+    "Dense > Flatten > ReLU > Dense": lambda: [
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu"), keras.layers.Flatten(),
+        keras.layers.Dense(8), keras.layers.Flatten(), keras.layers.ReLU(name="act"),
+        keras.layers.Dense(5)],
+}
+
+
+@pytest.mark.parametrize("case", list(_ACTIVATED_FLATTENS))
+def test_activation_after_a_flatten_moves_before_it_and_is_exact(case):
+    # An activation on a flat tensor cannot get an identity 1×1 Conv2D: Flatten > ReLU is
+    # ReLU > Flatten, so the activation joins the neural layer's block (MetaTF: Dense [> ReLU]).
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((8, 8, 3))] + _ACTIVATED_FLATTENS[case]())
+    x = images(32, size=8)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    names = [layer.name for layer in qmodel.layers]
+    assert not any(name.endswith("identity_conv") for name in names)
+    assert len(qmodel.get_layer("act").output.shape) == len(qmodel.get_layer("act").input.shape)
+    reference = model.predict(x, verbose=0)
+    assert np.abs(reference - qmodel.predict(x, verbose=0)).max() < 0.05 * np.abs(reference).max()
+    akida_model = assert_exact(qmodel, x)
+    assert akida_model.layers[-1].layer_type.name == "Dense1D"  # Dequantizer popped
+
+
+def test_relu_after_the_flatten_of_an_add_gets_an_identity_conv_before_the_flatten():
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    b = keras.layers.Conv2D(4, 1, activation="relu")(a)
+    x = keras.layers.Flatten()(keras.layers.Add(name="add")([a, b]))
+    x = keras.layers.ReLU(name="act")(x)
+    model = keras.Model(inputs, keras.layers.Dense(5)(x))
+    x = images(32, size=8)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    assert isinstance(qmodel.get_layer("add_identity_conv"), ql.QuantizedConv2D)
+    assert len(qmodel.get_layer("act").output.shape) == 4
+    assert_exact(qmodel, x)
+
+
+def test_a_final_flatten_read_by_no_dense_is_a_clear_issue():
+    # Conv > Flatten > ReLU is Conv > ReLU > Flatten: quantized; Akida has no flatten layer
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.Flatten(name="flat"), keras.layers.ReLU()])
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=images(8, size=8))
+    with pytest.raises(ConversionError) as err:
+        convert(qmodel)
+    assert [issue.rule for issue in err.value.issues] == ["flatten"]
+    assert "'flat' (Flatten) of the (8, 8, 4) tensor is read by no Dense" in str(err.value)

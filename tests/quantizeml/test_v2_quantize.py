@@ -163,3 +163,64 @@ def test_batchnorm_after_a_dropout_still_folds():
     model = keras.Model(inp, keras.layers.Conv2D(2, 1)(keras.layers.ReLU()(x)))
     qmodel = quantize(model, qparams=QuantizationParams(), samples=images(8, size=8))
     assert isinstance(qmodel.layers[-1], ql.Dequantizer)
+
+
+_SOFTMAX_HEADS = {
+    "Softmax": lambda: [keras.layers.Dense(5, name="head"), keras.layers.Softmax(name="sm")],
+    "Activation": lambda: [keras.layers.Dense(5, name="head"),
+                           keras.layers.Activation("softmax", name="sm")],
+    "Dense(activation)": lambda: [keras.layers.Dense(5, activation="softmax", name="head")],
+    "Softmax > Dropout > Reshape": lambda: [
+        keras.layers.Dense(5, name="head"), keras.layers.Softmax(name="sm"),
+        keras.layers.Dropout(0.2), keras.layers.Reshape((1, 5))],
+}
+
+
+@pytest.mark.parametrize("head", list(_SOFTMAX_HEADS))
+def test_final_softmax_stays_in_float_after_the_dequantizer(head):
+    # As MetaTF: Dequantizer > float softmax, so predict gives probabilities; no warning (the
+    # quantized model computes what the float one does).
+    import warnings
+    from quantizeml.v2 import strip_float_tail
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255),
+                              keras.layers.Conv2D(4, 3, padding="same"), keras.layers.ReLU(),
+                              keras.layers.Flatten()] + _SOFTMAX_HEADS[head]())
+    x = images(16, size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    names = [layer.name for layer in qmodel.layers]
+    assert names.index("head") == names.index("dequantizer") - 1
+    assert isinstance(qmodel.get_layer("head"), ql.QuantizedDense)
+    assert qmodel.get_layer("head").get_config().get("activation") in (None, "linear")
+    probabilities = qmodel.predict(x, verbose=0).reshape(len(x), 5)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    assert probabilities.min() >= 0
+    scores = strip_float_tail(qmodel).predict(x, verbose=0)
+    assert strip_float_tail(qmodel).layers[-1].name == "dequantizer"
+    np.testing.assert_array_equal(probabilities.argmax(-1), scores.argmax(-1))
+    np.testing.assert_allclose(probabilities, keras.ops.softmax(scores).numpy(), rtol=1e-5)
+    reference = model.predict(x, verbose=0).reshape(len(x), 5)
+    assert np.abs(reference - probabilities).max() < 0.1
+
+
+def test_softmax_that_is_not_final_stops_quantization_with_a_warning():
+    from quantizeml.transforms import QuantizationWarning
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.Softmax(name="sm"), keras.layers.Conv2D(2, 1)])
+    with pytest.warns(QuantizationWarning, match=r"'sm' \(Softmax\).*not quantized"):
+        qmodel = quantize(model, qparams=QuantizationParams(), samples=images(8, size=8))
+    assert [layer.name for layer in qmodel.layers][-3] == "dequantizer"
+
+
+def test_a_lone_dense_softmax_reading_the_input_is_split():
+    # the Dense is quantized (the model's only neural layer), its softmax stays in float
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((16,)),
+                              keras.layers.Dense(4, activation="softmax", name="head")])
+    x = np.random.default_rng(0).normal(size=(32, 16)).astype(np.float32)
+    qmodel = quantize(model, qparams=QuantizationParams(), samples=x)
+    assert [layer.name for layer in qmodel.layers][-3:] == ["head", "dequantizer",
+                                                             "head_softmax"]
+    np.testing.assert_allclose(qmodel.predict(x, verbose=0).sum(-1), 1.0, rtol=1e-5)
