@@ -1,6 +1,6 @@
 """quantize() for the Akida 2.0 scheme: float Keras graph -> calibrated quantized Keras model.
 
-Steps: read and sanitize the graph (``graph.py``), plan the blocks and their output quantizers
+Steps: read the graph (``graph.py``) and sanitize it (``sanitize.py``), plan the blocks and their output quantizers
 (``plan_blocks``), observe the float model on samples (per-channel ``max|x|`` at block ends,
 quantizeml's moving average), build the quantized twins and freeze every scale and shift in
 topological order (``freeze.py``).
@@ -17,7 +17,8 @@ from ..errors import QuantizationConfigError, QuantizationError
 from . import layers as qlayers
 from .equalize import equalize
 from .freeze import freeze
-from .graph import INPUT, NEURAL, build_model, output_source, read_graph, sanitize
+from .graph import INPUT, NEURAL, build_model, output_source, read_graph
+from .sanitize import sanitize
 from .inputs import (fold_zero_point, input_format, padding_values, plan_input_quantizer,
                      zero_point_readers)
 from .lut import LUT_CLASSES
