@@ -1,7 +1,7 @@
 """quantize() for the Akida 2.0 scheme: float Keras graph -> calibrated quantized Keras model.
 
-Steps: read the graph (``graph.py``) and sanitize it (``sanitize.py``), plan the blocks and their output quantizers
-(``plan_blocks``), observe the float model on samples (per-channel ``max|x|`` at block ends,
+Steps: read the graph (``graph.py``) and sanitize it (``sanitize.py``), plan the blocks and their
+output quantizers (``plan_blocks``), observe the float model on samples (per-channel ``max|x|`` at block ends,
 quantizeml's moving average), build the quantized twins and freeze every scale and shift in
 topological order (``freeze.py``).
 """
