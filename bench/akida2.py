@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import keras  # noqa: E402
 
 import cnn2snn  # noqa: E402
+from bench.convert import randomize  # noqa: E402
 from cnn2snn.demo import load_digits_images  # noqa: E402
 from quantizeml.models import QuantizationParams, quantize  # noqa: E402
 from quantizeml.v2 import strip_float_tail  # noqa: E402
@@ -72,25 +73,6 @@ def akidanet_like(alpha=0.25, size=64, classes=10):
     return keras.Model(inputs, L.Dense(classes)(x), name="akidanet_like")
 
 
-def randomize(model, seed=0):
-    """Random float weights that keep the activations alive through the ReLU6 stack (Keras'
-    default init and BN statistics make them vanish to ~1e-12, so the quantized outputs are all
-    zero): He-normal kernels (fan-in of a depthwise kernel is its window only), BN statistics
-    and offsets that keep every channel active."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        depthwise = isinstance(layer, L.DepthwiseConv2D)
-        for w in layer.weights:
-            if "moving_variance" in w.path or "gamma" in w.path:
-                w.assign(rng.uniform(0.5, 1.5, w.shape))
-            elif "moving_mean" in w.path or "beta" in w.path or "bias" in w.path:
-                w.assign(rng.normal(0.0, 0.1, w.shape))
-            else:
-                fan_in = int(np.prod(w.shape[:2] if depthwise else w.shape[:-1])) or 1
-                w.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), w.shape))
-    return model
-
-
 def _accuracy(outputs, labels):
     return float(np.mean(np.argmax(np.asarray(outputs).reshape(len(labels), -1), -1) == labels))
 
@@ -132,7 +114,7 @@ def timing_row(samples=1024, seed=0):
             exactness check would prove nothing.
     """
     keras.utils.set_random_seed(seed)
-    model = randomize(akidanet_like(), seed)
+    model = randomize(akidanet_like(), seed, he=True)
     x = np.random.default_rng(seed).integers(0, 256, (samples, 64, 64, 3)).astype(np.float32)
     start = time.perf_counter()
     qmodel = quantize(model, qparams=QuantizationParams(), samples=x, batch_size=32)

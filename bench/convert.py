@@ -67,18 +67,23 @@ def akidanet_05(input_size=128, classes=10):
 MODELS = {"mnist_cnn": mnist_cnn, "ds_cnn_kws": ds_cnn_kws, "akidanet_05": akidanet_05}
 
 
-def randomize(model, seed=0):
-    """Random float weights; BN statistics that keep every channel alive."""
+def randomize(model, seed=0, he=False):
+    """Random float weights; BN statistics that keep every channel alive.
+
+    Kernels are normal with variance 1/fan_in (the fan-in of every axis but the last), or with
+    ``he=True`` He-normal, 2/fan_in, where a DepthwiseConv2D's fan-in is its window only: what a
+    deep ReLU6 stack needs for its activations not to vanish (bench/akida2.py)."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
+        window = he and isinstance(layer, keras.layers.DepthwiseConv2D)
         for w in layer.weights:
             if "moving_variance" in w.path or "gamma" in w.path:
                 w.assign(rng.uniform(0.5, 1.5, w.shape))
             elif "moving_mean" in w.path or "beta" in w.path or "bias" in w.path:
                 w.assign(rng.normal(0.0, 0.1, w.shape))
             else:
-                fan_in = int(np.prod(w.shape[:-1])) or 1
-                w.assign(rng.normal(0.0, 1.0 / np.sqrt(fan_in), w.shape))
+                fan_in = int(np.prod(w.shape[:2] if window else w.shape[:-1])) or 1
+                w.assign(rng.normal(0.0, np.sqrt((2.0 if he else 1.0) / fan_in), w.shape))
     return model
 
 
