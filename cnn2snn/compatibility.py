@@ -7,7 +7,7 @@ from akida_core.hardware import AKD1000, get_target
 from .checks import check_blocks
 from .errors import ConversionError, CONVERT, HARDWARE, Issue, by_level
 from .match import split_model
-from .v2.check import akida2_device, akida2_mapping_issues
+from .v2.check import akida2_device, akida2_quantized_issues
 
 #: quantizeml's QuantizationParams().input_weight_bits (tests keep the two equal).
 DEFAULT_INPUT_WEIGHT_BITS = 8
@@ -80,7 +80,7 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
             target of an Akida 1.0-quantized model, a bad `input_dtype`/bit width, or a
             CNN2SNN_TARGET_AKIDA_VERSION other than v1/v2.
     """
-    from .v2 import convert_v2, float_tail_issue, is_akida2_model
+    from .v2 import is_akida2_model
     from .versions import AkidaVersion
     if target is not None and device is not None:
         raise ValueError(f"check_model_compatibility: target={target!r} and device={device!r} "
@@ -88,12 +88,7 @@ def check_model_compatibility(model, target=None, *, device=None, input_dtype="u
     target = device if target is None else target
     akida2 = akida2_device(target)
     if is_akida2_model(model):  # quantized for Akida 2.0: its convert issues, then the device's
-        try:
-            akida_model = convert_v2(model)
-        except ConversionError as err:
-            return list(err.issues)
-        left_out = [issue for issue in [float_tail_issue(model)] if issue is not None]
-        return left_out + ([] if akida2 is None else akida2_mapping_issues(akida_model, akida2))
+        return akida2_quantized_issues(model, akida2)
     from . import quantized  # local: keeps float-only checks free of quantizeml import cost
     is_quantized = quantized.is_quantized(model)
     if akida2 is not None and is_quantized:

@@ -37,7 +37,6 @@ def akida2_float_issues(model, input_dtype="uint8", device=None, bits=None) -> l
     from quantizeml.errors import QuantizeMLError
     from quantizeml.v2 import QuantizationParams, quantize
 
-    from .conversion import convert_v2, float_tail_issue
     qparams = QuantizationParams(input_dtype=input_dtype, **(bits or {}))
     try:
         with warnings.catch_warnings():
@@ -45,6 +44,14 @@ def akida2_float_issues(model, input_dtype="uint8", device=None, bits=None) -> l
             qmodel = quantize(model, qparams=qparams, num_samples=CHECK_SAMPLES)
     except QuantizeMLError as err:  # unsupported layers, orders, overflowing float weights
         return [_quantization_issue(text) for text in getattr(err, "issues", [str(err)])]
+    return akida2_quantized_issues(qmodel, device)
+
+
+def akida2_quantized_issues(qmodel, device=None) -> list:
+    """Every reason a model quantized for Akida 2.0 does not run wholly on Akida 2.0: the
+    converter's refusals (convert level), the float layers quantize left after the Dequantizer,
+    and, when ``device`` is an Akida 2.0 device, each layer it refuses (hardware level)."""
+    from .conversion import convert_v2, float_tail_issue
     try:
         akida_model = convert_v2(qmodel)
     except ConversionError as err:

@@ -175,10 +175,7 @@ def swap_relu_maxpool(graph: Graph, issues: list) -> Graph:
         relu = graph.node(pool.inbounds[0])
         if relu.class_name not in ("ReLU", "LeakyReLU") or len(graph.consumers(relu.name)) != 1:
             continue
-        pool.inbounds, relu.inbounds = list(relu.inbounds), [pool.name]
-        _rewire_except(graph, pool.name, relu.name, keep=relu)
-        i, j = graph.nodes.index(relu), graph.nodes.index(pool)
-        graph.nodes[i], graph.nodes[j] = pool, relu
+        _move_before(graph, relu, pool)
     return graph
 
 
@@ -199,11 +196,17 @@ def swap_flatten_activation(graph: Graph, issues: list) -> Graph:
         flatten = graph.node(act.inbounds[0])
         if not _flattens(flatten) or len(graph.consumers(flatten.name)) != 1:
             continue
-        act.inbounds, flatten.inbounds = list(flatten.inbounds), [act.name]
-        _rewire_except(graph, act.name, flatten.name, keep=flatten)
-        i, j = graph.nodes.index(flatten), graph.nodes.index(act)
-        graph.nodes[i], graph.nodes[j] = act, flatten
+        _move_before(graph, flatten, act)
     return graph
+
+
+def _move_before(graph: Graph, upstream: Node, node: Node) -> None:
+    """``node`` (the only reader of ``upstream``) moves in front of it: ``node`` reads what
+    ``upstream`` read, ``upstream`` reads ``node``, and ``upstream``'s readers now read it."""
+    node.inbounds, upstream.inbounds = list(upstream.inbounds), [node.name]
+    _rewire_except(graph, node.name, upstream.name, keep=upstream)
+    i, j = graph.nodes.index(upstream), graph.nodes.index(node)
+    graph.nodes[i], graph.nodes[j] = node, upstream
 
 
 def _rewire_except(graph, old, new, keep):
