@@ -158,8 +158,12 @@ def live_channels(inputs):
     processes events). Thresholds set per neuron leave whole channels silent often.
     """
     c = inputs.shape[-1]
-    live = np.flatnonzero(inputs.reshape(-1, c).any(axis=0))
-    return live if live.size <= SPARSE_CHANNELS * c else None
+    flat = inputs.reshape(-1, c)
+    # unsigned activations: the maximum is non-zero exactly where a value is (and costs less than any())
+    peaks = np.maximum.reduce(flat, axis=0) if inputs.dtype.kind == "u" else flat.any(axis=0)
+    if np.count_nonzero(peaks) > SPARSE_CHANNELS * c:
+        return None
+    return np.flatnonzero(peaks)
 
 
 def conv2d_prepared(inputs, kernel_matrix, kernel_size, strides=(1, 1), padding=Padding.Same, padding_value=0,

@@ -1,6 +1,7 @@
 """The Layer base class: parameters, variables and the pieces of forward shared by all kinds."""
 import dataclasses
 import math
+import threading
 
 import numpy as np
 
@@ -279,6 +280,51 @@ class Layer:
         return self._cached("register_act_step",
                             lambda: kernels.register_act_step(self._values["act_step"])).copy()
 
+    def _buffered(self, input_shape):
+        """This layer's forward for inputs of `input_shape` made of buffered kernels (kernels/buffered.py),
+        for the calling thread, or None when the layer has none (then `_forward` computes). Its result is
+        its own buffer, overwritten by its next call. Made once per thread and shape, until the layer's
+        cache is cleared (its shapes or variables changed)."""
+        return self._cached("buffered", BufferedForwards).get(input_shape, self._buffered_forward)
+
+    def _buffered_forward(self, input_shape):
+        """A new buffered forward for inputs of `input_shape`, or None (the default: no buffered kernels)."""
+        return None
+
+    def _pools_in_conv(self, shape):
+        """The max pooling size when the buffered convolution of potentials of `shape` can pool them as it
+        computes (windows that tile them exactly: kernels.buffered.conv2d), else None."""
+        p = self._params
+        if getattr(p, "pool_type", None) == PoolType.Max and \
+                kernels.buffered.tiles_exactly(shape, p.pool_size, p.pool_stride, p.padding):
+            return p.pool_size
+        return None
+
+    def _prepare_tail(self, shape, dtype, pooled=False):
+        """The buffered pooling (unless `pooled`: already done) and activation of potentials of `shape` and
+        float `dtype`: one function of the potentials, the same steps as `_activate(_pool(potentials))`."""
+        p = self._params
+        steps = []
+        pool_type = getattr(p, "pool_type", PoolType.NoPooling)
+        if pooled:
+            shape = (shape[0], *self.output_dims)
+        elif pool_type == PoolType.Max:
+            steps.append(kernels.buffered.max_pool2d(shape, dtype, p.pool_size, p.pool_stride, p.padding))
+            shape = (shape[0], *self.output_dims)
+        elif pool_type == PoolType.Average:
+            steps.append(lambda potentials: kernels.global_sum_pool(potentials, GAP_ACCUMULATOR_BITS))
+            shape, dtype = (shape[0], *self.output_dims), np.int64
+        if not p.activation:
+            steps.append(kernels.buffered.to_int32(shape))
+        else:
+            dtype = np.dtype(dtype)
+            threshold, step = self._cached(("activation", dtype.str), lambda: self._activation_plan(dtype))
+            steps.append(kernels.buffered.activate(shape, threshold, step, p.act_bits))
+        if len(steps) == 1:
+            return steps[0]
+        first, second = steps
+        return lambda potentials: second(first(potentials))
+
     def _activate(self, potentials):
         if not self._params.activation:
             return kernels.to_int32(potentials)
@@ -329,3 +375,33 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} '{self.name}' {self.input_dims}->{self.output_dims}>"
+
+
+MAX_BUFFERED_FORWARDS = 8
+"""A layer keeps at most this many buffered forwards (threads × input shapes); more start the set again."""
+
+
+class BufferedForwards:
+    """The buffered forwards of one layer, by calling thread and input shape.
+
+    A buffered forward owns buffers that its calls overwrite, so each thread gets its own. Copying or
+    pickling a layer gives an empty set (the buffers are remade on use, not shared).
+    """
+
+    def __init__(self):
+        self._forwards = {}
+
+    def get(self, input_shape, prepare):
+        """The forward of the calling thread for `input_shape`, made by `prepare(input_shape)` the first time
+        (None is kept too: the layer has no buffered forward for that shape)."""
+        key = (threading.get_ident(), input_shape)
+        try:
+            return self._forwards[key]
+        except KeyError:
+            if len(self._forwards) >= MAX_BUFFERED_FORWARDS:
+                self._forwards.clear()
+            forward = self._forwards[key] = prepare(input_shape)
+            return forward
+
+    def __reduce__(self):
+        return BufferedForwards, ()

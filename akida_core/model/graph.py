@@ -273,13 +273,15 @@ class Model(GraphBuilding):
         order (`banding`: large one-sample layer calls may use worker threads, see forward_in_slices)."""
         stats = Statistics.for_layers(plan.layers, plan.entries)
         results = {}
+        last = len(plan.steps) - 1
         for index, (layer, reads, frees) in enumerate(plan.steps):
+            keep = index == last  # the result leaves the piece: not a buffer of the layer's (inference.py)
             if reads is None:
-                x = forward_in_slices(layer, inputs, limiter, banding)
+                x = forward_in_slices(layer, inputs, limiter, banding, keep)
             elif layer.ip_version is IpVersion.v2:
-                x = forward_in_slices(layer, [results[key] for key in reads], limiter)
+                x = forward_in_slices(layer, [results[key] for key in reads], limiter, keep=keep)
             else:
-                x = forward_in_slices(layer, results[reads[0]], limiter, banding)
+                x = forward_in_slices(layer, results[reads[0]], limiter, banding, keep)
             stats.record(layer, x)
             results[index] = x
             for key in frees:  # free what no later layer reads

@@ -124,14 +124,23 @@ def _padded_pool_bytes(params, h, w, c):
     return (h + pads[0]) * (w + pads[1]) * c * 8
 
 
-def forward_in_slices(layer, x, limiter=None, banding=False):
+BUFFERED_BYTES = 4 * 2 ** 20
+"""A layer call whose intermediates (`working_bytes` × samples) stay below this size runs through the layer's
+buffered forward (kernels/buffered.py: buffers made once per thread and input shape, kept between calls), when
+it has one. Small calls are where allocation and view-making cost as much as the arithmetic (MNIST-style and
+DS-CNN models at batch 1); the cap bounds the memory the buffers keep."""
+
+
+def forward_in_slices(layer, x, limiter=None, banding=False, keep=False):
     """Run one layer over `x` in sub-batches sized to LAYER_MEMORY_BYTES (cache-friendly, bounded memory).
 
     `x` is an array, or a list of arrays (one per inbound) sliced alike; slices run in order, so
     temporal layers see the samples as one sequence. With a `limiter` (threads.ThreadLimiter), the
     BLAS thread count is set from the MACs of one slice first (`threads.threads_for`). With `banding`, a
     large one-sample call of a layer that computes in row bands (`layer.bands`) shares them among worker
-    threads (workers.py), each with one BLAS thread.
+    threads (workers.py), each with one BLAS thread. A small call runs through the layer's buffered
+    forward (BUFFERED_BYTES), whose result is a buffer that the layer's next call overwrites: with `keep`
+    (the result outlives this inference piece) it is copied.
     """
     step = max(1, LAYER_MEMORY_BYTES // working_bytes(layer))
     size = x[0].shape[0] if isinstance(x, list) else x.shape[0]
@@ -141,6 +150,11 @@ def forward_in_slices(layer, x, limiter=None, banding=False):
     if bands > 1:
         return layer._forward(x, bands=bands, run=run_tasks)
     if size <= step:
+        if not isinstance(x, list) and size * working_bytes(layer) <= BUFFERED_BYTES:
+            forward = layer._buffered(x.shape)
+            if forward is not None:
+                out = forward(x)
+                return out.copy() if keep else out
         return layer._forward(x)
 
     def part(start):

@@ -75,6 +75,7 @@ def test_errors_in_a_worker_reach_the_caller(counted, monkeypatch):
     def fail(inputs):
         raise RuntimeError("boom")
     monkeypatch.setattr(model.layers[1], "_forward", fail)
+    monkeypatch.setattr(model.layers[1], "_buffered", lambda shape: fail)  # small pieces use buffered kernels
     with pytest.raises(RuntimeError, match="boom"):
         model.forward(x)
 

@@ -134,6 +134,22 @@ class Convolutional(Layer):
                                                         bands=bands, run=run)
         return self._activate(self._pool(potentials))
 
+    def _buffered_forward(self, input_shape):
+        matrix = self._cached("kernel_matrix", self._kernel_matrix)
+        if matrix is None:
+            return None
+        p = self._params
+        shape = potentials_shape(p, input_shape)
+        pool = self._pools_in_conv(shape)
+        conv = kernels.buffered.conv2d(input_shape, matrix, p.kernel_size, p.kernel_stride, p.padding,
+                                       pool_size=pool)
+        tail = self._prepare_tail(shape, matrix.dtype, pooled=pool is not None)
+        if self.macs < LIVE_CHANNEL_MACS:
+            return lambda inputs: tail(conv(inputs))
+        # large enough for silent input channels to be worth their test: `_forward` skips them
+        return lambda inputs: (tail(conv(inputs)) if kernels.shared.live_channels(inputs) is None
+                               else self._forward(inputs))
+
     def _kernel_matrix(self):
         """The flipped weights as a float32 (kh·kw·c, filters) matrix, when float32 is exact for every
         valid input (else None: conv2d then picks the dtype from the data)."""
@@ -143,3 +159,15 @@ class Convolutional(Layer):
         if not self._exact_float32(flipped, kh * kw * c, max_input(self)):
             return None
         return np.ascontiguousarray(flipped.reshape(kh * kw * c, filters), np.float32)
+
+
+LIVE_CHANNEL_MACS = 2 ** 20
+"""A buffered forward of a layer with at least this many MACs per sample first looks for silent input channels
+(about 5 µs at batch 1) and lets `_forward` skip them; below it the test would cost more than it can save."""
+
+
+def potentials_shape(params, input_shape):
+    """Shape of the potentials (before pooling) of a convolution of `params` on inputs of `input_shape`."""
+    n, h, w, _ = input_shape
+    return (n, kernels.output_size(h, params.kernel_size[0], params.kernel_stride[0], params.padding),
+            kernels.output_size(w, params.kernel_size[1], params.kernel_stride[1], params.padding), params.filters)

@@ -79,15 +79,34 @@ class FullyConnected(Layer):
         return self.input_size * self._params.units
 
     def _forward(self, inputs):
-        weights = self._cached("row_major", lambda: row_major_weights(
-            self._values["weights"][0, 0], self.input_dims))
-        matrix = self._cached("matrix", lambda: np.asarray(weights, np.float32)
-                              if self._exact_float32(weights, self.input_size, max_input(self)) else None)
+        weights = self._row_major()
+        matrix = self._float32_matrix()
         flat = inputs.reshape(inputs.shape[0], -1)
         # float32 products are exact for every valid input when the matrix exists (its static bound)
         products = kernels.dense(flat, weights) if matrix is None else flat.astype(np.float32) @ matrix
         potentials = kernels.saturate(products, FC_POTENTIAL_BITS)
         return self._activate(potentials).reshape(inputs.shape[0], 1, 1, -1)
+
+    def _row_major(self):
+        """The weights as an (inputs, units) matrix in the row-major order of the flattened inputs."""
+        return self._cached("row_major", lambda: row_major_weights(self._values["weights"][0, 0], self.input_dims))
+
+    def _float32_matrix(self):
+        """`_row_major()` in float32 when float32 sums are exact for every valid input, else None."""
+        def make():
+            weights = self._row_major()
+            exact = self._exact_float32(weights, self.input_size, max_input(self))
+            return np.asarray(weights, np.float32) if exact else None
+        return self._cached("matrix", make)
+
+    def _buffered_forward(self, input_shape):
+        matrix = self._float32_matrix()
+        if matrix is None:
+            return None
+        dense = kernels.buffered.dense(input_shape, matrix, FC_POTENTIAL_BITS)
+        tail = self._prepare_tail((input_shape[0], self._params.units), matrix.dtype)
+        shape = (input_shape[0], 1, 1, self._params.units)
+        return lambda inputs: tail(dense(inputs)).reshape(shape)
 
     def get_learning_histogram(self):
         """Neurons per percent of num_weights matched when they last learned: (101,) int64 counts.

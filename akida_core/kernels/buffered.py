@@ -1,0 +1,200 @@
+"""Buffered kernels: the kernels of shared.py and v1.py for one fixed input shape, with every buffer, padded
+border and strided view made once.
+
+Why: at batch 1 the benchmark models' layers are small (an MNIST-style 3×3 convolution is 3.6 M MACs, about
+75 µs of float32 BLAS), and the plain kernels spend about as long again allocating, padding and building
+strided views on every call. A buffered kernel is a function of its input alone that writes into buffers it
+owns: the padded input keeps its border from one call to the next, the im2col view over it is built once,
+the product, pooling and activation write in place. The arithmetic is that of the plain kernels, in the
+same dtypes, so the integers are the same (tests/akida_core/test_buffered.py compares them).
+
+A buffered kernel returns its own buffer, which its next call overwrites: the caller consumes (or copies)
+the result before calling it again, and one buffered kernel serves one thread at a time.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .shared import _windows, output_size, padding_amounts
+
+TRANSPOSED_IM2COL_WIDTH = 16
+"""Below this many contiguous values per window row (kw·c, e.g. an image input's 3×1 or 3×3), im2col copies
+in the transposed layout (kh·kw·c rows of the output positions), whose inner loop runs along a whole output
+row instead of a few values: 2–3× cheaper for a 28×28×1 input."""
+
+
+def _padded_buffer(input_shape, kernel_size, strides, padding, value, dtype):
+    """(buffer, interior view): the input shape with its border of `value`, made once (the border never
+    changes; each call copies the input into the interior)."""
+    n, h, w, c = input_shape
+    top, bottom = padding_amounts(h, kernel_size[0], strides[0], padding)
+    left, right = padding_amounts(w, kernel_size[1], strides[1], padding)
+    padded = np.full((n, top + h + bottom, left + w + right, c), value, dtype)
+    return padded, padded[:, top:top + h, left:left + w]
+
+
+def conv2d(input_shape, kernel_matrix, kernel_size, strides, padding, padding_value=0, pool_size=None):
+    """`shared.conv2d_prepared` for inputs of `input_shape`: a function of the (n, h, w, c) integer inputs
+    returning the (n, oh, ow, filters) exact potentials in the kernel matrix's dtype (its own buffer).
+
+    With `pool_size` (ph, pw), windows that tile the potentials exactly (see `tiles_exactly`), the function
+    returns their max pooling instead: the im2col rows are ordered window position first, so the pooling is
+    one reduction over ph·pw contiguous blocks (3× cheaper than maxima of strided views).
+
+    The caller proves the kernel's dtype exact for every input it passes, as for `conv2d_prepared`.
+    """
+    n, h, w, c = input_shape
+    kh, kw = kernel_size
+    assert kernel_matrix.shape[0] == kh * kw * c, (kernel_matrix.shape, kernel_size, c)
+    dtype = kernel_matrix.dtype
+    out_h = output_size(h, kh, strides[0], padding)
+    out_w = output_size(w, kw, strides[1], padding)
+    ph, pw = pool_size or (1, 1)
+    assert out_h % ph == 0 and out_w % pw == 0, ((out_h, out_w), pool_size)
+    padded, interior = _padded_buffer(input_shape, kernel_size, strides, padding, padding_value, dtype)
+    s_n, s_h, s_w, s_c = padded.strides
+    sy, sx = s_h * strides[0], s_w * strides[1]
+    # output positions in the order (pool row, pool column, sample, pooled row, pooled column)
+    positions = (ph, pw, n, out_h // ph, out_w // pw)
+    position_strides = (sy, sx, s_n, sy * ph, sx * pw)
+    count = n * out_h * out_w
+    if kw * c < TRANSPOSED_IM2COL_WIDTH:
+        # (kh, kw, c, positions): each row of the copy runs along output positions of one kernel tap
+        view = as_strided(padded, (kh, kw, c, *positions), (s_h, s_w, s_c, *position_strides), writeable=False)
+        cols = np.empty(view.shape, dtype)
+        matrix = cols.reshape(kh * kw * c, count).T
+    else:
+        # (positions, kh, kw·c): a window row of kw·c values is contiguous in the padded buffer
+        view = as_strided(padded, (*positions, kh, kw * c), (*position_strides, s_h, s_c), writeable=False)
+        cols = np.empty(view.shape, dtype)
+        matrix = cols.reshape(count, kh * kw * c)
+    filters = kernel_matrix.shape[1]
+    out = np.empty((count, filters), dtype)
+    if pool_size is None:
+        result = out.reshape(n, out_h, out_w, filters)
+        blocks = pooled = None
+    else:
+        blocks = out.reshape(ph * pw, -1)
+        result = np.empty((n, out_h // ph, out_w // pw, filters), dtype)
+        pooled = result.reshape(-1)
+
+    def run(inputs):
+        np.copyto(interior, inputs, casting="unsafe")  # integers, exact in `dtype`
+        np.copyto(cols, view)
+        np.matmul(matrix, kernel_matrix, out=out)
+        if blocks is not None:
+            np.maximum.reduce(blocks, axis=0, out=pooled)
+        return result
+    return run
+
+
+def tiles_exactly(shape, pool_size, pool_stride, padding):
+    """Whether max pooling of (n, h, w, c) `shape` has windows that tile it exactly (stride = size, no border),
+    the case `conv2d` can pool as it computes."""
+    h, w = shape[1], shape[2]
+    ph, pw = pool_size
+    return (ph, pw) == tuple(pool_stride) and ph * pw > 1 and h % ph == 0 and w % pw == 0 \
+        and padding_amounts(h, ph, ph, padding) == (0, 0) and padding_amounts(w, pw, pw, padding) == (0, 0)
+
+
+def separable_conv2d(input_shape, depthwise, pointwise, strides, padding):
+    """`shared.separable_conv2d_prepared` for inputs of `input_shape` (both kernels in one float dtype the
+    caller proved exact): a function of the inputs returning the (n, oh, ow, filters) potentials (its own
+    buffer)."""
+    n, h, w, c = input_shape
+    kh, kw, _ = depthwise.shape
+    assert depthwise.dtype == pointwise.dtype, (depthwise.dtype, pointwise.dtype)
+    out_h = output_size(h, kh, strides[0], padding)
+    out_w = output_size(w, kw, strides[1], padding)
+    padded, interior = _padded_buffer(input_shape, (kh, kw), strides, padding, 0, depthwise.dtype)
+    windows = _windows(padded, (kh, kw), strides, out_h, out_w)
+    partial = np.empty((n, out_h, out_w, c), depthwise.dtype)
+    flat = partial.reshape(-1, c)
+    out = np.empty((n * out_h * out_w, pointwise.shape[1]), pointwise.dtype)
+    result = out.reshape(n, out_h, out_w, -1)
+
+    def run(inputs):
+        np.copyto(interior, inputs, casting="unsafe")
+        # every product and partial sum is an exact integer in the kernels' dtype: any order gives the same
+        np.einsum("nyxijc,ijc->nyxc", windows, depthwise, out=partial)
+        np.matmul(flat, pointwise, out=out)
+        return result
+    return run
+
+
+def dense(input_shape, matrix, bits):
+    """FullyConnected potentials for inputs of `input_shape`: the flattened inputs @ `matrix` (a float dtype
+    the caller proved exact), saturated to the signed `bits`-bit register (as `shared.saturate`)."""
+    n = input_shape[0]
+    flat = np.empty((n, matrix.shape[0]), matrix.dtype)
+    out = np.empty((n, matrix.shape[1]), matrix.dtype)
+    low, high = matrix.dtype.type(-2 ** (bits - 1)), matrix.dtype.type(2 ** (bits - 1) - 1)  # exact: bits < 24
+
+    def run(inputs):
+        np.copyto(flat, inputs.reshape(n, -1), casting="unsafe")
+        np.matmul(flat, matrix, out=out)
+        return np.clip(out, low, high, out=out)
+    return run
+
+
+def max_pool2d(input_shape, dtype, pool_size, pool_stride, padding):
+    """`shared.max_pool2d` for potentials of `input_shape` and `dtype` (a float dtype): a function of the
+    potentials returning the pooled maxima (its own buffer). Same padding ignores the border (-inf)."""
+    n, h, w, c = input_shape
+    ph, pw = pool_size
+    out_h = output_size(h, ph, pool_stride[0], padding)
+    out_w = output_size(w, pw, pool_stride[1], padding)
+    out = np.empty((n, out_h, out_w, c), dtype)
+    if tiles_exactly(input_shape, pool_size, pool_stride, padding):
+        rows = np.empty((n, out_h, out_w, pw, c), dtype)
+
+        def tiled(potentials):
+            # the maximum over the window rows, then over its columns (as shared._tiled_max_pool)
+            tiles = potentials.reshape(n, out_h, ph, out_w, pw, c)
+            _maximum_of(tiles[:, :, 0], [tiles[:, :, i] for i in range(1, ph)], rows)
+            return _maximum_of(rows[:, :, :, 0], [rows[:, :, :, j] for j in range(1, pw)], out)
+        return tiled
+    padded, interior = _padded_buffer(input_shape, pool_size, pool_stride, padding, -np.inf, dtype)
+    taps = [padded[:, i:i + out_h * pool_stride[0]:pool_stride[0], j:j + out_w * pool_stride[1]:pool_stride[1]]
+            for i in range(ph) for j in range(pw)]
+
+    def general(potentials):
+        np.copyto(interior, potentials)
+        return _maximum_of(taps[0], taps[1:], out)
+    return general
+
+
+def _maximum_of(first, others, out):
+    """The elementwise maximum of `first` and the `others` (same shapes), written into `out`."""
+    if not others:
+        np.copyto(out, first)
+        return out
+    np.maximum(first, others[0], out=out)
+    for other in others[1:]:
+        np.maximum(out, other, out=out)
+    return out
+
+
+def activate(input_shape, threshold, step, act_bits):
+    """`v1.activate` for potentials of `input_shape`: clip(ceil((p − T) / s), 0, 2**b − 1) as uint8, computed
+    in `step`'s dtype (which `v1.activation_step` chose exact); returns its own uint8 buffer."""
+    q = np.empty(input_shape, step.dtype)
+    out = np.empty(input_shape, np.uint8)
+    # bounds of q's own type: Python ints would take numpy's slower mixed-type path (2× the clip's time)
+    bottom, top = step.dtype.type(0), step.dtype.type(2 ** act_bits - 1)
+
+    def run(potentials):
+        np.subtract(potentials, threshold, out=q, dtype=step.dtype)
+        np.divide(q, step, out=q)
+        np.ceil(q, out=q)
+        return q.clip(bottom, top, out=out, casting="unsafe")
+    return run
+
+
+def to_int32(input_shape):
+    """`v1.to_int32` for potentials of `input_shape`: the exact integer potentials as int32 (own buffer)."""
+    out = np.empty(input_shape, np.int32)
+
+    def run(potentials):
+        np.copyto(out, potentials, casting="unsafe")  # integers within int32 (the model bounds them)
+        return out
+    return run
