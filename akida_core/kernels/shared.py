@@ -353,7 +353,7 @@ def global_sum_pool(potentials, bits):
     (y, then x), clipping after every addition: acc = clip(acc + p[y, x]). No division.
     The result depends on the order only where a running sum touches a bound, so the exact
     plain sum is kept for every (sample, channel) whose sum of |p| stays inside the range (then no
-    prefix sum can leave it), and `saturating_sum` computes the sequential clip of the others.
+    prefix sum can leave it); the others take the closed form of the sequential clip (`saturating_sum`).
 
     Args:
         potentials: (n, h, w, c) exact integer potentials (any dtype; |p| < 2**31).
@@ -365,23 +365,18 @@ def global_sum_pool(potentials, bits):
     n, h, w, c = potentials.shape
     low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
     # Every prefix sum lies within ±Σ|p|: where that stays in range, no addition clips and the result is the
-    # plain sum. float64 sums h·w < 2**21 terms of |p| < 2**31 exactly (< 2**52), in any order.
+    # plain sum. Both sums are BLAS products with ones, exact in any summation order where Σ|p| <= high
+    # (every partial sum is an integer within ±high, below 2**24 for float32); above it, rounding is
+    # monotone and the partial sums of |p| only grow, so the computed Σ|p| still exceeds high.
     flat = potentials.reshape(n, h * w, c)
-    out = flat.sum(axis=1, dtype=np.float64).astype(np.int64)
-    touched = np.abs(flat).sum(axis=1, dtype=np.float64) > high
+    ones = np.ones(h * w, np.float32 if high < FLOAT32_EXACT else np.float64)
+    out = (ones @ flat).astype(np.int64)
+    touched = ones @ np.abs(flat) > high
     if touched.any():
         rows, cols = np.nonzero(touched)
         # int64: h·w < 2**21 (the model caps sizes) terms of |p| < 2**31 cannot overflow.
-        terms = flat[rows, :, cols].T.astype(np.int64)  # (pixels, touched pairs), in the chip's order
-        prefix = np.cumsum(terms, axis=0)
-        outside = (prefix < low) | (prefix > high)
-        leaving = outside.any(axis=0)  # where some addition really clips
-        if leaving.any():
-            rows, cols, outside = rows[leaving], cols[leaving], outside[:, leaving]
-            # no addition before the first prefix outside the range clips: start from the prefix before it
-            start = int(np.argmax(outside, axis=0).min())
-            initial = prefix[start - 1, leaving] if start else 0
-            out[rows, cols] = saturating_sum(terms[start:, leaving], low, high, initial)
+        prefix = np.cumsum(flat[rows, :, cols].astype(np.int64), axis=1)  # (pairs, pixels), the chip's order
+        out[rows, cols] = _clip_prefix_sums(prefix, low, high)
     return out.reshape(n, 1, 1, c)
 
 

@@ -275,6 +275,18 @@ def test_global_sum_pool_on_many_pixels_mixes_exact_and_saturated_channels(seed)
     np.testing.assert_array_equal(kernels.global_sum_pool(p, 20), ref.global_sum(p, 20))
 
 
+def test_global_sum_pool_screens_exactly_at_the_bound_and_beyond_float32():
+    def pooled(values, bits=20, dtype=np.float32):
+        return kernels.global_sum_pool(np.array(values, dtype).reshape(1, 1, -1, 1), bits).ravel().tolist()
+    high = 2 ** 19 - 1
+    assert pooled([high - 3, -1, 1, 1, 1]) == [high - 1]  # sum of |p| == high: the plain sum
+    assert pooled([high - 3, 1, 1, 1, 1, -1]) == [high - 1]  # the fourth +1 clips; the plain sum is high
+    assert pooled([2 ** 30] + [-1] * 3) == [high - 3]  # |p| far beyond float32's exact sums
+    # a 30-bit register: the plain sums exceed 2**24, where float32 would drop the ones
+    assert pooled([2 ** 24] + [1] * 3, bits=30) == [2 ** 24 + 3]
+    assert pooled([2 ** 24] + [1] * 3, bits=30, dtype=np.int32) == [2 ** 24 + 3]
+
+
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
 def test_conv_and_depthwise_on_non_contiguous_inputs(strides):
     # a channel slice is not contiguous: im2col takes its general window view; the result is the same
