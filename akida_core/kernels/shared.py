@@ -357,7 +357,7 @@ def global_sum_pool(potentials, bits):
     (y, then x), clipping after every addition: acc = clip(acc + p[y, x]). No division.
     The result depends on the order only where a running sum touches a bound, so the exact
     plain sum is kept for every (sample, channel) whose sum of |p| stays inside the range (then no
-    prefix sum can leave it), and `saturating_sum` computes the sequential clip of the others.
+    prefix sum can leave it); the others take the closed form of the sequential clip (`saturating_sum`).
 
     Args:
         potentials: (n, h, w, c) exact integer potentials (any dtype; |p| < 2**31).
@@ -369,65 +369,63 @@ def global_sum_pool(potentials, bits):
     n, h, w, c = potentials.shape
     low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
     # Every prefix sum lies within ±Σ|p|: where that stays in range, no addition clips and the result is the
-    # plain sum. float64 sums h·w < 2**21 terms of |p| < 2**31 exactly (< 2**52), in any order.
+    # plain sum. Both sums are BLAS products with ones, exact in any summation order where Σ|p| <= high
+    # (every partial sum is an integer within ±high, below 2**24 for float32); above it, rounding is
+    # monotone and the partial sums of |p| only grow, so the computed Σ|p| still exceeds high.
     flat = potentials.reshape(n, h * w, c)
-    out = flat.sum(axis=1, dtype=np.float64).astype(np.int64)
-    touched = np.abs(flat).sum(axis=1, dtype=np.float64) > high
+    ones = np.ones(h * w, np.float32 if high < FLOAT32_EXACT else np.float64)
+    out = (ones @ flat).astype(np.int64)
+    touched = ones @ np.abs(flat) > high
     if touched.any():
         rows, cols = np.nonzero(touched)
         # int64: h·w < 2**21 (the model caps sizes) terms of |p| < 2**31 cannot overflow.
-        terms = flat[rows, :, cols].T.astype(np.int64)  # (pixels, touched pairs), in the chip's order
-        prefix = np.cumsum(terms, axis=0)
-        outside = (prefix < low) | (prefix > high)
-        leaving = outside.any(axis=0)  # where some addition really clips
-        if leaving.any():
-            rows, cols, outside = rows[leaving], cols[leaving], outside[:, leaving]
-            # no addition before the first prefix outside the range clips: start from the prefix before it
-            start = int(np.argmax(outside, axis=0).min())
-            initial = prefix[start - 1, leaving] if start else 0
-            out[rows, cols] = saturating_sum(terms[start:, leaving], low, high, initial)
+        prefix = np.cumsum(flat[rows, :, cols].astype(np.int64), axis=1)  # (pairs, pixels), the chip's order
+        out[rows, cols] = _clip_prefix_sums(prefix, low, high)
     return out.reshape(n, 1, 1, c)
 
 
 def saturating_sum(terms, low, high, initial=0):
     """acc = clip(acc + t, low, high) over the rows of `terms` in order, from acc = `initial`, per column.
 
-    Each step is the map a -> min(max(a + t, low), high); maps of the form a -> min(max(a + s, lo), hi)
-    (lo <= hi) are closed under composition: applying (s1, lo1, hi1) then (s2, lo2, hi2) gives
-    (s1 + s2, clip(lo1 + s2, lo2, hi2), clip(hi1 + s2, lo2, hi2)). Composing neighbours pairwise
-    takes log2(rows) vectorised steps instead of one step per row, with the same integers.
+    Short sums (or very many columns) step through the rows, vectorised over the columns. Longer ones use
+    the closed form of the discrete two-sided Skorokhod map on [low, high] (Kruk, Lehoczky, Ramanan, Shreve
+    2007): with the prefix sums P_k = initial + t_1 + ... + t_k (k = 1..n) and S_k = min(P_k, ..., P_n),
+        result = P_n − max(min(0, S_1 − low), max_k min(P_k − high, S_k − low)),
+    a cumulative sum, a suffix minimum and two reductions, with the same integers as the loop.
 
     Args:
         terms: (rows, columns) int64, |sum of any rows| < 2**62.
-        low, high: the register's bounds (low <= 0 <= high).
+        low, high: the register's bounds (low <= 0 <= high, both within ±2**60).
         initial: the starting value(s) of the register, in [low, high] (scalar or per column).
 
     Returns:
         (columns,) int64 saturated sums.
     """
-    if terms.size <= SCALAR_SATURATION_TERMS:
-        # a few terms: Python integers step by step cost less than the tree's vectorised steps
-        acc = np.broadcast_to(np.asarray(initial, np.int64), terms.shape[1:]).tolist()
-        for row in terms.tolist():
-            acc = [min(max(a + t, low), high) for a, t in zip(acc, row)]
-        return np.array(acc, np.int64)
-    return _saturating_tree(terms, low, high, initial)
+    rows, columns = terms.shape
+    if rows <= SEQUENTIAL_ROWS or columns >= SEQUENTIAL_COLUMNS:
+        acc = np.array(np.broadcast_to(np.asarray(initial, np.int64), (columns,)))
+        for row in terms:
+            acc += row
+            np.maximum(acc, low, out=acc)  # two ufuncs: np.clip's wrapper costs more than either
+            np.minimum(acc, high, out=acc)
+        return acc
+    # (columns, rows): numpy accumulates fast only along the contiguous axis
+    prefix = np.cumsum(np.ascontiguousarray(terms.T, dtype=np.int64), axis=1)
+    prefix += np.asarray(initial, np.int64)[..., None]
+    return _clip_prefix_sums(prefix, low, high)
 
 
-SCALAR_SATURATION_TERMS = 512
-"""`saturating_sum` of at most this many terms steps through Python integers; more use the log-depth tree."""
+SEQUENTIAL_ROWS, SEQUENTIAL_COLUMNS = 4, 256
+"""`saturating_sum` steps through the rows when there are at most SEQUENTIAL_ROWS of them or at least
+SEQUENTIAL_COLUMNS columns (measured: there a row step costs less than the closed form's passes)."""
 
 
-def _saturating_tree(terms, low, high, initial):
-    """`saturating_sum` by pairwise composition of the clamp maps (log2(rows) vectorised steps)."""
-    rows = 1 << max(terms.shape[0] - 1, 0).bit_length()
-    # rows up to a power of two: the extra steps add 0 and clip, an identity on the register's values
-    s = np.zeros((rows,) + terms.shape[1:], np.int64)
-    s[:terms.shape[0]] = terms
-    lo = np.full(s.shape, low, np.int64)
-    hi = np.full(s.shape, high, np.int64)
-    while s.shape[0] > 1:
-        s1, s2, lo1, lo2, hi1, hi2 = s[0::2], s[1::2], lo[0::2], lo[1::2], hi[0::2], hi[1::2]
-        lo, hi = (np.minimum(np.maximum(lo1 + s2, lo2), hi2), np.minimum(np.maximum(hi1 + s2, lo2), hi2))
-        s = s1 + s2
-    return np.minimum(np.maximum(s[0] + initial, lo[0]), hi[0])
+def _clip_prefix_sums(prefix, low, high):
+    """`saturating_sum` from its prefix sums P_1..P_n (initial included) along the last axis, closed form."""
+    # int64: |P| < 2**62 + 2**60 and bounds within ±2**60 keep S + (high − low) and P − high below 2**63.
+    suffix_min = np.minimum.accumulate(prefix[..., ::-1], axis=-1)  # reversed: [..., j] = min of the last j+1
+    floor = np.minimum(suffix_min[..., -1] - low, 0)
+    # min(P_k − high, S_k − low) = min(P_k, S_k + high − low) − high, in place on the reversed suffix minima
+    suffix_min += high - low
+    np.minimum(suffix_min, prefix[..., ::-1], out=suffix_min)
+    return prefix[..., -1] - np.maximum(floor, suffix_min.max(axis=-1) - high)

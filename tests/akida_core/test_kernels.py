@@ -190,32 +190,72 @@ def test_float32_exact_steps(act_step, exact):
     assert kernels.float32_exact_steps(np.array(act_step, np.float32), 1) is exact
 
 
-def _saturating_loop(terms, low, high):
+def _saturating_loop(terms, low, high, initial=0):
     out = []
-    for column in np.asarray(terms).T:
-        acc = 0
+    for column, acc in zip(np.asarray(terms).T, np.broadcast_to(initial, np.shape(terms)[1:]).tolist()):
         for t in column:
             acc = min(max(acc + int(t), low), high)
         out.append(acc)
     return out
 
 
+def _closed_form(terms, low, high, initial=0):
+    """saturating_sum's closed-form path, whatever the shape."""
+    prefix = np.cumsum(np.asarray(terms, np.int64).T, axis=1) + np.asarray(initial, np.int64)[..., None]
+    return kernels.shared._clip_prefix_sums(prefix, low, high)
+
+
 @given(st.integers(1, 70), st.integers(1, 4), st.sampled_from([8, 2 ** 19, 2 ** 21]), st.integers(0, 2 ** 32 - 1))
 def test_saturating_sum_equals_the_sequential_clip(rows, columns, scale, seed):
-    # every length (odd ones pad the tree), values from far inside to far beyond the 20-bit register
+    # every length, values from far inside to far beyond the 20-bit register
     terms = np.random.default_rng(seed).integers(-scale, scale, (rows, columns)).astype(np.int64)
     low, high = -2 ** 19, 2 ** 19 - 1
     expected = _saturating_loop(terms, low, high)
     assert kernels.shared.saturating_sum(terms, low, high).tolist() == expected
-    assert kernels.shared._saturating_tree(terms, low, high, 0).tolist() == expected  # the path of large sums
+    assert _closed_form(terms, low, high).tolist() == expected
 
 
-def test_saturating_sum_of_many_terms_takes_the_tree_and_equals_the_loop():
-    terms = np.random.default_rng(5).integers(-2 ** 18, 2 ** 18, (125, 9)).astype(np.int64)
-    terms[:40, 0] = 2 ** 17  # saturates early, then comes back
-    assert terms.size > kernels.shared.SCALAR_SATURATION_TERMS
-    assert kernels.shared.saturating_sum(terms, -2 ** 19, 2 ** 19 - 1).tolist() == \
-        _saturating_loop(terms, -2 ** 19, 2 ** 19 - 1)
+@st.composite
+def saturation_case(draw):
+    """Terms, bounds (low <= 0 <= high, possibly both 0) and initial register values (bounds included)."""
+    low, high = -draw(st.integers(0, 40)), draw(st.integers(0, 40))
+    rows, columns = draw(st.integers(0, 12)), draw(st.integers(1, 3))
+    term = st.one_of(st.integers(-60, 60), st.sampled_from([0, low, high, -2 ** 58, 2 ** 58 - 1]))
+    terms = np.array(draw(st.lists(st.lists(term, min_size=columns, max_size=columns),
+                                   min_size=rows, max_size=rows)), np.int64).reshape(rows, columns)
+    initial = draw(st.lists(st.one_of(st.integers(low, high), st.sampled_from([low, high])),
+                            min_size=columns, max_size=columns))
+    return terms, low, high, np.array(initial, np.int64)
+
+
+@given(saturation_case())
+def test_saturating_sum_property_against_the_loop(case):
+    # small bounds, so clips happen often; huge terms (12 of them sum below 2**62) jump from bound to bound
+    terms, low, high, initial = case
+    expected = _saturating_loop(terms, low, high, initial)
+    assert kernels.shared.saturating_sum(terms, low, high, initial).tolist() == expected
+    if len(terms):
+        assert _closed_form(terms, low, high, initial).tolist() == expected  # also on the sequential path's shapes
+
+
+def test_saturating_sum_edge_cases():
+    total = kernels.shared.saturating_sum
+    assert total(np.zeros((9, 2), np.int64), 0, 0).tolist() == [0, 0]  # a register of one value
+    assert total(np.array([[5, -5]] * 9), 0, 0).tolist() == [0, 0]
+    assert total(np.zeros((9, 2), np.int64), -8, 7, np.array([-8, 7])).tolist() == [-8, 7]  # all terms zero
+    assert total(np.zeros((0, 2), np.int64), -8, 7, 3).tolist() == [3, 3]  # no terms: the initial value
+    assert total(np.array([[2 ** 60, -2 ** 60]] * 2 + [[-1, 1]] * 7), -8, 7).tolist() == [0, -1]
+
+
+def test_saturating_sum_of_many_terms_and_columns_takes_both_paths_and_equals_the_loop():
+    rng = np.random.default_rng(5)
+    for shape in [(125, 9), (3, 300), (40, kernels.shared.SEQUENTIAL_COLUMNS)]:
+        terms = rng.integers(-2 ** 18, 2 ** 18, shape).astype(np.int64)
+        terms[:40, 0] = 2 ** 17  # saturates early, then comes back
+        initial = rng.integers(-2 ** 19, 2 ** 19, shape[1])
+        expected = _saturating_loop(terms, -2 ** 19, 2 ** 19 - 1, initial)
+        assert kernels.shared.saturating_sum(terms, -2 ** 19, 2 ** 19 - 1, initial).tolist() == expected
+        assert _closed_form(terms, -2 ** 19, 2 ** 19 - 1, initial).tolist() == expected
 
 
 def test_saturating_sum_hand_examples():
@@ -235,6 +275,18 @@ def test_global_sum_pool_on_many_pixels_mixes_exact_and_saturated_channels(seed)
     np.testing.assert_array_equal(kernels.global_sum_pool(p, 20), ref.global_sum(p, 20))
 
 
+def test_global_sum_pool_screens_exactly_at_the_bound_and_beyond_float32():
+    def pooled(values, bits=20, dtype=np.float32):
+        return kernels.global_sum_pool(np.array(values, dtype).reshape(1, 1, -1, 1), bits).ravel().tolist()
+    high = 2 ** 19 - 1
+    assert pooled([high - 3, -1, 1, 1, 1]) == [high - 1]  # sum of |p| == high: the plain sum
+    assert pooled([high - 3, 1, 1, 1, 1, -1]) == [high - 1]  # the fourth +1 clips; the plain sum is high
+    assert pooled([2 ** 30] + [-1] * 3) == [high - 3]  # |p| far beyond float32's exact sums
+    # a 30-bit register: the plain sums exceed 2**24, where float32 would drop the ones
+    assert pooled([2 ** 24] + [1] * 3, bits=30) == [2 ** 24 + 3]
+    assert pooled([2 ** 24] + [1] * 3, bits=30, dtype=np.int32) == [2 ** 24 + 3]
+
+
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
 def test_conv_and_depthwise_on_non_contiguous_inputs(strides):
     # a channel slice is not contiguous: im2col takes its general window view; the result is the same
@@ -252,6 +304,6 @@ def test_conv_and_depthwise_on_non_contiguous_inputs(strides):
 
 def test_saturating_sum_starts_from_the_initial_register_value():
     terms = np.array([[3, -4], [5, -6]])
-    for total in (kernels.shared.saturating_sum, kernels.shared._saturating_tree):
+    for total in (kernels.shared.saturating_sum, _closed_form):
         got = total(terms, -8, 7, np.array([2, -1]))
         assert got.tolist() == [7, -8]  # 2+3=5, 5+5 -> 7; -1-4=-5, -5-6 -> -8
