@@ -17,6 +17,7 @@ Run: python bench/runtime.py [--repeats N] [--compete] [--blas {rule,one,library
 """
 import argparse
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -31,19 +32,29 @@ from akida_core.model import threads, workers  # noqa: E402
 from bench.models import BENCHMARK_MODELS, akidanet_05, random_inputs  # noqa: E402
 
 
+MIN_TIMED_SECONDS = 0.05
+"""A timed repetition calls the function as many times as fill at least this long (a batch-1 call of a small
+model takes a fraction of a millisecond: one call alone measures the timer and the scheduler)."""
+
+
 def best_time(fn, repeats, cpu=None):
-    """Best wall time of `repeats` calls (after one warm-up call); `cpu`, a list, receives the best
-    processor time of a call (all threads of the process)."""
+    """Best wall time per call over `repeats` timed repetitions (after one warm-up call), each of as many calls
+    as fill MIN_TIMED_SECONDS; `cpu`, a list, receives the processor time per call (all threads of the process)
+    of the best repetition."""
+    start = time.perf_counter()
     fn()
-    times, cpu_times = [], []
+    calls = max(1, math.ceil(MIN_TIMED_SECONDS / max(time.perf_counter() - start, 1e-6)))
+    best, best_cpu = float("inf"), None
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - start_cpu)
+        for _ in range(calls):
+            fn()
+        seconds = (time.perf_counter() - start) / calls
+        if seconds < best:
+            best, best_cpu = seconds, (time.process_time() - start_cpu) / calls
     if cpu is not None:
-        cpu.append(min(cpu_times))
-    return min(times)
+        cpu.append(best_cpu)
+    return best
 
 
 def matmul_gmacs(macs, repeats):

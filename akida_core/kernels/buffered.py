@@ -121,10 +121,17 @@ def separable_conv2d(input_shape, depthwise, pointwise, strides, padding):
     return run
 
 
+TRANSPOSED_DENSE_SAMPLES = 16
+"""Up to this many samples, `dense` keeps its matrix in Fortran order (units × inputs rows in memory): BLAS then
+reads each unit's weights contiguously, 1.5–3× faster for a few samples (slower for many)."""
+
+
 def dense(input_shape, matrix, bits):
     """FullyConnected potentials for inputs of `input_shape`: the flattened inputs @ `matrix` (a float dtype
     the caller proved exact), saturated to the signed `bits`-bit register (as `shared.saturate`)."""
     n = input_shape[0]
+    if n <= TRANSPOSED_DENSE_SAMPLES:
+        matrix = np.asfortranarray(matrix)
     flat = np.empty((n, matrix.shape[0]), matrix.dtype)
     out = np.empty((n, matrix.shape[1]), matrix.dtype)
     low, high = matrix.dtype.type(-2 ** (bits - 1)), matrix.dtype.type(2 ** (bits - 1) - 1)  # exact: bits < 24
