@@ -1,0 +1,69 @@
+"""The Akida 2.0 convolution fast paths against loop references: static input bounds, sums bounded by
+the weights' l1 norms (float32 below 2**24, float64, split int64 beyond 2**53), the grouped
+depthwise einsum."""
+import numpy as np
+import pytest
+
+import akida_core as ak
+from akida_core.kernels import v2 as k2
+
+from . import reference_v2 as ref
+from .v2_models import randomize
+
+
+def _depthwise_loop(x, w, stride, padding):
+    """Per-channel true convolution, zero padding, Python ints over the output grid (vectorised over n, c)."""
+    n, h, wd, c = x.shape
+    k = w.shape[0]
+    oh, top = ref.geometry(h, k, stride, padding.name)
+    ow, left = ref.geometry(wd, k, stride, padding.name)
+    out = np.zeros((n, oh, ow, c), object)
+    for i in range(oh):
+        for j in range(ow):
+            for a in range(k):
+                for b in range(k):
+                    y, z = i * stride + k - 1 - a - top, j * stride + k - 1 - b - left
+                    if 0 <= y < h and 0 <= z < wd:
+                        out[:, i, j] += x[:, y, z].astype(object) * w[a, b].astype(object)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_grouped_depthwise_equals_the_loop(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.choice([1, 3, 5]))
+    stride = 2 if k == 3 and seed % 3 == 0 else 1
+    n, h, wd, c = int(rng.integers(1, 3)), int(rng.integers(k, 12)), int(rng.integers(k, 40)), int(rng.integers(1, 90))
+    padding = ak.Padding(int(rng.integers(0, 3)))
+    x = rng.integers(-128, 128, (n, h, wd, c)).astype(np.int8)
+    w = rng.integers(-128, 128, (k, k, c)).astype(np.int8)
+    got, bound = k2.depthwise_convolve2d(x, k2.ConvolutionKernel(w, depthwise=True), stride, padding, x_bound=128)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, _depthwise_loop(x, w, stride, padding).astype(np.int64))
+    assert bound == 128 * int(np.abs(w.astype(np.int64)).sum(axis=(0, 1)).max())
+
+
+@pytest.mark.parametrize("magnitude, dtype", [(2 ** 13, np.float32), (2 ** 17, np.float64), (2 ** 50, np.int64)])
+def test_depthwise_sums_past_float32_take_float64_then_the_split(magnitude, dtype):
+    # l1 = 8·127 + 128 = 1144: inputs of 2**13 keep sums below 2**24, 2**17 do not (float32 would round)
+    x = np.full((1, 4, 4, 2), magnitude - 1, np.int64)
+    x[0, 1, 1, 1] = -magnitude + 3
+    w = np.full((3, 3, 2), 127, np.int8)
+    w[0, 0, 0] = -128
+    got, _ = k2.depthwise_convolve2d(x, w, 1, ak.Padding.Same)
+    assert got.dtype == dtype
+    expected = np.vectorize(ref.wrap32, otypes=[object])(_depthwise_loop(x, w, 1, ak.Padding.Same))
+    np.testing.assert_array_equal(got.astype(np.int64), expected.astype(np.int64))
+
+
+@pytest.mark.parametrize("x_bound, dtype", [(2 ** 24 // (9 * 3 * 127) - 1, np.float32),
+                                            (2 ** 24 // (9 * 3 * 127) + 1, np.float64)])
+def test_convolution_dtype_follows_the_static_bound_at_the_float32_limit(x_bound, dtype):
+    rng = np.random.default_rng(0)
+    w = np.full((3, 3, 3, 2), 127, np.int8)
+    x = rng.integers(-x_bound, x_bound + 1, (1, 5, 5, 3))
+    x[0, 2, 2] = x_bound  # the centre window reaches the bound
+    got, bound = k2.convolve2d(x, k2.ConvolutionKernel(w), 1, ak.Padding.Same, x_bound=x_bound)
+    assert got.dtype == dtype and bound == x_bound * 9 * 3 * 127
+    plain, _ = k2.convolve2d(x.astype(np.int64), w, 1, ak.Padding.Same)  # bound read from the data
+    np.testing.assert_array_equal(got, plain)
