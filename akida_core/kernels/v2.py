@@ -415,39 +415,6 @@ def scale_output(values, scales, multipliers, pb, bits, bound=None, nonnegative=
     return clip_to_output(values, bits)
 
 
-def post_int32(acc, bias, ceiling, scales, shift, bits, pool=None):
-    """POST when the caller has proven that no saturation before OUT_ob can act, in int32.
-
-    out = OUT_ob(R(min(max(pool(acc + B), 0), ceiling)·scales, shift)) (ceiling None: no ReLU).
-    Precondition (checked by the layer from bounds): every intermediate, including
-    |value·scales·2**max(shift, 0)| + 2**30, stays below 2**31. int32 halves the memory traffic of the
-    float64 path; the shifts are the integer round-half-up of `round_shift`.
-    """
-    # one pass: acc (exact integers, |acc| < 2**31) cast to int32 and the bias added in int32
-    values = np.add(acc, bias, dtype=np.int32, casting="unsafe")
-    if pool is not None:
-        values = pool(values)
-    if ceiling is not None:
-        # one ceiling for all channels (the usual ReLU max value): a scalar clip, several times faster
-        # than numpy's clip against a per-channel array, and the same values
-        uniform = ceiling.size and ceiling.min() == ceiling.max()
-        np.clip(values, 0, ceiling[0] if uniform else ceiling, out=values)
-    values *= scales
-    if shift.min() == shift.max():  # one shift for all channels: scalar operations
-        s = int(shift[0])
-        if s > 0:
-            values <<= s
-        elif s < 0:
-            values += 1 << (-s - 1)
-            values >>= -s
-    else:
-        left, right = np.maximum(shift, 0).astype(np.int32), np.maximum(-shift, 0).astype(np.int32)
-        values <<= left
-        values += ((np.int64(1) << right) >> 1).astype(np.int32)  # 2**(n-1) <= 2**30
-        values >>= right
-    return clip_to_output(values, bits)
-
-
 # --- temporal ---------------------------------------------------------------------------------------------
 
 def buffer_temp_conv(xs, fifo, w):

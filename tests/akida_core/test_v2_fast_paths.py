@@ -1,11 +1,12 @@
 """The Akida 2.0 convolution fast paths against loop references: static input bounds, sums bounded by
 the weights' l1 norms (float32 below 2**24, float64, split int64 beyond 2**53), the grouped
-depthwise einsum."""
+depthwise einsum, and the per-dtype plans of the layers (which accumulator and POST they take)."""
 import numpy as np
 import pytest
 
 import akida_core as ak
 from akida_core.kernels import v2 as k2
+from akida_core.layers.v2.base import input_plan
 
 from . import reference_v2 as ref
 from .v2_models import randomize
@@ -67,3 +68,55 @@ def test_convolution_dtype_follows_the_static_bound_at_the_float32_limit(x_bound
     assert got.dtype == dtype and bound == x_bound * 9 * 3 * 127
     plain, _ = k2.convolve2d(x.astype(np.int64), w, 1, ak.Padding.Same)  # bound read from the data
     np.testing.assert_array_equal(got, plain)
+
+
+def _bench_like_layers(shift):
+    rng = np.random.default_rng(1)
+    model = ak.Model()
+    model.add(ak.InputConv2D((9, 9, 3), 8, 3, kernel_stride=2, name="conv"))
+    model.add(ak.DepthwiseConv2D(3, name="dw"))
+    model.add(ak.Conv2D(16, 1, pool_type=ak.PoolType.Max, pool_size=2, name="pw"))
+    for layer in model.layers:
+        randomize(layer, rng)
+        units = layer.variables["output_shift"].shape[0]
+        layer.variables["bias"] = rng.integers(-20, 20, units).astype(np.int8)
+        layer.variables["bias_shift"] = np.zeros(units, np.uint8)
+        layer.variables["output_scales"] = rng.integers(64, 256, units).astype(np.uint8)
+        layer.variables["output_shift"] = np.full(units, shift, np.int8)
+        layer.variables["max_value"] = np.full(units, 127, np.uint8)
+        layer.variables["max_value_shift"] = np.full(units, 31, np.uint8)
+    model.get_layer("dw").variables["input_shift"] = np.zeros(8, np.uint8)
+    model.get_layer("pw").variables["input_shift"] = np.zeros(8, np.uint8)
+    return model
+
+
+@pytest.mark.parametrize("shift, dtypes", [(-14, (np.float32, np.float32, np.float32)),
+                                           (-20, (np.float64, np.float64, np.float64))])
+def test_plans_of_8_bit_layers_and_their_outputs(shift, dtypes):
+    """8-bit layers as in bench/runtime_v2.py take the float32 affine POST while its exact range reaches
+    the saturated outputs (shift -14), float64 beyond (shift -20: float32 would round); the outputs equal
+    the loop reference either way, and the plans are made once per input dtype."""
+    model = _bench_like_layers(shift)
+    x = np.random.default_rng(2).integers(0, 256, (2, 9, 9, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
+    for layer, dtype in zip(model.layers, dtypes):
+        plans = [value for key, value in layer._cache.items() if key[0] == "input_plan"]
+        assert len(plans) == 1 and plans[0].affine is not None and plans[0].affine.dtype == dtype, layer.name
+    model.forward(x)
+    assert all(len([key for key in layer._cache if key[0] == "input_plan"]) == 1 for layer in model.layers)
+
+
+def test_wide_inputs_are_read_and_take_the_general_post():
+    model = ak.Model()
+    model.add(ak.InputData((4, 4, 2), input_bits=8))
+    model.add(ak.Conv2D(3, 3, activation=ak.ActivationType.NoActivation, output_bits=32, name="wide"))
+    model.add(ak.DepthwiseConv2D(3, name="dw"))
+    rng = np.random.default_rng(3)
+    for layer in model.layers[1:]:
+        randomize(layer, rng)
+    x = rng.integers(-128, 128, (2, 4, 4, 2)).astype(np.int8)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
+    dw = model.get_layer("dw")
+    c = dw._prepared()
+    plan = input_plan(dw, np.dtype(np.int32), c["input_shift"], c["kernel"])
+    assert plan.x_bound is None and plan.affine is None

@@ -9,11 +9,12 @@ import dataclasses
 import numpy as np
 
 from ...kernels import v2 as k2
+from ...kernels import v2_affine as affine
 from ...enums import ActivationType, LayerType, Padding, PoolType
 from ...errors import LayerParameterError
 from ..base import as_shape
-from .base import (FilterLayerV2, LayerV2, activate, add_bias, check_pool, finish, int32_post, make_post,
-                   neural_specs, normalise, pooled_shape, shifted_inputs, spatial_size, spec)
+from .base import (FilterLayerV2, LayerV2, activate, add_bias, check_pool, finish, input_plan, make_post,
+                   neural_specs, normalise, pooled_shape, spatial_size, spec)
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
 _ENUMS = {"padding": Padding, "pool_type": PoolType, "activation": ActivationType}
@@ -67,17 +68,17 @@ def conv_output_shape(params, input_shape, owner, kernel, stride, channels):
     return (*pooled_shape(params, owner, h, w), channels)
 
 
-def pool_and_finish(layer, acc, post, rule="standard", bound=None):
-    """Steps 2-7 of POST with the layer's max pooling or global average pooling."""
+def pool_and_finish(layer, acc, post, rule="standard", bound=None, plan=None):
+    """Steps 2-7 of POST with the layer's max pooling or global average pooling.
+
+    With the plan's AffinePost, POST is one float map and the max pooling runs on its outputs (the map is
+    nondecreasing, so the max commutes with it)."""
     p = layer.params
-    if rule == "standard" and p.pool_type != PoolType.Average:
-        pool = None
+    if plan is not None and plan.affine is not None:
+        out = affine.affine_post(acc, plan.affine, inplace=True)
         if p.pool_type == PoolType.Max:
-            def pool(values):
-                return k2.max_pool(values, p.pool_size, p.pool_stride, p.padding)
-        fast = int32_post(acc, post, bound, pool)
-        if fast is not None:
-            return fast
+            out = k2.max_pool(out, p.pool_size, p.pool_stride, p.padding)
+        return out
     values, bound = add_bias(acc, post, rule, bound)
     if p.pool_type == PoolType.Max:
         values = k2.max_pool(values, p.pool_size, p.pool_stride, p.padding)
@@ -125,7 +126,9 @@ class InputConv2D(LayerV2):
     def _prepare(self):
         super()._prepare()
         return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits),
-                "weights": self._values["weights"].astype(np.int64)}
+                "kernel": k2.ConvolutionKernel(self._values["weights"], flip=False),
+                "padding_value": self._values["padding_value"].astype(np.int64),
+                "padding_bound": int(self._values["padding_value"].max(initial=0))}
 
     @property
     def macs(self):
@@ -144,9 +147,11 @@ class InputConv2D(LayerV2):
         p, c = self._params, self._prepared()
         # Exact, no int32 wrap: the vendor's uint8 sums cannot reach 2**31 below kernel 148, and whether
         # it wraps beyond is unknown (akida2-layers.md §8).
-        acc = k2.correlate2d(inputs[0], c["weights"], p.kernel_stride, p.padding,
-                             self._values["padding_value"].astype(np.int64))
-        return pool_and_finish(self, acc, c["post"], rule="input")
+        x = inputs[0]
+        plan = input_plan(self, x.dtype, None, c["kernel"], rule="input", wrap=False, x_bound=c["padding_bound"])
+        acc, bound = k2.convolve2d(x, c["kernel"], p.kernel_stride, p.padding, plan.x_bound, c["padding_value"],
+                                   wrap=False)
+        return pool_and_finish(self, acc, c["post"], rule="input", plan=plan)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,12 +245,14 @@ class Conv2D(FilterLayerV2):
 
     def _run(self, inputs):
         p, c = self._params, self._prepared()
-        xs = shifted_inputs(inputs[0], c["input_shift"], p.buffer_bits)
+        x = inputs[0]
+        plan = input_plan(self, x.dtype, c["input_shift"], c["kernel"])
+        xs = k2.sat(k2.round_shift(x.astype(np.int64), c["input_shift"]), p.buffer_bits) if plan.shift else x
         if self.depthwise:
-            acc, bound = k2.depthwise_convolve2d(xs, c["kernel"], p.kernel_stride, p.padding)
+            acc, bound = k2.depthwise_convolve2d(xs, c["kernel"], p.kernel_stride, p.padding, plan.x_bound)
         else:
-            acc, bound = k2.convolve2d(xs, c["kernel"], p.kernel_stride, p.padding)
-        return pool_and_finish(self, acc, c["post"], bound=bound)
+            acc, bound = k2.convolve2d(xs, c["kernel"], p.kernel_stride, p.padding, plan.x_bound)
+        return pool_and_finish(self, acc, c["post"], bound=bound, plan=plan)
 
 
 @dataclasses.dataclass(frozen=True)
