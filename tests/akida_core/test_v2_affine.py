@@ -120,3 +120,22 @@ def test_a_saturating_buffer_or_ceiling_inside_the_output_range_is_refused():
     # within bounds that never reach them it is taken
     assert affine.affine_constants(bias, scales, shift, 6, 32, 8, 31, np.float64) is not None
     assert affine.affine_constants(bias, scales, shift, 32, 32, 8, 50, np.float64, ceiling=np.array([50]))
+
+
+@pytest.mark.parametrize("acc_dtype, dtype, shift", [(np.float32, np.float32, -14), (np.float32, np.float64, -20),
+                                                     (np.int64, np.float64, -3), (np.float64, np.float64, 2)])
+def test_chunked_affine_post_equals_one_pass(monkeypatch, acc_dtype, dtype, shift):
+    rng = np.random.default_rng(abs(shift))
+    channels = 7
+    bias, scales = rng.integers(-300, 300, channels), rng.integers(0, 256, channels)
+    shifts = np.full(channels, shift)
+    constants = affine.affine_constants(bias, scales, shifts, 32, 32, 8, 2 ** 20, dtype)
+    assert constants is not None and constants.floor
+    acc = rng.integers(-2 ** 20, 2 ** 20 + 1, (3, 101, 99, channels)).astype(acc_dtype)  # > CHUNK_VALUES
+    assert acc.size > affine.CHUNK_VALUES
+    chunked = affine.affine_post(acc.copy(), constants, inplace=True)
+    monkeypatch.setattr(affine, "CHUNK_VALUES", acc.size)
+    np.testing.assert_array_equal(chunked, affine.affine_post(acc.copy(), constants))
+    rows = rng.integers(0, acc.shape[1], 3)
+    np.testing.assert_array_equal(chunked[:, rows], _reference(acc[:, rows], bias, scales, shifts, 32, 32, 8,
+                                                               "standard", None))
