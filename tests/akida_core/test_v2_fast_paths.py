@@ -120,3 +120,25 @@ def test_wide_inputs_are_read_and_take_the_general_post():
     c = dw._prepared()
     plan = input_plan(dw, np.dtype(np.int32), c["input_shift"], c["kernel"])
     assert plan.x_bound is None and plan.affine is None
+
+
+@pytest.mark.parametrize("shift, bits, dtype", [(0, 8, np.float32), (20, 8, np.float64), (0, 32, None)])
+def test_dense1d_sums_follow_the_static_bound(shift, bits, dtype):
+    """int8 inputs: float32 sums; inputs shifted by 20 (|xs| up to 2**27): float64; 32-bit inputs (read
+    each call, no static bound): the exact split product. Outputs equal the loop reference."""
+    rng = np.random.default_rng(shift + bits)
+    model = ak.Model()
+    model.add(ak.InputData((2, 3, 4), input_bits=8))
+    if bits == 32:
+        model.add(ak.Conv2D(4, 1, activation=ak.ActivationType.NoActivation, output_bits=32, name="wide"))
+    model.add(ak.Dense1D(5, buffer_bits=32, activation=ak.ActivationType.ReLU, name="dense"))
+    for layer in model.layers[1:]:
+        randomize(layer, rng)
+    dense = model.get_layer("dense")
+    dense.variables["input_shift"] = np.full(24, shift, np.uint8)
+    dense.variables["output_shift"] = np.full(5, -24, np.int8)
+    x = rng.integers(-128, 128, (3, 2, 3, 4)).astype(np.int8)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
+    plans = [value for key, value in dense._cache.items() if key[0] == "input_plan"]
+    assert len(plans) == 1
+    assert (plans[0].x_bound is None) if dtype is None else np.dtype(dtype) in dense._prepared()["kernel"]._casts
