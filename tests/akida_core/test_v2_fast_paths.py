@@ -142,3 +142,20 @@ def test_dense1d_sums_follow_the_static_bound(shift, bits, dtype):
     plans = [value for key, value in dense._cache.items() if key[0] == "input_plan"]
     assert len(plans) == 1
     assert (plans[0].x_bound is None) if dtype is None else np.dtype(dtype) in dense._prepared()["kernel"]._casts
+
+
+@pytest.mark.parametrize("output_bits", [4, 8, 12, 16, 32])
+@pytest.mark.parametrize("a_shift, output_shift", [(0, 0), (0, -3), (2, 0), (1, 4)])
+def test_add_paths_equal_the_loop_reference(output_bits, a_shift, output_shift):
+    rng = np.random.default_rng(output_bits + a_shift)
+    model = ak.Model()
+    model.add(ak.InputData((3, 4, 5), input_bits=8, name="in"))
+    model.add(ak.Conv2D(5, 1, activation=ak.ActivationType.NoActivation, name="conv"))
+    model.add(ak.Add(output_bits=output_bits, buffer_bits=12, name="add"),
+              [model.get_layer("in"), model.get_layer("conv")])
+    randomize(model.get_layer("conv"), rng)
+    add = model.get_layer("add")
+    add.variables["a_shift"] = np.full(5, a_shift, np.uint8)
+    add.variables["output_shift"] = np.full(5, output_shift, np.int8)
+    x = rng.integers(-128, 128, (2, 3, 4, 5)).astype(np.int8)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
