@@ -159,3 +159,15 @@ def test_add_paths_equal_the_loop_reference(output_bits, a_shift, output_shift):
     add.variables["output_shift"] = np.full(5, output_shift, np.int8)
     x = rng.integers(-128, 128, (2, 3, 4, 5)).astype(np.int8)
     np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_convolutions_run_in_blocks_of_samples_equal_the_loop_reference(monkeypatch, seed):
+    """With blocks of one sample (BLOCK_BYTES = 1), random graphs still equal the loop reference."""
+    from akida_core.layers.v2 import convolution
+    from .v2_models import random_inputs, random_model
+    monkeypatch.setattr(convolution, "BLOCK_BYTES", 1)
+    rng = np.random.default_rng(500 + seed)
+    model, _ = random_model(rng)
+    x = random_inputs(model, rng, 3)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x, {}))

@@ -94,6 +94,28 @@ def pool_and_finish(layer, acc, post, rule="standard", bound=None, plan=None):
     return finish(values, post, bound)
 
 
+BLOCK_BYTES = 1 << 20
+"""A convolution layer runs a batch in blocks of samples whose float32 sums take about this many bytes (at
+least one sample), so that the sums, their POST and the next block's inputs stay in the cache: 10-40% less
+time per sample at batch 16 than one pass over the batch (measured on bench/runtime_v2.py's layers)."""
+
+
+def run_in_blocks(layer, x, run):
+    """run(x[block]) for consecutive blocks of samples (see BLOCK_BYTES), the outputs in one array.
+
+    The samples are independent in these layers, so the blocks give the same integers as one call."""
+    h, w, channels = layer.output_dims_before_pool()
+    step = max(1, BLOCK_BYTES // (4 * h * w * channels))
+    if x.shape[0] <= step:
+        return run(x)
+    first = run(x[:step])
+    out = np.empty((x.shape[0],) + first.shape[1:], first.dtype)
+    out[:step] = first
+    for top in range(step, x.shape[0], step):
+        out[top:top + step] = run(x[top:top + step])
+    return out
+
+
 class InputConv2D(LayerV2):
     """Akida 2.0 input convolution: cross-correlation of uint8 images (no kernel flip, no input shift)."""
 
@@ -144,10 +166,12 @@ class InputConv2D(LayerV2):
                 kernels.output_size(self.input_dims[1], p.kernel_size, p.kernel_stride, p.padding), p.filters)
 
     def _run(self, inputs):
+        return run_in_blocks(self, inputs[0], self._run_block)
+
+    def _run_block(self, x):
         p, c = self._params, self._prepared()
         # Exact, no int32 wrap: the vendor's uint8 sums cannot reach 2**31 below kernel 148, and whether
         # it wraps beyond is unknown (akida2-layers.md §8).
-        x = inputs[0]
         plan = input_plan(self, x.dtype, None, c["kernel"], rule="input", wrap=False, x_bound=c["padding_bound"])
         acc, bound = k2.convolve2d(x, c["kernel"], p.kernel_stride, p.padding, plan.x_bound, c["padding_value"],
                                    wrap=False)
@@ -236,16 +260,22 @@ class Conv2D(FilterLayerV2):
 
     @property
     def macs(self):
-        p = self._params
-        from ... import kernels
-        h = kernels.output_size(self.input_dims[0], p.kernel_size, p.kernel_stride, p.padding)
-        w = kernels.output_size(self.input_dims[1], p.kernel_size, p.kernel_stride, p.padding)
-        fan = p.kernel_size ** 2 * (1 if self.depthwise else self.input_dims[2])
+        h, w, _ = self.output_dims_before_pool()
+        fan = self._params.kernel_size ** 2 * (1 if self.depthwise else self.input_dims[2])
         return h * w * fan * self.filters
 
+    def output_dims_before_pool(self):
+        """(h, w, filters) of the convolution before pooling."""
+        p = self._params
+        from ... import kernels
+        return (kernels.output_size(self.input_dims[0], p.kernel_size, p.kernel_stride, p.padding),
+                kernels.output_size(self.input_dims[1], p.kernel_size, p.kernel_stride, p.padding), self.filters)
+
     def _run(self, inputs):
+        return run_in_blocks(self, inputs[0], self._run_block)
+
+    def _run_block(self, x):
         p, c = self._params, self._prepared()
-        x = inputs[0]
         plan = input_plan(self, x.dtype, c["input_shift"], c["kernel"])
         xs = k2.sat(k2.round_shift(x.astype(np.int64), c["input_shift"]), p.buffer_bits) if plan.shift else x
         if self.depthwise:
