@@ -3,9 +3,10 @@
 `shared` holds the maths both generations use (padding geometry, convolution and depthwise
 convolution on exact float BLAS, dense, max pooling, saturation); `v1` the Akida 1.0 activation
 (thresholds, act_step registers); `v2` the Akida 2.0 maths (round-half-up shifts, the 32-bit wrap,
-saturating registers, post-processing, transposed and temporal sums); `buffered` the same kernels for
-one fixed input shape, with their buffers made once (fast small batches). No classes, no device
-knowledge; each is tested against a readable loop reference in tests/akida_core/.
+saturating registers, post-processing, transposed and temporal sums), with `v2_affine` (its POST as one
+float map where the constants prove it exact) and `windows` (depthwise sums over strided views);
+`buffered` the same kernels for one fixed input shape, with their buffers made once (fast small batches).
+No classes, no device knowledge; each is tested against a readable loop reference in tests/akida_core/.
 
 `akida_core.kernels.<name>` keeps giving the shared and Akida 1.0 functions (the flat module's API).
 """

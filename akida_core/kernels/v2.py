@@ -12,6 +12,7 @@ tests/akida_core/reference_v2.py.
 import numpy as np
 
 from . import shared as kernels
+from . import windows
 from ..enums import Padding
 
 MAX_SHIFT = 31
@@ -138,15 +139,23 @@ def wrap32_bounded(sums, bound):
     return wrap32(sums.astype(np.int64, copy=False))
 
 
-def pad2d(x, kernel, stride, padding, value=0):
-    """Pad (n, h, w, c) int64 inputs for a kernel/pool window per `padding`; `value` scalar or per channel."""
+def pad2d(x, kernel, stride, padding, value=0, dtype=None):
+    """Pad (n, h, w, c) inputs for a kernel/pool window per `padding`, in `dtype` (default x's) in one copy;
+    `value` scalar or per channel."""
+    dtype = x.dtype if dtype is None else np.dtype(dtype)
     top, bottom = kernels.padding_amounts(x.shape[1], kernel, stride, padding)
     left, right = kernels.padding_amounts(x.shape[2], kernel, stride, padding)
     if top == bottom == left == right == 0:
-        return x
+        return np.ascontiguousarray(x, dtype)
     n, h, w, c = x.shape
-    out = np.empty((n, h + top + bottom, w + left + right, c), x.dtype)
-    out[...] = np.asarray(value, x.dtype)
+    out = np.empty((n, h + top + bottom, w + left + right, c), dtype)
+    value = np.asarray(value, dtype)
+    if value.ndim and np.all(value == value.flat[0]):
+        value = value.flat[0]  # a scalar fill: several times faster than a per-channel broadcast
+    out[:, :top] = value  # the border only: the inside is written once, by the copy of x
+    out[:, top + h:] = value
+    out[:, top:top + h, :left] = value
+    out[:, top:top + h, left + w:] = value
     out[:, top:top + h, left:left + w] = x
     return out
 
@@ -155,39 +164,28 @@ def _crop(out, size_h, size_w):
     return out[:, :size_h, :size_w]
 
 
-def correlate2d(x, w, stride, padding, pad_value=0, with_bound=False):
-    """Exact cross-correlation of integer (n, h, w, c) with (k, k, c, f) integers -> (n, oh, ow, f).
-
-    Pads with `pad_value` (scalar or per input channel), then reuses the im2col BLAS kernel. The
-    result holds exact integers: float when a bound proves the BLAS sums exact, else int64.
-    With `with_bound`, returns (sums, bound of |sums|).
-    """
-    k = w.shape[0]
-    oh = kernels.output_size(x.shape[1], k, stride, padding)
-    ow = kernels.output_size(x.shape[2], k, stride, padding)
-    padded = pad2d(x, k, stride, padding, pad_value)
-
-    def compute(part):
-        return kernels.conv2d(part, w, (stride, stride), Padding.Valid)
-    sums, bound = _split_if_needed(padded, w, k * k * x.shape[3], compute)
-    return (_crop(sums, oh, ow), bound) if with_bound else _crop(sums, oh, ow)
-
-
 class ConvolutionKernel:
-    """A true-convolution kernel prepared once (a layer keeps it until its weights change): flipped on
-    both spatial axes (Akida convolves), its max |w|, and its casts to the float accumulator dtypes
-    asked so far (the im2col matrix, or the (k, k, c) depthwise kernel).
+    """A convolution kernel prepared once (a layer keeps it until its weights change): flipped on both
+    spatial axes for a true convolution (Akida 2.0 Conv2D; `flip=False` keeps it, for InputConv2D's
+    cross-correlation), the sum of |w| per filter (`l1`: x_bound·l1 bounds every partial sum of that
+    filter) and its casts to the float accumulator dtypes asked so far (the im2col matrix, or the
+    (k, k, c) depthwise kernel).
 
     Args:
         w: (k, k, c, f) integers, or (k, k, c) with `depthwise`.
     """
 
-    def __init__(self, w, depthwise=False):
-        self.flipped = np.ascontiguousarray(w[::-1, ::-1])
+    def __init__(self, w, depthwise=False, flip=True):
+        self.flipped = np.ascontiguousarray(w[::-1, ::-1] if flip else w)
         self.max_abs = _max_abs(w)
+        self.l1 = np.abs(w.astype(np.int64)).sum(axis=(0, 1) if depthwise else (0, 1, 2))
         self.depthwise = depthwise
         self._casts = {}
         self.casts_made = 0  # tests count the casts: one per dtype, not one per call
+
+    def bound(self, x_bound):
+        """Static bound of every partial sum when |inputs| <= x_bound."""
+        return int(x_bound) * int(self.l1.max(initial=0))
 
     def cast(self, dtype):
         """The flipped kernel in `dtype` (an im2col matrix unless depthwise), made on first use."""
@@ -202,34 +200,56 @@ class ConvolutionKernel:
         return found
 
 
-def convolve2d(x, w, stride, padding):
+def _float_dtype(bound):
+    return np.float32 if bound < kernels.FLOAT32_EXACT else np.float64
+
+
+def _input_bound(x, pad_value, x_bound):
+    """max|x| and the padding value: `x_bound` when the caller proves it statically, else read from x."""
+    if x_bound is None:
+        x_bound = _max_abs(x)
+    return max(int(x_bound), int(np.max(np.abs(pad_value), initial=0)))
+
+
+def convolve2d(x, w, stride, padding, x_bound=None, pad_value=0, wrap=True):
     """True convolution (kernel flipped on both axes), zero padding, summed modulo 2**32 (wrap32).
 
-    `w`: (k, k, c, f) integers or their ConvolutionKernel (flipped and cast once).
+    `w`: (k, k, c, f) integers or their ConvolutionKernel (flipped and cast once; with `flip=False`,
+    `wrap=False` and `pad_value` (scalar or per channel) this is InputConv2D's exact cross-correlation).
+    `x_bound` >= max|x| (static, from the input dtype) saves reading x; None reads it.
 
-    Returns (exact integers (float or int64, see `correlate2d`), bound of their magnitude).
+    Returns (exact integers: float32/float64 when the bound x_bound·max_f Σ|w[..., f]| proves the BLAS
+    sums exact, else int64; bound of their magnitude).
     """
     kernel = w if isinstance(w, ConvolutionKernel) else ConvolutionKernel(w)
     k = kernel.flipped.shape[0]
-    fan_in = k * k * x.shape[3]
     oh = kernels.output_size(x.shape[1], k, stride, padding)
     ow = kernels.output_size(x.shape[2], k, stride, padding)
-    padded = pad2d(x, k, stride, padding, 0)
-    x_max = _max_abs(x)  # the zero border does not change it
-    bound = x_max * kernel.max_abs * fan_in
-    if bound < kernels.FLOAT64_EXACT:  # what correlate2d then kernels.conv2d compute, the kernel cast once
-        sums = kernels.conv2d_prepared(padded, kernel.cast(kernels.accumulator_dtype(kernel.max_abs, x_max, fan_in)),
-                                       (k, k), (stride, stride), Padding.Valid)
+    bound = kernel.bound(_input_bound(x, pad_value, x_bound))
+    if bound < kernels.FLOAT64_EXACT:  # the kernel cast once, the padding made in the float dtype
+        dtype = _float_dtype(bound)
+        padded = pad2d(x, k, stride, padding, pad_value, dtype)
+        sums = kernels.conv2d_prepared(padded, kernel.cast(dtype), (k, k), (stride, stride), Padding.Valid)
     else:
         def compute(part):
             return kernels.conv2d(part, kernel.flipped, (stride, stride), Padding.Valid)
-        sums, bound = _split_if_needed(padded, kernel.flipped, fan_in, compute)
+        padded = pad2d(x, k, stride, padding, pad_value)
+        sums, bound = _split_if_needed(padded, kernel.flipped, k * k * x.shape[3], compute)
+    if not wrap:
+        return _crop(sums, oh, ow), bound
     return wrap32_bounded(_crop(sums, oh, ow), bound), min(bound, 1 << 31)
 
 
-def depthwise_convolve2d(x, w, stride, padding):
+def correlate2d(x, w, stride, padding, pad_value=0, with_bound=False):
+    """Exact cross-correlation of integer (n, h, w, c) with (k, k, c, f) integers -> (n, oh, ow, f),
+    padded with `pad_value` (scalar or per input channel); `convolve2d` of the unflipped kernel."""
+    sums, bound = convolve2d(x, ConvolutionKernel(w, flip=False), stride, padding, pad_value=pad_value, wrap=False)
+    return (sums, bound) if with_bound else sums
+
+
+def depthwise_convolve2d(x, w, stride, padding, x_bound=None):
     """Per-channel true convolution with w (k, k, c) (or its depthwise ConvolutionKernel), zero
-    padding, wrap32.
+    padding, wrap32. `x_bound` as in `convolve2d`.
 
     Returns ((n, oh, ow, c) exact integers, bound of their magnitude).
     """
@@ -237,18 +257,20 @@ def depthwise_convolve2d(x, w, stride, padding):
     k = kernel.flipped.shape[0]
     oh = kernels.output_size(x.shape[1], k, stride, padding)
     ow = kernels.output_size(x.shape[2], k, stride, padding)
-    padded = pad2d(x, k, stride, padding, 0)
-    x_max = _max_abs(x)
-    bound = x_max * kernel.max_abs * k * k
-    if bound < kernels.FLOAT64_EXACT:  # what kernels.depthwise_conv2d computes, the kernel cast once
-        sums = kernels.depthwise_conv2d_prepared(
-            padded, kernel.cast(kernels.accumulator_dtype(kernel.max_abs, x_max, k * k)), (stride, stride),
-            Padding.Valid)
+    bound = kernel.bound(_input_bound(x, 0, x_bound))
+    if bound < kernels.FLOAT64_EXACT:
+        dtype = _float_dtype(bound)
+        if stride > 1 and x.shape[3] <= windows.PHASE_CHANNELS:
+            sums = windows.strided_depthwise(x, kernel.cast(dtype), stride, padding, oh, ow)
+        else:
+            sums = windows.depthwise_windows(pad2d(x, k, stride, padding, 0, dtype), kernel.cast(dtype), stride,
+                                             oh, ow)
     else:
         def compute(part):
             return kernels.depthwise_conv2d(part, kernel.flipped, (stride, stride), Padding.Valid)
-        sums, bound = _split_if_needed(padded, kernel.flipped, k * k, compute)
-    return wrap32_bounded(_crop(sums, oh, ow), bound), min(bound, 1 << 31)
+        sums, bound = _split_if_needed(pad2d(x, k, stride, padding, 0), kernel.flipped, k * k, compute)
+        sums = _crop(sums, oh, ow)
+    return wrap32_bounded(sums, bound), min(bound, 1 << 31)
 
 
 def transpose_padding(kernel):
@@ -375,39 +397,6 @@ def scale_output(values, scales, multipliers, pb, bits, bound=None, nonnegative=
         values += 0.5
     if not nonnegative:
         np.floor(values, out=values)
-    return clip_to_output(values, bits)
-
-
-def post_int32(acc, bias, ceiling, scales, shift, bits, pool=None):
-    """POST when the caller has proven that no saturation before OUT_ob can act, in int32.
-
-    out = OUT_ob(R(min(max(pool(acc + B), 0), ceiling)·scales, shift)) (ceiling None: no ReLU).
-    Precondition (checked by the layer from bounds): every intermediate, including
-    |value·scales·2**max(shift, 0)| + 2**30, stays below 2**31. int32 halves the memory traffic of the
-    float64 path; the shifts are the integer round-half-up of `round_shift`.
-    """
-    # one pass: acc (exact integers, |acc| < 2**31) cast to int32 and the bias added in int32
-    values = np.add(acc, bias, dtype=np.int32, casting="unsafe")
-    if pool is not None:
-        values = pool(values)
-    if ceiling is not None:
-        # one ceiling for all channels (the usual ReLU max value): a scalar clip, several times faster
-        # than numpy's clip against a per-channel array, and the same values
-        uniform = ceiling.size and ceiling.min() == ceiling.max()
-        np.clip(values, 0, ceiling[0] if uniform else ceiling, out=values)
-    values *= scales
-    if shift.min() == shift.max():  # one shift for all channels: scalar operations
-        s = int(shift[0])
-        if s > 0:
-            values <<= s
-        elif s < 0:
-            values += 1 << (-s - 1)
-            values >>= -s
-    else:
-        left, right = np.maximum(shift, 0).astype(np.int32), np.maximum(-shift, 0).astype(np.int32)
-        values <<= left
-        values += ((np.int64(1) << right) >> 1).astype(np.int32)  # 2**(n-1) <= 2**30
-        values >>= right
     return clip_to_output(values, bits)
 
 

@@ -96,18 +96,3 @@ def test_no_plan_when_float32_is_not_exact():
     out = model.forward(x)
     assert fc._cache["matrix"] is None
     assert out[0, 0, 0, 0] == max(-128 * 15 * 2 ** 19, -2 ** (FC_POTENTIAL_BITS - 1))  # the saturated register
-
-
-@pytest.mark.parametrize("shift", [-8, 0, 3])
-def test_post_int32_uniform_ceiling_equals_the_per_channel_clip(shift):
-    from akida_core.kernels import v2 as k2
-    rng = np.random.default_rng(shift + 10)
-    acc = rng.integers(-5000, 5000, (3, 5, 4, 6)).astype(np.float32)
-    bias = rng.integers(-20, 20, 6).astype(np.int32)
-    scales = rng.integers(0, 256, 6).astype(np.int32)
-    shifts = np.full(6, shift, np.int8)
-    for ceiling in (np.full(6, 1000, np.int32), np.array([0, 5, 1000, 4000, 7, 300], np.int32)):
-        v = np.maximum(np.minimum(acc.astype(np.int64) + bias, ceiling), 0) * scales
-        v = (v << shift) if shift >= 0 else (v + (1 << (-shift - 1))) >> -shift
-        np.testing.assert_array_equal(k2.post_int32(acc, bias, ceiling, scales, shifts, 8),
-                                      np.clip(v, -128, 127).astype(np.int8))

@@ -101,26 +101,32 @@ def test_wrap32_is_twos_complement():
     assert k2.wrap32(np.array([2 ** 31, 2 ** 32 + 5, -2 ** 31 - 1], np.int64)).tolist() == [-2 ** 31, 5, 2 ** 31 - 1]
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_int32_post_equals_the_float64_post(seed):
-    """The int32 fast path (taken when bounds exclude every saturation) equals the general path."""
-    from akida_core.layers.v2.base import add_bias, activate, finish, int32_post, make_post
+@pytest.mark.parametrize("seed", range(120))
+def test_affine_post_of_a_layer_equals_the_general_path(seed):
+    """The float AffinePost of a layer's plan (taken when its bounds prove it exact), max pooling on its
+    outputs, equals the general path on sums anywhere within the plan's static bound."""
+    from akida_core.layers.v2.base import input_plan
+    from akida_core.layers.v2.convolution import pool_and_finish
     rng = np.random.default_rng(seed)
+    pool = {"pool_type": ak.PoolType.Max, "pool_size": 2, "pool_stride": int(rng.integers(1, 3))} \
+        if seed % 3 == 0 else {}
     layer = ak.Conv2D(3, 1, activation=ak.ActivationType(int(rng.integers(0, 2))),
-                      output_bits=int(rng.choice([4, 8, 16])), buffer_bits=int(rng.choice([20, 28, 32])))
+                      output_bits=int(rng.choice([4, 8, 16])), buffer_bits=int(rng.choice([16, 20, 28, 32])),
+                      post_op_buffer_bits=int(rng.choice([16, 24, 32])), **pool)
     model = ak.Model()
-    model.add(ak.InputData((1, 1, 1), input_bits=8))
+    model.add(ak.InputData((5, 5, 2), input_bits=8))
     model.add(layer)
     from .v2_models import randomize
     randomize(layer, rng)
-    shifts = rng.integers(-31, 3, 3) if seed % 2 else np.full(3, rng.integers(-31, 3))
+    shifts = rng.integers(-24, 3, 3) if seed % 2 else np.full(3, rng.integers(-24, 3))
     layer.variables["output_shift"] = shifts.astype(np.int8)
-    post = make_post(layer._values, layer.params, layer.params.post_op_buffer_bits)
-    bound = int(rng.integers(1, 2 ** 16))
-    acc = rng.integers(-bound, bound + 1, (4, 5, 5, 3)).astype(np.float32)
-    fast = int32_post(acc, post, bound)
-    if fast is None:
-        pytest.skip("bounds do not allow the int32 path for this draw")
-    values, b = add_bias(acc, post, "standard", None)
-    values, b = activate(values, post, b)
-    np.testing.assert_array_equal(fast, finish(values, post, None))
+    c = layer._prepared()
+    plan = input_plan(layer, np.dtype(np.int8), c["input_shift"], c["kernel"])
+    if plan.affine is None:
+        pytest.skip("the bounds do not prove the affine POST exact for this draw")
+    bounds = plan.x_bound * c["kernel"].l1
+    acc = rng.integers(-bounds, bounds + 1, (4, 5, 5, 3))
+    acc[0, 0, 0], acc[0, 0, 1] = bounds, -bounds
+    acc = acc.astype(plan.affine.dtype if bounds.max() >= 2 ** 24 else np.float32)
+    expected = pool_and_finish(layer, acc.copy(), c["post"], bound=int(bounds.max()))
+    np.testing.assert_array_equal(pool_and_finish(layer, acc, c["post"], plan=plan), expected)

@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from ...kernels import v2 as k2
+from ...kernels import v2_affine as affine
 from ...enums import ActivationType, IpVersion, Padding, PoolType
 from ...errors import LayerParameterError, LayerParameterTypeError, ModelStructureError
 from ..base import VariableSpec, as_enum, check_int, check_name
@@ -306,27 +307,6 @@ def make_post(values, params, bias_bits):
                 shift=v["output_shift"], **extra)
 
 
-def int32_post(acc, post, bound, pool=None):
-    """POST in int32 (kernels_v2.post_int32) when bounds prove no saturation before OUT_ob can act;
-    None when they do not (then the float64 path runs). Standard bias rule, ReLU or no activation."""
-    if bound is None or post.activation == ActivationType.LUT:
-        return None
-    bias = int(np.abs(post.bias).max(initial=0))
-    if bound >= 1 << (post.bb - 1) or bound + bias >= 1 << (post.pb - 1):
-        return None
-    value = bound + bias
-    ceiling = None
-    if post.activation == ActivationType.ReLU:
-        ceiling = post.ceiling
-        value = min(value, int(ceiling.max(initial=0)))
-    scaled = value * int(post.scales.max(initial=0))
-    left = max(int(post.shift.max(initial=0)), 0)
-    if scaled >= 1 << (post.pb - 1) or (scaled << left) + (1 << 30) >= 1 << 31:
-        return None
-    return k2.post_int32(acc, post.bias.astype(np.int32), None if ceiling is None else ceiling.astype(np.int32),
-                         post.scales.astype(np.int32), post.shift, post.ob, pool)
-
-
 def add_bias(acc, post, rule="standard", bound=None):
     """POST step 2 -> (float64 exact integers, bound of their magnitude).
 
@@ -371,10 +351,6 @@ def finish(values, post, bound=None):
 
 def post_process(acc, post, rule="standard", bound=None):
     """POST steps 2, 4, 6, 7 for layers without pooling."""
-    if rule == "standard":
-        fast = int32_post(acc, post, bound)
-        if fast is not None:
-            return fast
     values, bound = add_bias(acc, post, rule, bound)
     values, bound = activate(values, post, bound)
     return finish(values, post, bound)
@@ -382,11 +358,72 @@ def post_process(acc, post, rule="standard", bound=None):
 
 def shifted_inputs(x, input_shift, bb):
     """xs = sat_bb(R(x, input_shift)) per input channel; `x` itself when that changes nothing."""
-    if np.issubdtype(x.dtype, np.integer) and not np.any(input_shift):
-        info = np.iinfo(x.dtype)
-        if -(1 << (bb - 1)) <= int(info.min) and int(info.max) <= (1 << (bb - 1)) - 1:
-            return x
+    if not shift_acts(x.dtype, input_shift, bb):
+        return x
     return k2.sat(k2.round_shift(x.astype(np.int64), input_shift.astype(np.int64)), bb)
+
+
+def shift_acts(dtype, input_shift, bb):
+    """Whether sat_bb(R(x, input_shift)) can differ from x for inputs of `dtype`."""
+    if not np.issubdtype(dtype, np.integer) or np.any(input_shift):
+        return True
+    info = np.iinfo(dtype)
+    return not -(1 << (bb - 1)) <= int(info.min) <= int(info.max) <= (1 << (bb - 1)) - 1
+
+
+STATIC_INPUT_BYTES = 2
+"""Inputs of at most this many bytes per value are bounded by their dtype; wider ones (32-bit outputs of
+a previous layer) are read, as their dtype's bound would force wide accumulators."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InputPlan:
+    """What a layer derives once per input dtype: whether the input shift acts, the static bound of
+    |xs| (None: read from the data each call) and the float AffinePost of its POST (None: general path)."""
+
+    shift: bool
+    x_bound: int = None
+    affine: object = None
+
+
+def input_plan(layer, dtype, input_shift, kernel, rule="standard", wrap=True, x_bound=None):
+    """The InputPlan of a layer whose sums are `kernel` (a ConvolutionKernel: its l1 per filter) applied to
+    inputs of `dtype` shifted by `input_shift` (None: no shift), cached until the variables change.
+
+    `x_bound` raises the static bound (InputConv2D's padding value). The AffinePost is made for the
+    accumulator dtype the kernels will return for that bound (kernels_v2.convolve2d).
+    """
+    def plan():
+        p = layer.params
+        shift = input_shift is not None and shift_acts(dtype, input_shift, p.buffer_bits)
+        if not np.issubdtype(dtype, np.integer) or np.dtype(dtype).itemsize > STATIC_INPUT_BYTES:
+            return InputPlan(shift)
+        info = np.iinfo(dtype)
+        bound = max(-int(info.min), int(info.max), x_bound or 0)
+        if shift:
+            bound = min(bound << int(input_shift.max()), 1 << (p.buffer_bits - 1))
+        acc_bounds = bound * kernel.l1
+        if wrap:
+            acc_bounds = np.minimum(acc_bounds, 1 << 31)
+        if getattr(p, "pool_type", None) == PoolType.Average:
+            return InputPlan(shift, bound)
+        return InputPlan(shift, bound, affine_for(layer._prepared()["post"], acc_bounds, kernel.bound(bound), rule))
+    return layer._cached(("input_plan", np.dtype(dtype).str), plan)
+
+
+def affine_for(post, acc_bounds, sum_bound, rule="standard"):
+    """The float AffinePost of `post` (kernels/v2_affine.py) for sums bounded per channel by `acc_bounds`
+    whose partial sums stay within `sum_bound` (float32 sums below 2**24, else float64), or None (LUT and
+    global pooling are not nondecreasing maps of one sum; or the bounds do not prove it exact)."""
+    if post.activation == ActivationType.LUT:
+        return None
+    dtypes = (np.float32, np.float64) if sum_bound < 1 << 24 else (np.float64,)
+    for dtype in dtypes:
+        constants = affine.affine_constants(post.bias, post.scales, post.shift, post.bb, post.pb, post.ob,
+                                            acc_bounds, dtype, post.ceiling, rule)
+        if constants is not None:
+            return constants
+    return None
 
 
 class FilterLayerV2(LayerV2):

@@ -11,7 +11,9 @@ import numpy as np
 
 from ...kernels import v2 as k2
 from ...enums import ActivationType, LayerType
-from .base import FilterLayerV2, LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
+from ...kernels import v2_affine as affine
+from .base import (FilterLayerV2, LayerV2, input_plan, make_post, neural_specs, normalise, post_process,
+                   shifted_inputs, spec)
 from .convolution import _weights_limit
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
@@ -67,7 +69,10 @@ class Dense1D(LayerV2):
 
     def _prepare(self):
         super()._prepare()
-        return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits)}
+        # the weights as a (1, 1, N, units) kernel: their l1 per unit and float matrices, made once
+        return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits),
+                "kernel": k2.ConvolutionKernel(self._values["weights"][None, None], flip=False),
+                "input_shift": self._values["input_shift"].astype(np.int64)}
 
     @property
     def macs(self):
@@ -76,9 +81,17 @@ class Dense1D(LayerV2):
     def _run(self, inputs):
         p, c = self._params, self._prepared()
         flat = inputs[0].reshape(inputs[0].shape[0], -1)  # row-major over (d0, d1, C)
-        xs = shifted_inputs(flat, self._values["input_shift"], p.buffer_bits)
-        acc = k2.exact_matmul(xs, self._values["weights"]).reshape(-1, 1, 1, p.units)
-        return post_process(acc, c["post"])
+        plan = input_plan(self, flat.dtype, c["input_shift"], c["kernel"], wrap=False)
+        xs = k2.sat(k2.round_shift(flat.astype(np.int64), c["input_shift"]), p.buffer_bits) if plan.shift else flat
+        bound = None if plan.x_bound is None else c["kernel"].bound(plan.x_bound)
+        if bound is not None and bound < 1 << 53:  # exact BLAS sums (Dense1D does not wrap)
+            dtype = np.float32 if bound < 1 << 24 else np.float64
+            acc = (xs.astype(dtype) @ c["kernel"].cast(dtype)).reshape(-1, 1, 1, p.units)
+        else:
+            acc = k2.exact_matmul(xs, self._values["weights"]).reshape(-1, 1, 1, p.units)
+        if plan.affine is not None:
+            return affine.affine_post(acc, plan.affine, inplace=True)
+        return post_process(acc, c["post"], bound=bound)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,23 +73,32 @@ class Add(LayerV2):
 
     def _prepare(self):
         super()._prepare()
-        return {name: k2.shift_multipliers(self._values[name]) for name in ("a_shift", "b_shift", "output_shift")}
+        c = {name: k2.shift_multipliers(self._values[name]) for name in ("a_shift", "b_shift", "output_shift")}
+        c["inputs_unshifted"] = not (np.any(c["a_shift"] != 1) or np.any(c["b_shift"] != 1))
+        c["output_unshifted"] = bool(np.all(c["output_shift"] == 1))
+        return c
 
     def _run(self, inputs):
         # float64 holds every value exactly: inputs of <= 8 bits shifted by <= 31 stay below 2**40.
         p, c = self._params, self._prepared()
-        if p.buffer_bits >= 10 and not (np.any(c["a_shift"] != 1) or np.any(c["b_shift"] != 1)) \
+        if p.buffer_bits >= 10 and c["inputs_unshifted"] \
                 and all(x.dtype.itemsize == 1 for x in inputs):  # 8-bit sums fit: no buffer saturation
             total = np.add(inputs[0], inputs[1], dtype=np.int16)
-            if np.all(c["output_shift"] == 1):
-                return k2.clip_inplace(total, p.output_bits).astype(self.output_dtype)
+            if c["output_unshifted"]:
+                return self._clip_to_output(total)
             a = total.astype(np.float64)
             k2.float_round_shift(a, c["output_shift"])
-            return k2.clip_inplace(a, p.output_bits).astype(self.output_dtype)
+            return self._clip_to_output(a)
         a = self._shifted(inputs[0], c["a_shift"])
         a += self._shifted(inputs[1], c["b_shift"])
         k2.float_round_shift(k2.clip_inplace(a, p.buffer_bits), c["output_shift"])
-        return k2.clip_inplace(a, p.output_bits).astype(self.output_dtype)
+        return self._clip_to_output(a)
+
+    def _clip_to_output(self, values):
+        """sat_ob (always signed) into the output dtype in one pass (integers or integer-valued floats)."""
+        bits = self._params.output_bits
+        out = np.empty(values.shape, self.output_dtype)
+        return np.clip(values, -(1 << (bits - 1)), (1 << (bits - 1)) - 1, out=out, casting="unsafe")
 
     def _shifted(self, x, multipliers):
         """sat_bb(R(x, shift)) as float64."""

@@ -1,0 +1,174 @@
+"""The Akida 2.0 convolution fast paths against loop references: static input bounds, sums bounded by
+the weights' l1 norms (float32 below 2**24, float64, split int64 beyond 2**53), the grouped
+depthwise einsum, and the per-dtype plans of the layers (which accumulator and POST they take)."""
+import numpy as np
+import pytest
+
+import akida_core as ak
+from akida_core.kernels import v2 as k2
+from akida_core.layers.v2.base import input_plan
+
+from . import reference_v2 as ref
+from .v2_models import randomize
+
+
+def _depthwise_loop(x, w, stride, padding):
+    """Per-channel true convolution, zero padding, Python ints over the output grid (vectorised over n, c)."""
+    n, h, wd, c = x.shape
+    k = w.shape[0]
+    oh, top = ref.geometry(h, k, stride, padding.name)
+    ow, left = ref.geometry(wd, k, stride, padding.name)
+    out = np.zeros((n, oh, ow, c), object)
+    for i in range(oh):
+        for j in range(ow):
+            for a in range(k):
+                for b in range(k):
+                    y, z = i * stride + k - 1 - a - top, j * stride + k - 1 - b - left
+                    if 0 <= y < h and 0 <= z < wd:
+                        out[:, i, j] += x[:, y, z].astype(object) * w[a, b].astype(object)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_grouped_depthwise_equals_the_loop(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.choice([1, 3, 5]))
+    stride = 2 if seed % 3 == 0 else 1
+    n, h, wd = int(rng.integers(1, 3)), int(rng.integers(k, 12)), int(rng.integers(k, 40))
+    c = int(rng.integers(1, 90) if seed % 2 else rng.integers(120, 300))  # phase split up to 128
+    padding = ak.Padding(int(rng.integers(0, 3)))
+    x = rng.integers(-128, 128, (n, h, wd, c)).astype(np.int8)
+    w = rng.integers(-128, 128, (k, k, c)).astype(np.int8)
+    got, bound = k2.depthwise_convolve2d(x, k2.ConvolutionKernel(w, depthwise=True), stride, padding, x_bound=128)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, _depthwise_loop(x, w, stride, padding).astype(np.int64))
+    assert bound == 128 * int(np.abs(w.astype(np.int64)).sum(axis=(0, 1)).max())
+
+
+@pytest.mark.parametrize("magnitude, dtype", [(2 ** 13, np.float32), (2 ** 17, np.float64), (2 ** 50, np.int64)])
+def test_depthwise_sums_past_float32_take_float64_then_the_split(magnitude, dtype):
+    # l1 = 8·127 + 128 = 1144: inputs of 2**13 keep sums below 2**24, 2**17 do not (float32 would round)
+    x = np.full((1, 4, 4, 2), magnitude - 1, np.int64)
+    x[0, 1, 1, 1] = -magnitude + 3
+    w = np.full((3, 3, 2), 127, np.int8)
+    w[0, 0, 0] = -128
+    got, _ = k2.depthwise_convolve2d(x, w, 1, ak.Padding.Same)
+    assert got.dtype == dtype
+    expected = np.vectorize(ref.wrap32, otypes=[object])(_depthwise_loop(x, w, 1, ak.Padding.Same))
+    np.testing.assert_array_equal(got.astype(np.int64), expected.astype(np.int64))
+
+
+@pytest.mark.parametrize("x_bound, dtype", [(2 ** 24 // (9 * 3 * 127) - 1, np.float32),
+                                            (2 ** 24 // (9 * 3 * 127) + 1, np.float64)])
+def test_convolution_dtype_follows_the_static_bound_at_the_float32_limit(x_bound, dtype):
+    rng = np.random.default_rng(0)
+    w = np.full((3, 3, 3, 2), 127, np.int8)
+    x = rng.integers(-x_bound, x_bound + 1, (1, 5, 5, 3))
+    x[0, 2, 2] = x_bound  # the centre window reaches the bound
+    got, bound = k2.convolve2d(x, k2.ConvolutionKernel(w), 1, ak.Padding.Same, x_bound=x_bound)
+    assert got.dtype == dtype and bound == x_bound * 9 * 3 * 127
+    plain, _ = k2.convolve2d(x.astype(np.int64), w, 1, ak.Padding.Same)  # bound read from the data
+    np.testing.assert_array_equal(got, plain)
+
+
+def _bench_like_layers(shift):
+    rng = np.random.default_rng(1)
+    model = ak.Model()
+    model.add(ak.InputConv2D((9, 9, 3), 8, 3, kernel_stride=2, name="conv"))
+    model.add(ak.DepthwiseConv2D(3, name="dw"))
+    model.add(ak.Conv2D(16, 1, pool_type=ak.PoolType.Max, pool_size=2, name="pw"))
+    for layer in model.layers:
+        randomize(layer, rng)
+        units = layer.variables["output_shift"].shape[0]
+        layer.variables["bias"] = rng.integers(-20, 20, units).astype(np.int8)
+        layer.variables["bias_shift"] = np.zeros(units, np.uint8)
+        layer.variables["output_scales"] = rng.integers(64, 256, units).astype(np.uint8)
+        layer.variables["output_shift"] = np.full(units, shift, np.int8)
+        layer.variables["max_value"] = np.full(units, 127, np.uint8)
+        layer.variables["max_value_shift"] = np.full(units, 31, np.uint8)
+    model.get_layer("dw").variables["input_shift"] = np.zeros(8, np.uint8)
+    model.get_layer("pw").variables["input_shift"] = np.zeros(8, np.uint8)
+    return model
+
+
+@pytest.mark.parametrize("shift, dtypes", [(-14, (np.float32, np.float32, np.float32)),
+                                           (-20, (np.float64, np.float64, np.float64))])
+def test_plans_of_8_bit_layers_and_their_outputs(shift, dtypes):
+    """8-bit layers as in bench/runtime_v2.py take the float32 affine POST while its exact range reaches
+    the saturated outputs (shift -14), float64 beyond (shift -20: float32 would round); the outputs equal
+    the loop reference either way, and the plans are made once per input dtype."""
+    model = _bench_like_layers(shift)
+    x = np.random.default_rng(2).integers(0, 256, (2, 9, 9, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
+    for layer, dtype in zip(model.layers, dtypes):
+        plans = [value for key, value in layer._cache.items() if key[0] == "input_plan"]
+        assert len(plans) == 1 and plans[0].affine is not None and plans[0].affine.dtype == dtype, layer.name
+    model.forward(x)
+    assert all(len([key for key in layer._cache if key[0] == "input_plan"]) == 1 for layer in model.layers)
+
+
+def test_wide_inputs_are_read_and_take_the_general_post():
+    model = ak.Model()
+    model.add(ak.InputData((4, 4, 2), input_bits=8))
+    model.add(ak.Conv2D(3, 3, activation=ak.ActivationType.NoActivation, output_bits=32, name="wide"))
+    model.add(ak.DepthwiseConv2D(3, name="dw"))
+    rng = np.random.default_rng(3)
+    for layer in model.layers[1:]:
+        randomize(layer, rng)
+    x = rng.integers(-128, 128, (2, 4, 4, 2)).astype(np.int8)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
+    dw = model.get_layer("dw")
+    c = dw._prepared()
+    plan = input_plan(dw, np.dtype(np.int32), c["input_shift"], c["kernel"])
+    assert plan.x_bound is None and plan.affine is None
+
+
+@pytest.mark.parametrize("shift, bits, dtype", [(0, 8, np.float32), (20, 8, np.float64), (0, 32, None)])
+def test_dense1d_sums_follow_the_static_bound(shift, bits, dtype):
+    """int8 inputs: float32 sums; inputs shifted by 20 (|xs| up to 2**27): float64; 32-bit inputs (read
+    each call, no static bound): the exact split product. Outputs equal the loop reference."""
+    rng = np.random.default_rng(shift + bits)
+    model = ak.Model()
+    model.add(ak.InputData((2, 3, 4), input_bits=8))
+    if bits == 32:
+        model.add(ak.Conv2D(4, 1, activation=ak.ActivationType.NoActivation, output_bits=32, name="wide"))
+    model.add(ak.Dense1D(5, buffer_bits=32, activation=ak.ActivationType.ReLU, name="dense"))
+    for layer in model.layers[1:]:
+        randomize(layer, rng)
+    dense = model.get_layer("dense")
+    dense.variables["input_shift"] = np.full(24, shift, np.uint8)
+    dense.variables["output_shift"] = np.full(5, -24, np.int8)
+    x = rng.integers(-128, 128, (3, 2, 3, 4)).astype(np.int8)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
+    plans = [value for key, value in dense._cache.items() if key[0] == "input_plan"]
+    assert len(plans) == 1
+    assert (plans[0].x_bound is None) if dtype is None else np.dtype(dtype) in dense._prepared()["kernel"]._casts
+
+
+@pytest.mark.parametrize("output_bits", [4, 8, 12, 16, 32])
+@pytest.mark.parametrize("a_shift, output_shift", [(0, 0), (0, -3), (2, 0), (1, 4)])
+def test_add_paths_equal_the_loop_reference(output_bits, a_shift, output_shift):
+    rng = np.random.default_rng(output_bits + a_shift)
+    model = ak.Model()
+    model.add(ak.InputData((3, 4, 5), input_bits=8, name="in"))
+    model.add(ak.Conv2D(5, 1, activation=ak.ActivationType.NoActivation, name="conv"))
+    model.add(ak.Add(output_bits=output_bits, buffer_bits=12, name="add"),
+              [model.get_layer("in"), model.get_layer("conv")])
+    randomize(model.get_layer("conv"), rng)
+    add = model.get_layer("add")
+    add.variables["a_shift"] = np.full(5, a_shift, np.uint8)
+    add.variables["output_shift"] = np.full(5, output_shift, np.int8)
+    x = rng.integers(-128, 128, (2, 3, 4, 5)).astype(np.int8)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_convolutions_run_in_blocks_of_samples_equal_the_loop_reference(monkeypatch, seed):
+    """With blocks of one sample (BLOCK_BYTES = 1), random graphs still equal the loop reference."""
+    from akida_core.layers.v2 import convolution
+    from .v2_models import random_inputs, random_model
+    monkeypatch.setattr(convolution, "BLOCK_BYTES", 1)
+    rng = np.random.default_rng(500 + seed)
+    model, _ = random_model(rng)
+    x = random_inputs(model, rng, 3)
+    np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x, {}))
