@@ -14,7 +14,7 @@ the result before calling it again, and one buffered kernel serves one thread at
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .shared import _windows, output_size, padding_amounts
+from .shared import _windows, output_group, output_size, padding_amounts
 
 TRANSPOSED_IM2COL_WIDTH = 16
 """Below this many contiguous values per window row (kw·c, e.g. an image input's 3×1 or 3×3), im2col copies
@@ -106,16 +106,27 @@ def separable_conv2d(input_shape, depthwise, pointwise, strides, padding):
     out_h = output_size(h, kh, strides[0], padding)
     out_w = output_size(w, kw, strides[1], padding)
     padded, interior = _padded_buffer(input_shape, (kh, kw), strides, padding, 0, depthwise.dtype)
-    windows = _windows(padded, (kh, kw), strides, out_h, out_w)
     partial = np.empty((n, out_h, out_w, c), depthwise.dtype)
     flat = partial.reshape(-1, c)
+    if tuple(strides) == (1, 1):
+        # g neighbouring outputs of a row read g·c contiguous values at each tap: einsum's inner loop runs over
+        # g·c values against the taps tiled g times (shared.grouped_windows), 1.2–2× faster than over c
+        g = output_group(out_w, c)
+        s_n, s_h, s_w, s_c = padded.strides
+        windows = as_strided(padded, (n, out_h, out_w // g, kh, kw, g * c), (s_n, s_h, s_w * g, s_h, s_w, s_c),
+                             writeable=False)
+        depthwise = np.tile(depthwise, (1, 1, g))
+        sums = partial.reshape(n, out_h, out_w // g, g * c)
+    else:
+        windows = _windows(padded, (kh, kw), strides, out_h, out_w)
+        sums = partial
     out = np.empty((n * out_h * out_w, pointwise.shape[1]), pointwise.dtype)
     result = out.reshape(n, out_h, out_w, -1)
 
     def run(inputs):
         np.copyto(interior, inputs, casting="unsafe")
         # every product and partial sum is an exact integer in the kernels' dtype: any order gives the same
-        np.einsum("nyxijc,ijc->nyxc", windows, depthwise, out=partial)
+        np.einsum("nyxijc,ijc->nyxc", windows, depthwise, out=sums)
         np.matmul(flat, pointwise, out=out)
         return result
     return run

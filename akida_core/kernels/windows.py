@@ -2,16 +2,13 @@
 
 Used by the Akida 2.0 depthwise convolution (kernels/v2.py). Every product and partial sum is an
 exact integer in the float dtype (the caller proves it with a static bound), so the summation order,
-the grouping of outputs and the split by column phase below cannot change the result.
+the grouping of outputs (shared.grouped_windows) and the split by column phase below cannot change the
+result.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .shared import padding_amounts
-
-GROUP_VALUES = 2048
-"""Neighbouring output pixels are grouped so that einsum's inner loop runs over about this many values (g·c)
-rather than c: 2-4x faster for 32-128 channels (measured), the same exact sums."""
+from .shared import grouped_windows, padding_amounts
 
 PHASE_CHANNELS = 128
 """Strided depthwise sums split the columns by phase (one padded copy either way) up to this many channels:
@@ -29,22 +26,6 @@ def depthwise_windows(padded, kernel, stride, oh, ow):
     windows = as_strided(padded, (padded.shape[0], oh, ow, k, k, c), (s_n, s_h * stride, s_w * stride, s_h, s_w, s_c),
                          writeable=False)
     return np.einsum("nyxijc,ijc->nyxc", windows, kernel)
-
-
-def grouped_windows(columns, taps, row_stride, oh, ow):
-    """Σ_ab columns[n, i·row_stride + a, j + b, c]·taps[a, b, c] -> (n, oh, ow, c), columns contiguous
-    along (w, c).
-
-    The windows of g neighbouring outputs at one tap are g·c contiguous values, so a view of
-    (n, oh, ow/g, ka, kb, g·c) against the taps tiled g times gives the same products.
-    """
-    c = taps.shape[2]
-    group = max(g for g in range(1, 17) if ow % g == 0 and g * c <= max(GROUP_VALUES, c))
-    s_n, s_h, s_w, s_c = columns.strides
-    windows = as_strided(columns, (columns.shape[0], oh, ow // group, taps.shape[0], taps.shape[1], group * c),
-                         (s_n, s_h * row_stride, s_w * group, s_h, s_w, s_c), writeable=False)
-    tiled = np.tile(taps, (1, 1, group)) if group > 1 else taps
-    return np.einsum("nyxijc,ijc->nyxc", windows, tiled).reshape(columns.shape[0], oh, ow, c)
 
 
 def phase_padded(x, kernel_size, stride, padding, dtype):
