@@ -157,7 +157,7 @@ def test_large_calls_do_not_keep_buffers(monkeypatch):
     monkeypatch.setattr(inference, "BUFFERED_BYTES", 0)
     model.forward(random_inputs(model, 2))
     assert all("buffered" not in layer._cache for layer in model.layers)
-    monkeypatch.setattr(inference, "BUFFERED_BYTES", 16 * 2 ** 20)
+    monkeypatch.setattr(inference, "BUFFERED_BYTES", 4 * 2 ** 20)
     model.forward(random_inputs(model, 2))
     assert [len(layer._cache["buffered"]._forwards) for layer in model.layers[1:]] == [1, 1, 1]
 
