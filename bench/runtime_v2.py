@@ -3,7 +3,7 @@
 The model: an 8-bit input convolution, depthwise-separable blocks (DepthwiseConv2D + pointwise
 Conv2D, stride 2 on some), one residual Add around a separable block, global average pooling, a
 Dense1D head and a Dequantizer. Weights are random 8-bit, shifts and scales keep activations alive.
-Prints samples/s and effective GMAC/s at batch 1 and 64.
+Prints samples/s, CPU ms per sample (all threads) and effective GMAC/s at batch 1 and 64.
 
 With --compete, each batch is also timed while one busy process competes for the CPU (bench/runtime.py).
 
@@ -12,14 +12,13 @@ Run: python bench/runtime_v2.py [--repeats N] [--size 128] [--compete]
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import akida_core as ak  # noqa: E402
-from bench.runtime import competing_process  # noqa: E402
+from bench.runtime import best_time, competing_process  # noqa: E402
 
 A = ak.ActivationType
 
@@ -80,17 +79,6 @@ def akidanet_v2(size=128, width=32):
     return model
 
 
-def best_time(fn, repeats):
-    """Best wall time of `repeats` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main(argv=None):
     """Time the graph at batch 1 and 64 and print samples/s and GMAC/s."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -103,12 +91,14 @@ def main(argv=None):
     print(f"AkidaNet-like Akida 2.0 graph, input {args.size}x{args.size}x3, {model.layer_count} layers, "
           f"{model.macs / 1e6:.1f} MMAC/sample")
     busy_header = f"{'busy samples/s':>16}" if args.compete else ""
-    print(f"{'batch':>6}{'samples/s':>12}{'GMAC/s':>9}{'ms/batch':>10}{busy_header}")
+    print(f"{'batch':>6}{'samples/s':>12}{'CPU ms':>8}{'GMAC/s':>9}{'ms/batch':>10}{busy_header}")
     rng = np.random.default_rng(1)
     for batch in (1, 64):
         x = rng.integers(0, 256, (batch, args.size, args.size, 3)).astype(np.uint8)
-        seconds = best_time(lambda: model.forward(x), args.repeats)
-        row = f"{batch:>6}{batch / seconds:>12.1f}{model.macs * batch / seconds / 1e9:>9.2f}{seconds * 1e3:>10.1f}"
+        cpu = []
+        seconds = best_time(lambda: model.forward(x), args.repeats, cpu)
+        row = (f"{batch:>6}{batch / seconds:>12.1f}{cpu[0] / batch * 1e3:>8.2f}"
+               f"{model.macs * batch / seconds / 1e9:>9.2f}{seconds * 1e3:>10.1f}")
         if args.compete:
             with competing_process():
                 row += f"{batch / best_time(lambda: model.forward(x), args.repeats):>16.1f}"

@@ -144,15 +144,17 @@ def forward_in_slices(layer, x, limiter=None, banding=False, keep=False):
     forward (BUFFERED_BYTES), whose result is a buffer that the layer's next call overwrites: with `keep`
     (the result outlives this inference piece) it is copied.
     """
-    step = max(1, LAYER_MEMORY_BYTES // working_bytes(layer))
-    size = x[0].shape[0] if isinstance(x, list) else x.shape[0]
-    bands = band_count(layer_macs(layer), size) if banding and layer.bands else 1
+    work, macs = working_bytes(layer), layer_macs(layer)
+    step = max(1, LAYER_MEMORY_BYTES // work)
+    is_list = isinstance(x, list)
+    size = x[0].shape[0] if is_list else x.shape[0]
+    bands = band_count(macs, size) if banding and layer.bands else 1
     if limiter is not None:
-        limiter.set(1 if bands > 1 else threads_for(layer_macs(layer) * min(size, step)))
+        limiter.set(1 if bands > 1 else threads_for(macs * min(size, step)))
     if bands > 1:
         return layer._forward(x, bands=bands, run=run_tasks)
     if size <= step:
-        if not isinstance(x, list) and size * working_bytes(layer) <= BUFFERED_BYTES:
+        if not is_list and size * work <= BUFFERED_BYTES:
             forward = layer._buffered(x.shape)
             if forward is not None:
                 out = forward(x)
@@ -160,7 +162,7 @@ def forward_in_slices(layer, x, limiter=None, banding=False, keep=False):
         return layer._forward(x)
 
     def part(start):
-        if isinstance(x, list):
+        if is_list:
             return [array[start:start + step] for array in x]
         return x[start:start + step]
     first = layer._forward(part(0))
