@@ -101,10 +101,17 @@ def test_wrap32_is_twos_complement():
     assert k2.wrap32(np.array([2 ** 31, 2 ** 32 + 5, -2 ** 31 - 1], np.int64)).tolist() == [-2 ** 31, 5, 2 ** 31 - 1]
 
 
-@pytest.mark.parametrize("seed", range(120))
-def test_affine_post_of_a_layer_equals_the_general_path(seed):
+@pytest.mark.parametrize("seeds", [range(0, 40), range(40, 80), range(80, 120)])
+def test_affine_post_of_a_layer_equals_the_general_path(seeds):
     """The float AffinePost of a layer's plan (taken when its bounds prove it exact), max pooling on its
-    outputs, equals the general path on sums anywhere within the plan's static bound."""
+    outputs, equals the general path on sums anywhere within the plan's static bound. About a third of the
+    random layers qualify (the others keep the general path, nothing to compare)."""
+    compared = sum(_compare_affine_post(seed) for seed in seeds)
+    assert compared >= 5, compared
+
+
+def _compare_affine_post(seed):
+    """Compare the affine and general POST of one random layer; False when its bounds refuse the affine one."""
     from akida_core.layers.v2.base import input_plan
     from akida_core.layers.v2.convolution import pool_and_finish
     rng = np.random.default_rng(seed)
@@ -123,10 +130,11 @@ def test_affine_post_of_a_layer_equals_the_general_path(seed):
     c = layer._prepared()
     plan = input_plan(layer, np.dtype(np.int8), c["input_shift"], c["kernel"])
     if plan.affine is None:
-        pytest.skip("the bounds do not prove the affine POST exact for this draw")
+        return False
     bounds = plan.x_bound * c["kernel"].l1
     acc = rng.integers(-bounds, bounds + 1, (4, 5, 5, 3))
     acc[0, 0, 0], acc[0, 0, 1] = bounds, -bounds
     acc = acc.astype(plan.affine.dtype if bounds.max() >= 2 ** 24 else np.float32)
     expected = pool_and_finish(layer, acc.copy(), c["post"], bound=int(bounds.max()))
     np.testing.assert_array_equal(pool_and_finish(layer, acc, c["post"], plan=plan), expected)
+    return True
