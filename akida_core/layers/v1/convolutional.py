@@ -142,7 +142,7 @@ class Convolutional(Layer):
         shape = potentials_shape(p, input_shape)
         pool = self._pools_in_conv(shape)
         conv = kernels.buffered.conv2d(input_shape, matrix, p.kernel_size, p.kernel_stride, p.padding,
-                                       pool_size=pool)
+                                       pool_size=pool, input_bound=max_input(self))
         tail = self._prepare_tail(shape, matrix.dtype, pooled=pool is not None)
         if self.macs < LIVE_CHANNEL_MACS:
             return lambda inputs: tail(conv(inputs))

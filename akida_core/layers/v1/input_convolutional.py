@@ -100,7 +100,7 @@ class InputConvolutional(Layer):
         shape = potentials_shape(p, input_shape)
         pool = self._pools_in_conv(shape)
         conv = kernels.buffered.conv2d(input_shape, matrix, p.kernel_size, p.kernel_stride, p.padding,
-                                       p.padding_value, pool)
+                                       p.padding_value, pool, max(2 ** INPUT_BITS - 1, p.padding_value))
         tail = self._prepare_tail(shape, matrix.dtype, pooled=pool is not None)
         return lambda inputs: tail(conv(inputs))
 
