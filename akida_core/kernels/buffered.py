@@ -40,8 +40,8 @@ def conv2d(input_shape, kernel_matrix, kernel_size, strides, padding, padding_va
     With `pool_size` (ph, pw), windows that tile the potentials exactly (see `tiles_exactly`), the function
     returns their max pooling instead: the im2col rows are ordered window position first, so the pooling is
     one reduction over ph·pw contiguous blocks (3× cheaper than maxima of strided views). A 3×3 stride-1
-    convolution with a 2×2 pooling computes by Winograd's F(2×2, 3×3) instead when `input_bound` (the largest
-    |input| or padding value) keeps its sums exact (`winograd_exact`): 2.25× fewer products.
+    convolution (alone or with a 2×2 pooling) computes by Winograd's F(2×2, 3×3) instead when `input_bound` (the
+    largest |input| or padding value) keeps its sums exact (`winograd_exact`): 2.25× fewer products.
 
     The caller proves the kernel's dtype exact for every input it passes, as for `conv2d_prepared`.
     """
@@ -53,10 +53,11 @@ def conv2d(input_shape, kernel_matrix, kernel_size, strides, padding, padding_va
     out_w = output_size(w, kw, strides[1], padding)
     ph, pw = pool_size or (1, 1)
     assert out_h % ph == 0 and out_w % pw == 0, ((out_h, out_w), pool_size)
+    if (ph, pw) in ((1, 1), (2, 2)) and (kh, kw) == (3, 3) and tuple(strides) == (1, 1) \
+            and min(c, kernel_matrix.shape[1]) >= WINOGRAD_CHANNELS and input_bound is not None \
+            and winograd_exact(kernel_matrix, c, input_bound):
+        return _winograd(input_shape, kernel_matrix, padding, padding_value, out_h, out_w, pooled=ph == 2)
     padded, interior = _padded_buffer(input_shape, kernel_size, strides, padding, padding_value, dtype)
-    if (ph, pw) == (2, 2) and (kh, kw) == (3, 3) and tuple(strides) == (1, 1) and kw * c >= TRANSPOSED_IM2COL_WIDTH \
-            and input_bound is not None and winograd_exact(kernel_matrix, c, input_bound):
-        return _winograd_pooled(padded, interior, kernel_matrix, out_h, out_w)
     s_n, s_h, s_w, s_c = padded.strides
     sy, sx = s_h * strides[0], s_w * strides[1]
     # output positions in the order (pool row, pool column, sample, pooled row, pooled column)
@@ -98,6 +99,10 @@ def conv2d(input_shape, kernel_matrix, kernel_size, strides, padding, padding_va
 _WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
 _WINOGRAD_2G = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]])
 _WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+WINOGRAD_CHANNELS = 32
+"""Winograd needs at least this many input channels and filters: the transforms cost per tile about what the
+products save per input channel and filter (batch 1, 3×3 convolutions: 14×14×32 -> 64 88 -> 58 µs pooled,
+7×7×64 -> 64 45 -> 38 µs, 32×32×64 -> 64 832 -> 759 µs; 16×16×16 -> 32 34 µs either way)."""
 WINOGRAD_GROWTH = 4 * 9 * 9
 """|transformed sums| <= WINOGRAD_GROWTH · c · max|x| · max|w|: an input transform adds 4 inputs, a weight
 transform 9 weights (row sums of |2G| are at most 3), an output transform 9 products' sums (rows of Aᵀ⊗Aᵀ)."""
@@ -112,14 +117,19 @@ def winograd_exact(kernel_matrix, channels, input_bound):
     return WINOGRAD_GROWTH * channels * int(input_bound) * largest < FLOAT32_EXACT
 
 
-def _winograd_pooled(padded, interior, kernel_matrix, out_h, out_w):
-    """The 2×2 max pooling of a 3×3 stride-1 correlation of the padded buffer, by Winograd F(2×2, 3×3): the 2×2
-    outputs of a tile are one pooling window, so the pooling is the maximum over the 4 rows of the output
-    transform. Every value is an integer below 2**24 (`winograd_exact`), so each step is exact."""
-    n, c = padded.shape[0], padded.shape[3]
+def _winograd(input_shape, kernel_matrix, padding, padding_value, out_h, out_w, pooled):
+    """A 3×3 stride-1 correlation by Winograd F(2×2, 3×3), or (`pooled`) its 2×2 max pooling: the 2×2 outputs of
+    a tile are one pooling window, so the pooling is the maximum over the 4 rows of the output transform. Every
+    value is an integer below 2**24 (`winograd_exact`), so each step is exact."""
+    n, h, w, c = input_shape
     filters = kernel_matrix.shape[1]
-    ty, tx = out_h // 2, out_w // 2
+    ty, tx = -(-out_h // 2), -(-out_w // 2)
     tiles = n * ty * tx
+    top, _ = padding_amounts(h, 3, 1, padding)
+    left, _ = padding_amounts(w, 3, 1, padding)
+    # the padded input, grown to whole tiles: values past the padding only reach outputs that are dropped
+    padded = np.full((n, 2 * ty + 2, 2 * tx + 2, c), padding_value, np.float32)
+    interior = padded[:, top:top + h, left:left + w]
     weights = kernel_matrix.reshape(3, 3, c, filters).astype(np.int64)
     transformed = np.einsum("ai,ijcf,bj->abcf", _WINOGRAD_2G, weights, _WINOGRAD_2G)  # 4·G g Gᵀ, integers
     u = np.ascontiguousarray(transformed.reshape(16, c, filters), np.float32)
@@ -132,8 +142,15 @@ def _winograd_pooled(padded, interior, kernel_matrix, out_h, out_w):
     v = np.empty((16, tiles * c), np.float32)
     m = np.empty((16, tiles, filters), np.float32)
     y = np.empty((4, tiles * filters), np.float32)
-    pooled = np.empty((n, ty, tx, filters), np.float32)
-    flat = pooled.reshape(-1)
+    quarter = np.float32(0.25)  # exact: the transformed sums are 4× the integer potentials
+    if pooled:
+        result = np.empty((n, ty, tx, filters), np.float32)
+        flat = result.reshape(-1)
+    else:
+        # y's rows are the tile positions (a, b): put them back in place, cropped to the outputs
+        whole = np.empty((n, ty, 2, tx, 2, filters), np.float32)
+        placed = y.reshape(2, 2, n, ty, tx, filters).transpose(2, 3, 0, 4, 1, 5)
+        result = whole.reshape(n, 2 * ty, 2 * tx, filters)[:, :out_h, :out_w]
 
     def run(inputs):
         np.copyto(interior, inputs, casting="unsafe")
@@ -141,9 +158,12 @@ def _winograd_pooled(padded, interior, kernel_matrix, out_h, out_w):
         np.matmul(input_transform, d.reshape(16, -1), out=v)
         np.matmul(v.reshape(16, tiles, c), u, out=m)  # 16 products of (tiles, c) @ (c, filters)
         np.matmul(output_transform, m.reshape(16, -1), out=y)  # 4× the 4 potentials of each tile
-        np.maximum.reduce(y, axis=0, out=flat)
-        np.multiply(flat, np.float32(0.25), out=flat)  # exact: the maxima are multiples of 4
-        return pooled
+        if pooled:
+            np.maximum.reduce(y, axis=0, out=flat)
+            np.multiply(flat, quarter, out=flat)
+        else:
+            np.multiply(placed, quarter, out=whole)
+        return result
     return run
 
 
