@@ -135,19 +135,11 @@ class Convolutional(Layer):
         return self._activate(self._pool(potentials))
 
     def _buffered_forward(self, input_shape):
-        matrix = self._cached("kernel_matrix", self._kernel_matrix)
-        if matrix is None:
-            return None
-        p = self._params
-        shape = potentials_shape(p, input_shape)
-        pool = self._pools_in_conv(shape)
-        conv = kernels.buffered.conv2d(input_shape, matrix, p.kernel_size, p.kernel_stride, p.padding,
-                                       pool_size=pool, input_bound=max_input(self))
-        tail = self._prepare_tail(shape, matrix.dtype, pooled=pool is not None)
-        if self.macs < LIVE_CHANNEL_MACS:
-            return lambda inputs: tail(conv(inputs))
+        forward = buffered_convolution(self, input_shape, 0, max_input(self))
+        if forward is None or self.macs < LIVE_CHANNEL_MACS:
+            return forward
         # large enough for silent input channels to be worth their test: `_forward` skips them
-        return lambda inputs: (tail(conv(inputs)) if kernels.shared.live_channels(inputs) is None
+        return lambda inputs: (forward(inputs) if kernels.shared.live_channels(inputs) is None
                                else self._forward(inputs))
 
     def _kernel_matrix(self):
@@ -164,6 +156,21 @@ class Convolutional(Layer):
 LIVE_CHANNEL_MACS = 2 ** 20
 """A buffered forward of a layer with at least this many MACs per sample first looks for silent input channels
 (about 5 µs at batch 1) and lets `_forward` skip them; below it the test would cost more than it can save."""
+
+
+def buffered_convolution(layer, input_shape, padding_value, input_bound):
+    """The buffered forward of a Convolutional or InputConvolutional `layer` (its float32 kernel matrix through
+    kernels.buffered.conv2d, then its pooling and activation), or None when float32 is not exact for it."""
+    matrix = layer._cached("kernel_matrix", layer._kernel_matrix)
+    if matrix is None:
+        return None
+    p = layer.params
+    shape = potentials_shape(p, input_shape)
+    pool = layer._pools_in_conv(shape)
+    conv = kernels.buffered.conv2d(input_shape, matrix, p.kernel_size, p.kernel_stride, p.padding, padding_value,
+                                   pool, input_bound)
+    tail = layer._prepare_tail(shape, matrix.dtype, pooled=pool is not None)
+    return lambda inputs: tail(conv(inputs))
 
 
 def potentials_shape(params, input_shape):

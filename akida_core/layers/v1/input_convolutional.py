@@ -6,8 +6,8 @@ import numpy as np
 from ... import kernels
 from ...enums import LayerType, Padding, PoolType
 from ..base import as_shape, check_int, weight_range
-from .convolutional import (check_conv_fields, conv_output_shape, conv_positions, pooled_positions,
-                            potentials_shape)
+from .convolutional import (buffered_convolution, check_conv_fields, conv_output_shape, conv_positions,
+                            pooled_positions)
 from ..layer import Layer
 
 INPUT_BITS = 8
@@ -93,16 +93,8 @@ class InputConvolutional(Layer):
         return self._activate(self._pool(potentials))
 
     def _buffered_forward(self, input_shape):
-        matrix = self._cached("kernel_matrix", self._kernel_matrix)
-        if matrix is None:
-            return None
         p = self._params
-        shape = potentials_shape(p, input_shape)
-        pool = self._pools_in_conv(shape)
-        conv = kernels.buffered.conv2d(input_shape, matrix, p.kernel_size, p.kernel_stride, p.padding,
-                                       p.padding_value, pool, max(2 ** INPUT_BITS - 1, p.padding_value))
-        tail = self._prepare_tail(shape, matrix.dtype, pooled=pool is not None)
-        return lambda inputs: tail(conv(inputs))
+        return buffered_convolution(self, input_shape, p.padding_value, max(2 ** INPUT_BITS - 1, p.padding_value))
 
     def _kernel_matrix(self):
         """The weights as a float32 (kh·kw·c, filters) matrix when float32 is exact for every uint8 input
