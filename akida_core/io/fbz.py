@@ -8,13 +8,11 @@ raw little-endian tensors, and a SHA-256 of everything before it. docs/fbz.md ha
 Loading never executes code and validates everything before building a single array; any problem
 raises a subclass of ``ModelFormatError`` naming the file and what is wrong.
 """
-import contextlib
 import hashlib
 import io
 import json
 import math
 import os
-import secrets
 import stat
 import struct
 
@@ -25,6 +23,7 @@ from .fbz_errors import (KNOWN_MAGICS, FileAccessError, NotAnFbzFile, Truncated,
                           HeaderTooLarge, FileTooLarge, ChecksumMismatch, InvalidHeader,
                           InvalidTensorInfo, InvalidOffset, InvalidReference, UnsupportedTree,
                           WriteFailed)  # noqa: F401 (public names)
+from .atomic import label as _label, write_atomically
 
 FORMAT_VERSION = 1
 MAGIC = b"\x89FBZ\r\n\x1a\n"  # PNG-style: a high byte and CR/LF/^Z expose text-mode transfers
@@ -118,38 +117,7 @@ def write(path, tree):
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise WriteFailed(f"{label}: a path must be str, bytes or os.PathLike, got "
                           f"{type(path).__name__}.")
-    data = dumps(tree)
-    path = os.fsdecode(path)  # str from here on; surrogateescape keeps non-UTF-8 names exact
-    if "\0" in path:
-        raise WriteFailed(f"{label}: the path contains a NUL byte; no file can have that name.")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise WriteFailed(f"{label}: directory {_label(directory)} does not exist; "
-                          "create it first (write() never creates directories).")
-    if os.path.isdir(path):
-        raise WriteFailed(f"{label}: is a directory; give a file path such as model.fbz.")
-    try:
-        fd, temp = _create_temp(path)
-    except OSError as err:
-        raise WriteFailed(f"{label}: cannot create a temp file in {_label(directory)}: "
-                          f"{err.strerror or err}") from err
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(err, OSError):
-            raise WriteFailed(f"{label}: write failed, existing file left untouched: "
-                              f"{err.strerror or err}") from err
-        raise
-    _fsync_directory(directory)
+    write_atomically(path, dumps(tree))
 
 
 def read(path):
@@ -454,27 +422,6 @@ def _encode(node, path, arrays, depth):
                           "scalars with int()/float() and tuples with list().")
 
 
-def _create_temp(path):
-    directory, base = os.path.split(os.path.abspath(path))
-    for _ in range(100):
-        temp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:  # mode 0o666 lets the umask decide, as for any normally created file
-            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                           | getattr(os, "O_BINARY", 0), 0o666), temp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temp file name next to {path}")
-
-
-def _fsync_directory(directory):
-    with contextlib.suppress(OSError):  # makes the rename durable; not possible on every platform
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _align(value):
     return -(-value // ALIGNMENT) * ALIGNMENT
 
@@ -495,10 +442,3 @@ def _escape(key):
 def _describe(value):
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _label(path):
-    try:
-        return repr(os.fsdecode(path))
-    except TypeError:
-        return repr(path)
