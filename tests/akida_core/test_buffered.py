@@ -251,3 +251,24 @@ def test_winograd_at_its_bound_and_the_direct_path_beyond_it():
         run = buffered.conv2d(x.shape, matrix, (3, 3), (1, 1), Padding.Same, pool_size=(2, 2), input_bound=15)
         expected = kernels.max_pool2d(kernels.conv2d(x, w, (1, 1), Padding.Same), (2, 2), (2, 2), Padding.Same)
         np.testing.assert_array_equal(run(x), expected)
+
+
+@pytest.mark.parametrize("kind", [ak.Convolutional, ak.SeparableConvolutional])
+def test_buffered_forwards_leave_silent_channels_to_the_plain_forward(kind, monkeypatch):
+    from akida_core.layers.v1 import convolutional
+    from bench.models import randomize
+    monkeypatch.setattr(convolutional, "LIVE_CHANNEL_MACS", 0)  # every layer tests its inputs
+    model = ak.Model()
+    model.add(ak.InputData((8, 8, 8), input_bits=4, name="in"))
+    model.add(kind((3, 3), 32, weights_bits=4, act_bits=4, name="layer"))
+    randomize(model, seed=2)
+    layer = model.get_layer("layer")
+    plain_calls = []
+    plain = layer._forward
+    monkeypatch.setattr(layer, "_forward", lambda inputs: plain_calls.append(1) or plain(inputs))
+    dense = random_inputs(model, 1, seed=3)
+    silent = dense.copy()
+    silent[..., 2:] = 0  # 2 of 8 channels live
+    for x, calls in ((dense, 0), (silent, 1), (dense, 1)):
+        np.testing.assert_array_equal(model.forward(x), plain(x))
+        assert len(plain_calls) == calls

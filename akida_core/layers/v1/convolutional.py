@@ -135,12 +135,7 @@ class Convolutional(Layer):
         return self._activate(self._pool(potentials))
 
     def _buffered_forward(self, input_shape):
-        forward = buffered_convolution(self, input_shape, 0, max_input(self))
-        if forward is None or self.macs < LIVE_CHANNEL_MACS:
-            return forward
-        # large enough for silent input channels to be worth their test: `_forward` skips them
-        return lambda inputs: (forward(inputs) if kernels.shared.live_channels(inputs) is None
-                               else self._forward(inputs))
+        return skipping_silent_channels(self, buffered_convolution(self, input_shape, 0, max_input(self)))
 
     def _kernel_matrix(self):
         """The flipped weights as a float32 (kh·kw·c, filters) matrix, when float32 is exact for every
@@ -156,6 +151,14 @@ class Convolutional(Layer):
 LIVE_CHANNEL_MACS = 2 ** 20
 """A buffered forward of a layer with at least this many MACs per sample first looks for silent input channels
 (about 5 µs at batch 1) and lets `_forward` skip them; below it the test would cost more than it can save."""
+
+
+def skipping_silent_channels(layer, forward):
+    """A buffered `forward` of `layer` that leaves inputs with silent channels to `layer._forward` (which skips
+    them), for layers of at least LIVE_CHANNEL_MACS; `forward` itself below (or when None)."""
+    if forward is None or layer.macs < LIVE_CHANNEL_MACS:
+        return forward
+    return lambda inputs: forward(inputs) if kernels.shared.live_channels(inputs) is None else layer._forward(inputs)
 
 
 def buffered_convolution(layer, input_shape, padding_value, input_bound):

@@ -6,8 +6,8 @@ import numpy as np
 from ... import kernels
 from ...enums import LayerType, Padding, PoolType
 from ..base import weight_range
-from .convolutional import (LIVE_CHANNEL_MACS, ConvolutionalParams, conv_output_shape, conv_positions, max_input,
-                            pooled_positions, potentials_shape)
+from .convolutional import (ConvolutionalParams, conv_output_shape, conv_positions, max_input, pooled_positions,
+                            potentials_shape, skipping_silent_channels)
 from ..layer import Layer
 
 
@@ -81,11 +81,7 @@ class SeparableConvolutional(Layer):
         p = self._params
         separable = kernels.buffered.separable_conv2d(input_shape, *plan, p.kernel_stride, p.padding)
         tail = self._prepare_tail(potentials_shape(p, input_shape), plan[1].dtype)
-        if self.macs < LIVE_CHANNEL_MACS:
-            return lambda inputs: tail(separable(inputs))
-        # large enough for silent input channels to be worth their test: `_forward` skips them
-        return lambda inputs: (tail(separable(inputs)) if kernels.shared.live_channels(inputs) is None
-                               else self._forward(inputs))
+        return skipping_silent_channels(self, lambda inputs: tail(separable(inputs)))
 
     def _kernels(self):
         """The flipped depthwise (kh, kw, c) and pointwise (c, filters) weights in float32, when float32 is
