@@ -382,7 +382,8 @@ MAX_BUFFERED_FORWARDS = 8
 
 
 class BufferedForwards:
-    """The buffered forwards of one layer, by calling thread and input shape.
+    """The buffered forwards of one layer (or chains of them, model/inference.py), by calling thread and input
+    shape.
 
     A buffered forward owns buffers that its calls overwrite, so each thread gets its own. Copying or
     pickling a layer gives an empty set (the buffers are remade on use, not shared).
@@ -391,16 +392,16 @@ class BufferedForwards:
     def __init__(self):
         self._forwards = {}
 
-    def get(self, input_shape, prepare):
-        """The forward of the calling thread for `input_shape`, made by `prepare(input_shape)` the first time
-        (None is kept too: the layer has no buffered forward for that shape)."""
-        key = (threading.get_ident(), input_shape)
+    def get(self, key, prepare):
+        """The forward of the calling thread for `key` (an input shape, or anything hashable naming the call),
+        made by `prepare(key)` the first time (None is kept too: no buffered forward for that key)."""
+        thread_key = (threading.get_ident(), key)
         try:
-            return self._forwards[key]
+            return self._forwards[thread_key]
         except KeyError:
             if len(self._forwards) >= MAX_BUFFERED_FORWARDS:
                 self._forwards.clear()
-            forward = self._forwards[key] = prepare(input_shape)
+            forward = self._forwards[thread_key] = prepare(key)
             return forward
 
     def __reduce__(self):

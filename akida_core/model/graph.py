@@ -253,6 +253,12 @@ class Model(GraphBuilding):
         if size > 1 and not plan.temporal:
             workers, piece = plan_pieces(size, plan.macs)
             step = min(piece, chunk) if workers > 1 else chunk
+        chain = inference.buffered_chain(plan, inputs.shape) if workers == 1 and size <= chunk else None
+        if chain is not None:
+            with limited_threads() as limiter:
+                limiter.set(1)
+                self._statistics, outputs = self._run_chain(plan, chain, inputs)
+            return outputs
         with limited_threads() as limiter:  # BLAS threads per layer (threads.py)
             if workers > 1:
                 limiter.set(1)  # the workers are the parallelism; one BLAS thread each
@@ -266,6 +272,17 @@ class Model(GraphBuilding):
         self._statistics = stats
         outputs = [x for x, _ in results]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    @staticmethod
+    def _run_chain(plan, chain, inputs):
+        """(Statistics, outputs of the last layer) of `inputs` through the buffered forwards of
+        `inference.buffered_chain` (the last result copied: it is a buffer)."""
+        stats = Statistics.for_layers(plan.layers, plan.entries)
+        x = inputs
+        for layer, forward in zip(plan.layers, chain):
+            x = forward(x)
+            stats.record(layer, x)
+        return stats, x.copy()
 
     @staticmethod
     def _run_piece(plan, inputs, limiter, banding=False):

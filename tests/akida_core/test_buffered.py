@@ -272,3 +272,38 @@ def test_buffered_forwards_leave_silent_channels_to_the_plain_forward(kind, monk
     for x, calls in ((dense, 0), (silent, 1), (dense, 1)):
         np.testing.assert_array_equal(model.forward(x), plain(x))
         assert len(plain_calls) == calls
+
+
+def _events(model):
+    return {name: (s.samples, s.events) for name, s in model.statistics.layers.items()}
+
+
+def test_small_calls_of_a_chain_of_layers_skip_the_per_layer_decisions(monkeypatch):
+    from akida_core.model.graph import Model
+    model = _pooled_model(ak.PoolType.Max, ak.Padding.Same)
+    from bench.models import randomize
+    randomize(model, seed=4)
+    x = random_inputs(model, 2, seed=5)
+    monkeypatch.setattr(inference, "BUFFERED_BYTES", 0)  # the regular path, piece by piece
+    regular = model.forward(x)
+    regular_events = _events(model)
+    monkeypatch.setattr(inference, "BUFFERED_BYTES", 4 * 2 ** 20)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a small call of a chain of buffered layers should not run piece by piece")
+    monkeypatch.setattr(Model, "_run_piece", staticmethod(refuse))
+    model._plan = None  # a fresh plan: the chain is made on the next call
+    np.testing.assert_array_equal(model.forward(x), regular)
+    assert _events(model) == regular_events  # the same statistics
+    np.testing.assert_array_equal(model.forward(x), _plain(model, x))
+    assert len(model._plan._chains._forwards) == 1
+
+
+def test_no_chain_for_calls_beyond_the_buffered_size(monkeypatch):
+    model = BENCHMARK_MODELS["mnist_cnn"]()
+    x = random_inputs(model, 1)
+    plan = model._inference_plan(model._layers)
+    assert inference.buffered_chain(plan, x.shape) is not None
+    monkeypatch.setattr(inference, "BUFFERED_BYTES", 0)  # a new limit takes effect at once
+    assert inference.buffered_chain(plan, x.shape) is None
+    np.testing.assert_array_equal(model.forward(x), _plain(model, x))
