@@ -223,8 +223,9 @@ class Model(GraphBuilding):
             return validate_v2_inputs(first, inputs)
         return validate_inputs(inputs, first.input_dims, first.input_bits, first.input_signed)
 
-    def _chunk_size(self, batch_size):
-        return batch_size or max(1, inference.BATCH_MEMORY_BYTES // self._inference_plan(self._layers).per_sample)
+    def _chunk_size(self, batch_size, plan=None):
+        plan = self._inference_plan(self._layers) if plan is None else plan
+        return batch_size or max(1, inference.BATCH_MEMORY_BYTES // plan.per_sample)
 
     def _inference_plan(self, layers):
         """The InferencePlan of `layers`; the whole model's is kept until a layer's cache is cleared (its
@@ -247,7 +248,7 @@ class Model(GraphBuilding):
         """
         plan = self._inference_plan(self._layers if layers is None else layers)
         plan.check_sample_memory()
-        chunk = self._chunk_size(batch_size)
+        chunk = self._chunk_size(batch_size, plan if layers is None else None)
         size = inputs.shape[0]
         workers, step = 1, chunk
         if size > 1 and not plan.temporal:
