@@ -19,6 +19,17 @@ def test_live_channels_rule():
     assert shared.live_channels(x) is None
 
 
+@pytest.mark.parametrize("rows, channels", [(3, 8), (16384, 1), (1000, 32), (4097, 16), (20000, 4), (70, 512)])
+def test_blocked_column_maxima_equal_the_plain_reduction(rows, channels):
+    rng = np.random.default_rng(rows + channels)
+    x = rng.integers(0, 15, (rows, channels)).astype(np.uint8) * (rng.random((rows, channels)) < 0.01)
+    x[-1, 0] = 15  # the only 15, in the last row (outside the whole blocks when rows % block != 0)
+    np.testing.assert_array_equal(shared._column_maxima(x), np.maximum.reduce(x, axis=0))
+    silent = x.copy()
+    silent[:, ::2] = 0
+    np.testing.assert_array_equal(shared._column_maxima(silent) != 0, silent.any(axis=0))
+
+
 def _model(kind, c=8, filters=6):
     model = ak.Model()
     model.add(ak.InputData((7, 6, c), input_bits=4, name="in"))
