@@ -86,7 +86,7 @@ def _chain(plan, input_shape):
     size, shape, forwards = input_shape[0], input_shape, []
     for layer in plan.layers:
         work, macs = working_bytes(layer), layer_macs(layer)
-        if size > LAYER_MEMORY_BYTES // work or size * work > BUFFERED_BYTES or threads_for(macs * size) != 1 \
+        if size > max(1, LAYER_MEMORY_BYTES // work) or size * work > BUFFERED_BYTES or threads_for(macs * size) != 1 \
                 or (layer.bands and band_count(macs, size) > 1):
             return None
         forward = layer._buffered(shape)
