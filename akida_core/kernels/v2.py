@@ -200,7 +200,8 @@ class ConvolutionKernel:
         return found
 
 
-def _float_dtype(bound):
+def float_dtype(bound):
+    """float32 when sums bounded by `bound` are exact in it (< 2**24), else float64 (the caller checks 2**53)."""
     return np.float32 if bound < kernels.FLOAT32_EXACT else np.float64
 
 
@@ -227,7 +228,7 @@ def convolve2d(x, w, stride, padding, x_bound=None, pad_value=0, wrap=True):
     ow = kernels.output_size(x.shape[2], k, stride, padding)
     bound = kernel.bound(_input_bound(x, pad_value, x_bound))
     if bound < kernels.FLOAT64_EXACT:  # the kernel cast once, the padding made in the float dtype
-        dtype = _float_dtype(bound)
+        dtype = float_dtype(bound)
         padded = pad2d(x, k, stride, padding, pad_value, dtype)
         sums = kernels.conv2d_prepared(padded, kernel.cast(dtype), (k, k), (stride, stride), Padding.Valid)
     else:
@@ -259,7 +260,7 @@ def depthwise_convolve2d(x, w, stride, padding, x_bound=None):
     ow = kernels.output_size(x.shape[2], k, stride, padding)
     bound = kernel.bound(_input_bound(x, 0, x_bound))
     if bound < kernels.FLOAT64_EXACT:
-        dtype = _float_dtype(bound)
+        dtype = float_dtype(bound)
         if stride > 1 and x.shape[3] <= windows.PHASE_CHANNELS:
             sums = windows.strided_depthwise(x, kernel.cast(dtype), stride, padding, oh, ow)
         else:

@@ -300,7 +300,7 @@ class Layer:
             return p.pool_size
         return None
 
-    def _prepare_tail(self, shape, dtype, pooled=False):
+    def _buffered_tail(self, shape, dtype, pooled=False):
         """The buffered pooling (unless `pooled`: already done) and activation of potentials of `shape` and
         float `dtype`: one function of the potentials, the same steps as `_activate(_pool(potentials))`."""
         p = self._params

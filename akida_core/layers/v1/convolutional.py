@@ -172,7 +172,7 @@ def buffered_convolution(layer, input_shape, padding_value, input_bound):
     pool = layer._pools_in_conv(shape)
     conv = kernels.buffered.conv2d(input_shape, matrix, p.kernel_size, p.kernel_stride, p.padding, padding_value,
                                    pool, input_bound)
-    tail = layer._prepare_tail(shape, matrix.dtype, pooled=pool is not None)
+    tail = layer._buffered_tail(shape, matrix.dtype, pooled=pool is not None)
     return lambda inputs: tail(conv(inputs))
 
 

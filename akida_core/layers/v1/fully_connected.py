@@ -104,7 +104,7 @@ class FullyConnected(Layer):
         if matrix is None:
             return None
         dense = kernels.buffered.dense(input_shape, matrix, FC_POTENTIAL_BITS)
-        tail = self._prepare_tail((input_shape[0], self._params.units), matrix.dtype)
+        tail = self._buffered_tail((input_shape[0], self._params.units), matrix.dtype)
         shape = (input_shape[0], 1, 1, self._params.units)
         return lambda inputs: tail(dense(inputs)).reshape(shape)
 

@@ -80,7 +80,7 @@ class SeparableConvolutional(Layer):
             return None
         p = self._params
         separable = kernels.buffered.separable_conv2d(input_shape, *plan, p.kernel_stride, p.padding)
-        tail = self._prepare_tail(potentials_shape(p, input_shape), plan[1].dtype)
+        tail = self._buffered_tail(potentials_shape(p, input_shape), plan[1].dtype)
         return skipping_silent_channels(self, lambda inputs: tail(separable(inputs)))
 
     def _kernels(self):

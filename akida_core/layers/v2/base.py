@@ -356,9 +356,10 @@ def post_process(acc, post, rule="standard", bound=None):
     return finish(values, post, bound)
 
 
-def shifted_inputs(x, input_shift, bb):
-    """xs = sat_bb(R(x, input_shift)) per input channel; `x` itself when that changes nothing."""
-    if not shift_acts(x.dtype, input_shift, bb):
+def shifted_inputs(x, input_shift, bb, acts=None):
+    """xs = sat_bb(R(x, input_shift)) per input channel; `x` itself when that changes nothing (`acts`: that
+    verdict already known, e.g. from the layer's InputPlan; None: `shift_acts` decides)."""
+    if not (shift_acts(x.dtype, input_shift, bb) if acts is None else acts):
         return x
     return k2.sat(k2.round_shift(x.astype(np.int64), input_shift.astype(np.int64)), bb)
 

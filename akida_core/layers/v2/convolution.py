@@ -14,7 +14,7 @@ from ...enums import ActivationType, LayerType, Padding, PoolType
 from ...errors import LayerParameterError
 from ..base import as_shape
 from .base import (FilterLayerV2, LayerV2, activate, add_bias, check_pool, finish, input_plan, make_post,
-                   neural_specs, normalise, pooled_shape, spatial_size, spec)
+                   neural_specs, normalise, pooled_shape, shifted_inputs, spatial_size, spec)
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
 _ENUMS = {"padding": Padding, "pool_type": PoolType, "activation": ActivationType}
@@ -277,7 +277,7 @@ class Conv2D(FilterLayerV2):
     def _run_block(self, x):
         p, c = self._params, self._prepared()
         plan = input_plan(self, x.dtype, c["input_shift"], c["kernel"])
-        xs = k2.sat(k2.round_shift(x.astype(np.int64), c["input_shift"]), p.buffer_bits) if plan.shift else x
+        xs = shifted_inputs(x, c["input_shift"], p.buffer_bits, plan.shift)
         if self.depthwise:
             acc, bound = k2.depthwise_convolve2d(xs, c["kernel"], p.kernel_stride, p.padding, plan.x_bound)
         else:

@@ -82,10 +82,10 @@ class Dense1D(LayerV2):
         p, c = self._params, self._prepared()
         flat = inputs[0].reshape(inputs[0].shape[0], -1)  # row-major over (d0, d1, C)
         plan = input_plan(self, flat.dtype, c["input_shift"], c["kernel"], wrap=False)
-        xs = k2.sat(k2.round_shift(flat.astype(np.int64), c["input_shift"]), p.buffer_bits) if plan.shift else flat
+        xs = shifted_inputs(flat, c["input_shift"], p.buffer_bits, plan.shift)
         bound = None if plan.x_bound is None else c["kernel"].bound(plan.x_bound)
         if bound is not None and bound < 1 << 53:  # exact BLAS sums (Dense1D does not wrap)
-            dtype = np.float32 if bound < 1 << 24 else np.float64
+            dtype = k2.float_dtype(bound)
             acc = (xs.astype(dtype) @ c["kernel"].cast(dtype)).reshape(-1, 1, 1, p.units)
         else:
             acc = k2.exact_matmul(xs, self._values["weights"]).reshape(-1, 1, 1, p.units)
