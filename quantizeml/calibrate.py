@@ -1,8 +1,9 @@
 """Calibration: observe a float model on samples and record input statistics and ReLU ranges.
 
-Pass 1 records maxima, pass 2 per-channel histograms used by ``search_range``. Maxima are reduced
-across replicas with a MAX (gather then max; never MEAN) and counts with a SUM, so calibration
-under a ``tf.distribute`` strategy gives exactly the single-device ranges.
+One pass over the samples records per-channel maxima and histograms (``observe``), from which
+``search_range`` picks each ReLU's range. Maxima are reduced across replicas with a MAX (gather
+then max; never MEAN) and histogram counts with a SUM at a common bound (``Histogram``), so
+calibration under a ``tf.distribute`` strategy gives exactly the single-device ranges.
 """
 from __future__ import annotations
 
@@ -94,18 +95,10 @@ def _run_step(step, batch) -> list:
     dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch))
     values = None
     for x in strategy.experimental_distribute_dataset(dataset):
-        per_replica = strategy.run(step, args=(x,))
+        # through a Python function: a tf.function with an input signature cannot bind PerReplica
+        per_replica = strategy.run(lambda value: step(value), args=(x,))
         values = [np.asarray(strategy.gather(value, axis=0)) for value in per_replica]
     return values
-
-
-def _keeps_outputs(observer: keras.Model, batches) -> bool:
-    """Whether the observed outputs of every batch fit ``KEEP_OUTPUTS_BYTES`` (then pass 2 reads
-    them instead of running the model again); never under a distribution strategy."""
-    if tf.distribute.has_strategy() or not isinstance(batches, list):
-        return False
-    per_sample = sum(int(np.prod(tensor.shape[1:])) for tensor in observer.outputs) * 4
-    return per_sample * sum(len(batch) for batch in batches) <= KEEP_OUTPUTS_BYTES
 
 
 def plain_verbose(verbose: int, stream=None) -> int:
@@ -121,41 +114,54 @@ def plain_verbose(verbose: int, stream=None) -> int:
 
 def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: int = 1,
             total: int | None = None) -> dict:
-    """Run ``float_model`` on ``batches``; return per-channel statistics.
+    """Run ``float_model`` once over ``batches``; return per-channel statistics.
 
     Returns:
-        ``{"input_min", "input_max", "input_fraction"}`` (per input channel: min, max, largest
-        distance to an integer), ``{"layers": {name: per-channel max of its output}}`` and
-        ``"outputs"``: {name: that layer's output per batch} when they fit
-        ``KEEP_OUTPUTS_BYTES``, else None.
+        ``{"input_min", "input_max", "input_fraction"}`` (per input channel over every value: min,
+        max, largest distance to an integer), and for each layer of ``layer_names`` the
+        statistics of its output at the positions of ``histogram_grid`` (every position of small
+        maps): ``{"layers": {name: per-channel max}}`` and ``{"histograms": {name: Histogram}}``
+        (each channel's positive values, in bins whose edges do not depend on the batches).
+
+    Raises:
+        CalibrationError: no samples; a layer's observed values overflow to Inf or NaN.
     """
+    batches = list(batches)
+    samples = sum(len(batch) for batch in batches)
     outputs = [float_model.get_layer(name).output for name in layer_names]
     observer = keras.Model(float_model.inputs, outputs)
-    keep = bool(layer_names) and _keeps_outputs(observer, batches)
+    grids = [histogram_grid(tuple(tensor.shape[1:-1]), samples) for tensor in observer.outputs]
+    channels = [int(tensor.shape[-1]) for tensor in observer.outputs]
+    signature = [tf.TensorSpec((None,) + tuple(float_model.inputs[0].shape[1:]), tf.float32)]
 
-    # autograph=False: Python loops over layers only; converting the code costs ~0.3 s a trace
-    @tf.function(autograph=False)
+    # autograph=False: Python loops over layers only; converting the code costs ~0.3 s a trace.
+    # One trace for every batch size (the last batch is often smaller).
+    @tf.function(autograph=False, input_signature=signature)
     def step(x):
         values = observer(x, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
         axes = list(range(len(x.shape) - 1))
         stats = [tf.reduce_max(-x, axis=axes), tf.reduce_max(x, axis=axes),
                  tf.reduce_max(tf.abs(x - tf.round(x)), axis=axes)]
-        stats += [tf.reduce_max(v, axis=list(range(len(v.shape) - 1))) for v in values]
-        return [stat[None] for stat in stats] + (list(values) if keep else [])
+        for value, grid in zip(values, grids):
+            value = value if grid is None else value[grid]
+            peak = tf.reduce_max(value, axis=list(range(len(value.shape) - 1)))
+            exponent = _bound_exponent(peak)
+            stats += [peak, exponent, _grid_histogram(value, exponent)]
+        return [stat[None] for stat in stats]
 
     progbar = keras.utils.Progbar(total, verbose=plain_verbose(verbose), unit_name="batch")
-    result, count, kept = None, 0, [[] for _ in layer_names] if keep else None
+    result, count = None, 0
+    histograms = [Histogram(c) for c in channels]
     for batch in batches:
-        if keep:
-            returned = step(tf.constant(batch))
-            for store, value in zip(kept, returned[-len(layer_names):]):
-                store.append(value)
-            returned = [np.asarray(value) for value in returned[:-len(layer_names)]]
-        else:
-            returned = _run_step(step, batch)
+        returned = _run_step(step, batch)
         # tf.distribute.ReduceOp has only SUM/MEAN: gather every replica's maxima, then MAX.
-        reduced = [np.max(value, axis=0) for value in returned]
+        reduced = [np.max(value, axis=0) for value in returned[:3]]
+        for index, histogram in enumerate(histograms):
+            peak, exponent, counts = returned[3 + 3 * index: 6 + 3 * index]
+            reduced.append(np.max(peak, axis=0))
+            for replica in range(len(exponent)):  # a replica's counts at its own bound
+                histogram.add(counts[replica].reshape(histogram.counts.shape), exponent[replica])
         result = reduced if result is None else [np.maximum(a, b) for a, b in zip(result, reduced)]
         count += 1
         progbar.update(count)
@@ -170,108 +176,180 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
             "magnitudes or a corrupted file) and the input range.")
     return {"input_min": -result[0], "input_max": result[1], "input_fraction": result[2],
             "layers": dict(zip(layer_names, result[3:])),
-            "outputs": dict(zip(layer_names, kept)) if keep else None}
+            "histograms": dict(zip(layer_names, histograms))}
 
 
-#: Observed outputs kept in memory by pass 1 for pass 2 up to this size (pass 2 then does not
-#: run the model again).
-KEEP_OUTPUTS_BYTES = 256 * 2**20
-#: Histogram bins per channel used by the activation range search.
-HISTOGRAM_BINS = 256
+#: Histogram bins per channel. A channel whose observed maximum m lies in [2^e, 2^(e+1)) is counted
+#: on ]0, 2^(e+1)] (bin k holds ](k-1)·2^(e+1)/BINS, k·2^(e+1)/BINS]): [0, m] spans 256 to 512 bins.
+HISTOGRAM_BINS = 512
+#: Each channel's histogram reads at least this many values over the calibration samples when its
+#: layer has them: a grid of positions in each sample, as dense as that needs (all positions of
+#: small maps). For the range search, 65,536 values per channel give the same choice as millions;
+#: counting every value of AkidaNet-like layers (514 M values on 1,024 samples) cost about as much
+#: as running the float model (1.4-1.7 s).
+HISTOGRAM_VALUES = 2 ** 16
+#: Positions per sample read by the histograms at least (a grid of 8×8 on large maps).
+HISTOGRAM_POSITIONS = 64
+#: Observed maxima below 2^MIN_EXPONENT are counted on ]0, 2^(MIN_EXPONENT + 1)] (their values
+#: are then at most a few bins: a dead or almost dead channel), which keeps every scale normal.
+MIN_EXPONENT = -100
+
+
+def histogram_grid(spatial: tuple, samples: int) -> tuple:
+    """The index (a tuple of slices; None: all) of the positions a histogram reads in one output of
+    ``(n,) + spatial + (c,)``: every sample and channel, and a regular grid of spatial positions
+    (the centre of each cell) with at least ``max(HISTOGRAM_POSITIONS, HISTOGRAM_VALUES / samples)``
+    points, or every position when the map has no more.
+
+    Every output position is computed alike (a convolution is translation-equivariant), so a grid
+    reads the same distribution as the whole map, at a fraction of the counting.
+    """
+    target = max(HISTOGRAM_POSITIONS, -(-HISTOGRAM_VALUES // max(samples, 1)))
+    strides = [1] * len(spatial)
+    points = [int(size) for size in spatial]
+    while int(np.prod(points)) > target:
+        # coarsen the axis with the most points until the next step would fall below the target
+        axis = int(np.argmax([-(-size // stride) for size, stride in zip(spatial, strides)]))
+        trial = strides.copy()
+        trial[axis] += 1
+        trial_points = [-(-size // stride) for size, stride in zip(spatial, trial)]
+        if int(np.prod(trial_points)) < target:
+            break
+        strides, points = trial, trial_points
+    if all(stride == 1 for stride in strides):
+        return None
+    cells = tuple(slice(stride // 2, None, stride) for stride in strides)
+    return (slice(None),) + cells + (slice(None),)
+
+
+def _bound_exponent(peak):
+    """Per channel, the e with 2^e <= peak < 2^(e+1) (from the float32 exponent bits), at least
+    MIN_EXPONENT (zero, negative or subnormal peaks: dead channels)."""
+    bits = tf.bitcast(tf.maximum(peak, tf.constant(2.0 ** MIN_EXPONENT, tf.float32)), tf.int32)
+    return tf.bitwise.right_shift(bits, 23) - 127
+
+
+def _grid_histogram(value, exponent):
+    """Counts (channels · (HISTOGRAM_BINS + 1),) of ``value`` (..., channels): bin
+    ceil(v · BINS / 2^(e+1)) per channel, 0 for values <= 0 (dropped later).
+
+    The scale BINS / 2^(e+1) is a power of two (built from its exponent bits), so every product is
+    exact and a bin never depends on rounding: the counts merge exactly at another bound
+    (``Histogram.add``).
+    """
+    channels = int(value.shape[-1])
+    bins = HISTOGRAM_BINS + 1
+    log_bins = HISTOGRAM_BINS.bit_length() - 1
+    scale = tf.bitcast(tf.bitwise.left_shift(127 + log_bins - 1 - exponent, 23), tf.float32)
+    flat = tf.reshape(value, [-1, channels])
+    # v <= peak < 2^(e+1): at most bin BINS. NaN and Inf (whose cast gives INT_MIN; observe refuses
+    # them afterwards) go to bin 0, as would negative values (no ReLU makes them): Bincount refuses
+    # negative indices.
+    index = tf.maximum(tf.cast(tf.math.ceil(flat * scale), tf.int32), 0) + tf.range(channels) * bins
+    # the raw op: tf.math.bincount adds a clipping pass and checks (4x the tracing time)
+    return tf.raw_ops.Bincount(arr=tf.reshape(index, [-1]), size=channels * bins,
+                               weights=tf.constant([], tf.int32))
+
+
+class Histogram:
+    """Per-channel counts of positive values, channel c on ]0, 2^(exponent[c] + 1)] in
+    HISTOGRAM_BINS bins (``counts[:, k]`` for bin k; column 0 counts the values <= 0).
+
+    Counts taken at a smaller bound merge exactly into a larger one: bin k at bound 2^(e+1) is bin
+    ceil(k / 2^d) at bound 2^(e+d+1), as ceil(ceil(x) / 2^d) = ceil(x / 2^d). So the counts equal
+    those of all the values at the final bound, whatever the batches or replicas they came in.
+    """
+
+    def __init__(self, channels: int):
+        self.counts = np.zeros((channels, HISTOGRAM_BINS + 1), np.int64)
+        self.exponent = np.full(channels, MIN_EXPONENT, np.int64)
+
+    def add(self, counts: np.ndarray, exponent: np.ndarray) -> None:
+        """Add ``counts`` (channels, HISTOGRAM_BINS + 1) taken at bounds 2^(exponent + 1)."""
+        exponent = np.asarray(exponent, np.int64)
+        target = np.maximum(self.exponent, exponent)
+        self.counts = (_rebin(self.counts, target - self.exponent)
+                       + _rebin(counts, target - exponent))
+        self.exponent = target
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """Per channel, the top of the counted range: 2^(exponent + 1)."""
+        return np.ldexp(1.0, self.exponent + 1)
+
+
+def _rebin(counts: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``counts`` (channels, bins + 1) moved to bounds 2^shift times larger (bin k becomes bin
+    ceil(k / 2^shift))."""
+    counts = np.asarray(counts, np.int64)
+    rows = np.flatnonzero(shift)
+    if not len(rows):
+        return counts
+    width = counts.shape[1]
+    steps = np.minimum(shift[rows], HISTOGRAM_BINS.bit_length())[:, None]  # beyond: all in bin 1
+    moved = (np.arange(width)[None, :] + (1 << steps) - 1) >> steps
+    result = counts.copy()
+    result[rows] = 0
+    np.add.at(result, (rows[:, None], moved), counts[rows])
+    return result
+
+
 #: Fractions of the observed maximum tried as activation range.
 RANGE_SEARCH = np.linspace(0.05, 1.0, 96)
 
 
-def _histograms(values, bounds) -> list:
-    """Per-channel counts of the positive ``values`` in HISTOGRAM_BINS bins over [0, bound]."""
-    counts = []
-    for value, bound in zip(values, bounds):
-        channels = bound.shape[0]
-        flat = tf.reshape(value, [-1, channels])
-        index = tf.cast(tf.floor(flat / bound * HISTOGRAM_BINS), tf.int32)
-        index = tf.minimum(index, HISTOGRAM_BINS - 1) + tf.range(channels) * HISTOGRAM_BINS
-        # zeros quantize exactly (no error): they go to one extra bin, dropped after counting (an
-        # elementwise select costs less than gathering the positive values: pass 2 4.7 -> 3.9 s on
-        # the AkidaNet-like benchmark)
-        index = tf.where(flat > 0, index, channels * HISTOGRAM_BINS)
-        count = tf.math.bincount(tf.reshape(index, [-1]), minlength=channels * HISTOGRAM_BINS + 1,
-                                 maxlength=channels * HISTOGRAM_BINS + 1, dtype=tf.float64)
-        counts.append(tf.reshape(count[:-1], [1, channels, HISTOGRAM_BINS]))
-    return counts
-
-
-def _numpy_histogram(value: np.ndarray, bound: np.ndarray) -> np.ndarray:
-    """``_histograms`` of one output in numpy: the same float32 operations, the same counts.
-
-    For positive values the integer cast is the floor; values <= 0 land in bin 0 (clip) and are
-    taken out of it afterwards (cheaper than masking them out first).
-    """
-    channels = bound.shape[0]
-    flat = value.reshape(-1, channels)
-    scaled = np.divide(flat, bound, dtype=np.float32)
-    scaled *= np.float32(HISTOGRAM_BINS)
-    index = scaled.astype(np.int32)
-    np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
-    index += np.arange(channels, dtype=np.int32) * HISTOGRAM_BINS
-    count = np.bincount(index.ravel(), minlength=channels * HISTOGRAM_BINS)
-    count = count.reshape(channels, HISTOGRAM_BINS)
-    # TF flushes subnormals to zero: its ``flat > 0`` is false for them too
-    count[:, 0] -= np.count_nonzero(flat < np.finfo(np.float32).tiny, axis=0)
-    return count.astype(np.float64)
-
-
-def observe_histograms(float_model: keras.Model, upper: dict, batches, outputs=None) -> dict:
-    """Per-channel histograms of the positive outputs of layers ``upper`` (name -> per-channel
-    upper bound, > 0) over ``[0, upper]``; counts are summed across replicas (exact).
-
-    ``outputs``: the layers' outputs per batch kept by ``observe``: counted without running the
-    model again (the same float values, so the same counts).
-    """
-    names = list(upper)
-    if outputs is not None:  # numpy: tracing the TF version cost more than the counting
-        return {name: sum(_numpy_histogram(np.asarray(value), np.float32(upper[name]))
-                          for value in outputs[name]) for name in names}
-    bounds = [tf.constant(np.asarray(upper[name], np.float32)) for name in names]
-    observer = keras.Model(float_model.inputs,
-                           [float_model.get_layer(name).output for name in names])
-
-    @tf.function(autograph=False)
-    def step(x):
-        values = observer(x, training=False)
-        return _histograms(values if isinstance(values, (list, tuple)) else [values], bounds)
-
-    totals = None
-    for batch in batches:
-        counts = [np.sum(value, axis=0) for value in _run_step(step, batch)]
-        totals = counts if totals is None else [a + b for a, b in zip(totals, counts)]
-    return dict(zip(names, totals))
-
-
-def search_range(counts: np.ndarray, upper: np.ndarray, levels: int, per_tensor: bool):
+def search_range(counts: np.ndarray, upper: np.ndarray, levels: int, per_tensor: bool,
+                 bounds: np.ndarray | None = None):
     """Return the activation range (per channel) with the least squared quantization error.
 
+    The error of a step s is sum_k n_k (c_k - q_k)^2 over the bins (centre c_k, count n_k), with
+    q_k = s · min(round(c_k / s), levels). The bins of one level j form a run, so it is
+    sum n c^2 - sum_j (2 s j S_j - s^2 j^2 N_j) with N_j, S_j the run's counts and count-weighted
+    centres, read from prefix sums: the work grows with the levels, not with the bins.
+
     Args:
-        counts: (channels, bins) histogram of positive values over ``[0, upper]``.
-        upper: (channels,) observed maxima (> 0).
+        counts: (channels, bins) histogram of positive values over ``[0, bounds]`` in equal bins,
+            each bin's values taken at its centre.
+        upper: (channels,) observed maxima (> 0): the ranges tried are ``RANGE_SEARCH · upper``.
         levels: ``2**bits - 1``.
         per_tensor: one range shared by all channels.
+        bounds: (channels,) tops of the histograms (default: ``upper``).
+
+    Returns:
+        (channels,) ranges; among equal errors, the smallest.
     """
     upper = np.asarray(upper, np.float64)
-    centers = (np.arange(HISTOGRAM_BINS) + 0.5) / HISTOGRAM_BINS * upper[:, None]
-    top = upper.max() if per_tensor else upper[:, None]
-    best, best_error = np.broadcast_to(upper.max() if per_tensor else upper, upper.shape).copy(), \
-        None
-    for fraction in RANGE_SEARCH:
-        step = fraction * top / levels
-        quantized = np.clip(np.round(centers / step), 0, levels) * step
-        error = (counts * (centers - quantized) ** 2).sum(axis=1)
-        if per_tensor:
-            error = np.full_like(error, error.sum())
-        candidate = np.broadcast_to(fraction * (top if per_tensor else upper), upper.shape)
-        better = error < best_error if best_error is not None else np.ones_like(error, bool)
-        best = np.where(better, candidate, best)
-        best_error = error if best_error is None else np.minimum(error, best_error)
-    return best
+    bounds = upper if bounds is None else np.asarray(bounds, np.float64)
+    counts = np.asarray(counts, np.float64)
+    channels, bins = counts.shape
+    width = bounds / bins
+    centers = (np.arange(bins) + 0.5) * width[:, None]
+    total = np.einsum("ij,ij,ij->i", counts, centers, centers)
+    prefix_n = np.zeros((channels, bins + 1))
+    prefix_s = np.zeros((channels, bins + 1))
+    np.cumsum(counts, axis=1, out=prefix_n[:, 1:])
+    np.cumsum(counts * centers, axis=1, out=prefix_s[:, 1:])
+    top = np.full(channels, upper.max()) if per_tensor else upper
+    level = np.arange(1, levels + 1, dtype=np.float64)
+    rows = (np.arange(channels) * (bins + 1))[:, None]  # offsets of the channels in the prefixes
+    flat_n, flat_s = prefix_n.ravel(), prefix_s.ravel()
+    errors = np.empty((len(RANGE_SEARCH), channels))
+    for index, fraction in enumerate(RANGE_SEARCH):  # small arrays: one fraction at a time
+        step = (fraction * top / levels)[:, None]
+        # level j's run starts at the first bin whose centre reaches (j - 1/2)·s, and ends where
+        # j+1's starts (the last at the end: min(., levels) puts everything above in it)
+        starts = np.ceil((level - 0.5) * (step / width[:, None]) - 0.5)
+        starts = np.clip(starts, 0, bins).astype(np.int64) + rows
+        ends = np.empty_like(starts)
+        ends[:, :-1] = starts[:, 1:]
+        ends[:, -1] = rows[:, 0] + bins
+        run_n = flat_n[ends] - flat_n[starts]
+        run_s = flat_s[ends] - flat_s[starts]
+        errors[index] = total - (step * level * (2 * run_s - step * level * run_n)).sum(axis=1)
+    if per_tensor:
+        errors = np.broadcast_to(errors.sum(axis=1, keepdims=True), errors.shape)
+    best = np.argmin(errors, axis=0)  # the first (smallest) fraction among equal errors
+    return RANGE_SEARCH[best] * top
 
 
 def random_samples(input_shape, bits: int, num_samples: int, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,7 @@ import keras
 import numpy as np
 
 from .. import layers as qlayers
-from ..calibrate import (iterate_batches, observe, observe_histograms, random_samples,
-                         search_range)
+from ..calibrate import iterate_batches, observe, random_samples, search_range
 from ..errors import QuantizationConfigError, QuantizationError
 from ..generation import scheme_of, to_akida1
 from ..ir import (ModelSpec, build_float_model, spec_from_model, suggest,
@@ -252,43 +251,41 @@ def quantize(model, q_config=None, qparams=None, samples=None, num_samples=1024,
     q_config = _check_q_config(q_config, names)
     plan = _plan(sanitized, q_config, qparams)
     float_model = build_float_model(sanitized)
-    stats, batches = _observe(float_model, sanitized, plan["input_bits"], samples, num_samples,
-                              batch_size, epochs, verbose)
+    stats = _observe(float_model, sanitized, plan["input_bits"], samples, num_samples, batch_size,
+                     epochs, verbose)
     _warn_if_samples_look_normalized(sanitized, stats)
     settings = _input_quantizer_settings(stats, plan["input_bits"])
     qmodel = _build_quantized(sanitized, plan, settings, f"{sanitized.name}_quantized")
-    stats["ranges"] = _search_ranges(qmodel, float_model, stats, batches)
+    stats["ranges"] = _search_ranges(qmodel, stats)
     _apply_ranges(qmodel, stats)
     return qmodel
 
 
 def _observe(float_model, spec, input_bits, samples, num_samples, batch_size, epochs, verbose):
-    """Pass 1: input statistics and per-channel maxima; returns (stats, batches kept for pass 2)."""
+    """Input statistics, and per-channel maxima and histograms of every ReLU output (one pass)."""
     if samples is None:
         samples = random_samples(spec.input_shape, input_bits, min(num_samples, 64))
     relus = [lay.name for lay in spec.layers if lay.class_name == "ReLU"]
-    # Kept in memory (at most num_samples per epoch) so a generator can be read twice.
+    # Kept in memory (at most num_samples per epoch; views of an array): observe counts the samples
+    # before it starts.
     batches = list(iterate_batches(samples, spec.input_shape, num_samples, batch_size, epochs))
-    return observe(float_model, relus, batches, verbose, len(batches)), batches
+    return observe(float_model, relus, batches, verbose, len(batches))
 
 
-def _search_ranges(qmodel, float_model, stats, batches) -> dict:
-    """Pass 2: each QuantizedReLU's range, least squared error over a histogram of its float
-    output on ``[0, min(observed max, max_value)]``."""
+def _search_ranges(qmodel, stats) -> dict:
+    """Each QuantizedReLU's range: the least squared error over the histogram of its float output
+    (calibrate.observe), among fractions of min(observed max, max_value)."""
     relus = [lay for lay in qmodel.layers if isinstance(lay, qlayers.QuantizedReLU)]
-    upper = {}
+    ranges = {}
     for layer in relus:
         observed = np.maximum(np.asarray(stats["layers"][layer.name], np.float64), 0.0)
         if layer.max_value is not None:
             observed = np.minimum(observed, float(layer.max_value))
-        upper[layer.name] = np.where(observed > 0, observed, 1.0)  # dead channel: any range
-    outputs = stats.get("outputs")
-    if outputs is not None and not all(name in outputs for name in upper):
-        outputs = None
-    counts = observe_histograms(float_model, upper, batches, outputs) if relus else {}
-    ranges = {layer.name: search_range(counts[layer.name], upper[layer.name],
-                                       2**layer.activation_bits - 1, layer.per_tensor_activations)
-              for layer in relus}
+        upper = np.where(observed > 0, observed, 1.0)  # dead channel: any range
+        histogram = stats["histograms"][layer.name]
+        ranges[layer.name] = search_range(histogram.counts[:, 1:], upper,
+                                          2**layer.activation_bits - 1,
+                                          layer.per_tensor_activations, bounds=histogram.bounds)
     unbounded = [f"'{layer.name}' (at {float(np.max(ranges[layer.name])):.3g})" for layer in relus
                  if layer.max_value is None]
     if unbounded:
@@ -312,9 +309,9 @@ def calibrate(model, qmodel, samples=None, num_samples=1024, batch_size=None, ep
     input_bits = qmodel.layers[1].bits if isinstance(qmodel.layers[1], qlayers.InputQuantizer) \
         else 8
     float_model = build_float_model(sanitized)
-    stats, batches = _observe(float_model, sanitized, input_bits, samples, num_samples,
-                              batch_size, epochs, verbose)
-    stats["ranges"] = _search_ranges(qmodel, float_model, stats, batches)
+    stats = _observe(float_model, sanitized, input_bits, samples, num_samples, batch_size, epochs,
+                     verbose)
+    stats["ranges"] = _search_ranges(qmodel, stats)
     _apply_ranges(qmodel, stats)
 
 

@@ -1,10 +1,12 @@
-"""The work calibration does (not its time): how often the float model runs and is traced, and
-that the shortcuts give the very same quantized models."""
+"""The work calibration does (not its time): one pass over the samples, histograms that merge
+exactly whatever the batches, the grid of positions they read, and the range search against a
+brute-force reference."""
 import importlib
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from quantizeml import Akida1QuantizationParams, calibrate as calibration
 from quantizeml.models import quantize
@@ -21,23 +23,32 @@ def _weights(qmodel):
     return [np.asarray(w) for layer in qmodel.layers for w in layer.get_weights()]
 
 
-def test_kept_outputs_spare_the_second_pass_and_change_nothing(monkeypatch):
+def test_the_float_model_runs_once_over_the_samples(monkeypatch):
     model = small_cnn()
     x = np.random.default_rng(1).integers(0, 256, (40, 12, 12, 1)).astype(np.float32)
-    calls = []
-    histograms = calibration.observe_histograms
+    steps = []
+    run_step = calibration._run_step
 
-    def spy(float_model, upper, batches, outputs=None):
-        calls.append(outputs is not None)
-        return histograms(float_model, upper, batches, outputs)
+    def spy(step, batch):
+        steps.append(len(batch))
+        return run_step(step, batch)
 
-    monkeypatch.setattr(quantize_module, "observe_histograms", spy)
-    kept = quantize(model, qparams=Akida1QuantizationParams(), samples=x, batch_size=16, verbose=0)
-    monkeypatch.setattr(calibration, "KEEP_OUTPUTS_BYTES", 0)
-    rerun = quantize(model, qparams=Akida1QuantizationParams(), samples=x, batch_size=16, verbose=0)
-    assert calls == [True, False]  # pass 2 read the kept outputs, then ran the model
-    for a, b in zip(_weights(kept), _weights(rerun), strict=True):
-        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(calibration, "_run_step", spy)
+    quantize(model, qparams=Akida1QuantizationParams(), samples=x, batch_size=16, verbose=0)
+    assert steps == [16, 16, 8]  # each sample once: maxima and histograms in the same pass
+
+
+def test_ranges_do_not_depend_on_the_batches():
+    # the histograms merge exactly at the final bound, whatever bound each batch had
+    model = small_cnn()
+    x = np.random.default_rng(2).integers(0, 256, (40, 12, 12, 1)).astype(np.float32)
+    x[33] = 255  # a late batch raises the maxima
+    params = Akida1QuantizationParams()
+    whole = quantize(model, qparams=params, samples=x, batch_size=40, verbose=0)
+    for size in (1, 7, 16):
+        split = quantize(model, qparams=params, samples=x, batch_size=size, verbose=0)
+        for a, b in zip(_weights(whole), _weights(split), strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_akida2_observer_is_traced_once_for_uneven_batches():
@@ -48,16 +59,101 @@ def test_akida2_observer_is_traced_once_for_uneven_batches():
     assert observe_ranges(model, ["r"], batches)["traces"] == 1
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_numpy_histogram_counts_as_the_traced_one(seed):
-    import tensorflow as tf
+def _reference_counts(values, exponent):
+    """Loop reference: bin ceil(v · BINS / 2^(e+1)) of every positive value (float64: exact)."""
+    bins = calibration.HISTOGRAM_BINS
+    counts = np.zeros((values.shape[-1], bins + 1), np.int64)
+    for (*_, channel), value in np.ndenumerate(values):
+        if value > 0:
+            counts[channel, int(np.ceil(float(value) * bins / 2.0 ** (exponent[channel] + 1)))] += 1
+    return counts
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_histograms_merge_exactly_into_the_counts_at_the_final_bound(seed):
     rng = np.random.default_rng(seed)
-    channels = int(rng.integers(1, 20))
-    value = rng.normal(0, 2, (int(rng.integers(1, 200)), channels)).astype(np.float32)
-    if seed % 2:
-        value = np.maximum(value, 0)  # a ReLU output: half zeros
-    value[0, 0], value[-1, -1], value[0, -1] = -0.0, 1e-38, 3.0e4  # subnormal; above the bound
-    bound = rng.uniform(0.5, 3, channels).astype(np.float32)
-    traced = calibration._histograms([tf.constant(value)], [tf.constant(bound)])[0]
-    np.testing.assert_array_equal(calibration._numpy_histogram(value, bound),
-                                  np.asarray(traced)[0])
+    channels = int(rng.integers(1, 6))
+    # ReLU outputs: zeros, values spread over several octaves, exact powers of two, bin edges
+    scale = 2.0 ** rng.integers(-6, 6, channels)
+    batches = [np.maximum(rng.normal(0, 1, (int(rng.integers(1, 30)), channels)), 0) * scale
+               * rng.uniform(0.05, 3) for _ in range(5)]
+    batches[1][0] = scale  # a power of two: the bound is strictly above the maximum
+    batches[2][0] = scale * 3 / calibration.HISTOGRAM_BINS  # on a bin edge of 2^(e+1)
+    batches = [b.astype(np.float32) for b in batches]
+    histogram = calibration.Histogram(channels)
+    for batch in batches:
+        peak = tf.reduce_max(tf.constant(batch), axis=0)
+        exponent = calibration._bound_exponent(peak)
+        counts = calibration._grid_histogram(tf.constant(batch), exponent)
+        histogram.add(np.asarray(counts).reshape(channels, -1), np.asarray(exponent))
+    values = np.concatenate(batches)
+    peak = values.max(axis=0)
+    expected_exponent = np.floor(np.log2(np.maximum(peak, 2.0 ** calibration.MIN_EXPONENT)))
+    np.testing.assert_array_equal(histogram.exponent, expected_exponent)
+    assert np.all(histogram.bounds > peak) and np.all(histogram.bounds <= 2 * np.maximum(peak, 0))
+    expected = _reference_counts(values, histogram.exponent)
+    np.testing.assert_array_equal(histogram.counts[:, 1:], expected[:, 1:])
+
+
+def test_a_dead_channel_has_an_empty_histogram():
+    values = np.zeros((8, 2), np.float32)
+    values[:, 1] = 0.5
+    peak = tf.reduce_max(tf.constant(values), axis=0)
+    exponent = calibration._bound_exponent(peak)
+    assert list(np.asarray(exponent)) == [calibration.MIN_EXPONENT, -1]
+    counts = np.asarray(calibration._grid_histogram(tf.constant(values), exponent)).reshape(2, -1)
+    assert counts[0, 1:].sum() == 0 and counts[1, 1:].sum() == 8
+    assert counts[1, calibration.HISTOGRAM_BINS // 2] == 8  # 0.5 on ]0, 1]: the middle bin
+
+
+@pytest.mark.parametrize("spatial, samples, expected", [
+    ((64, 64), 1024, (slice(4, None, 8), slice(4, None, 8))),  # 8 x 8 = 64 positions
+    ((32, 32), 1024, (slice(2, None, 4), slice(2, None, 4))),
+    ((8, 8), 1024, None),  # 64 positions: all
+    ((4, 4), 1024, None),
+    ((64, 64), 10, None),  # few samples: 6,554 positions wanted, 4,096 there
+    ((49, 10), 1024, (slice(3, None, 6), slice(0, None, 1))),  # 9 x 10: the longer axis first
+    ((), 1024, None),  # a Dense output
+    ((1000,), 1024, (slice(7, None, 15),)),
+])
+def test_histogram_grid(spatial, samples, expected):
+    grid = calibration.histogram_grid(spatial, samples)
+    if expected is None:
+        assert grid is None
+        return
+    assert grid == (slice(None),) + expected + (slice(None),)
+    points = int(np.prod([len(range(*s.indices(n))) for s, n in zip(expected, spatial)]))
+    target = max(calibration.HISTOGRAM_POSITIONS, -(-calibration.HISTOGRAM_VALUES // samples))
+    assert points >= target
+
+
+def _brute_force_errors(counts, upper, levels, per_tensor, bounds):
+    bins = counts.shape[1]
+    centers = (np.arange(bins) + 0.5) / bins * bounds[:, None]
+    top = upper.max() if per_tensor else upper[:, None]
+    errors = []
+    for fraction in calibration.RANGE_SEARCH:
+        step = fraction * top / levels
+        error = (counts * (centers - np.clip(np.round(centers / step), 0, levels) * step) ** 2
+                 ).sum(axis=1)
+        errors.append(np.full_like(error, error.sum()) if per_tensor else error)
+    return np.array(errors)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_range_search_finds_the_least_error_of_the_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    channels, bins = int(rng.integers(1, 20)), int(rng.choice([16, 256, 512]))
+    levels = int(rng.choice([1, 3, 15]))
+    counts = rng.integers(0, 100, (channels, bins)) * (rng.random((channels, bins)) < 0.7)
+    upper = rng.uniform(0.01, 6, channels)
+    bounds = upper * rng.uniform(1, 2, channels)
+    for per_tensor in (False, True):
+        ranges = calibration.search_range(counts, upper, levels, per_tensor, bounds)
+        errors = _brute_force_errors(counts.astype(np.float64), upper, levels, per_tensor, bounds)
+        top = np.full(channels, upper.max()) if per_tensor else upper
+        chosen = [np.argmin(np.abs(calibration.RANGE_SEARCH * top[c] - ranges[c]))
+                  for c in range(channels)]
+        np.testing.assert_allclose(ranges, calibration.RANGE_SEARCH[chosen] * top)
+        got = errors[chosen, np.arange(channels)]
+        np.testing.assert_allclose(got, errors.min(axis=0), rtol=1e-9, atol=1e-12)
