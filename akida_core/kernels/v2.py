@@ -279,34 +279,75 @@ def transpose_padding(kernel):
     return max(kernel - 2, 0) // 2
 
 
-def conv2d_transpose(x, w, depthwise=False):
+class TransposeKernel(ConvolutionKernel):
+    """The ConvolutionKernel of a stride-2 transposed convolution (no flip; `l1` bounds every output sum,
+    which reads a subset of the taps): its cast is the (c, k·k·f) matrix of all taps, so one product gives
+    every tap's contribution of every input (the (k, k, c) kernel when depthwise)."""
+
+    def __init__(self, w, depthwise=False):
+        super().__init__(w, depthwise, flip=False)
+
+    def cast(self, dtype):
+        """The (c, k·k·f) tap matrix (the (k, k, c) kernel when depthwise) in `dtype`, made on first use."""
+        dtype = np.dtype(dtype)
+        found = self._casts.get(dtype)
+        if found is None:
+            w = self.flipped
+            found = w.astype(dtype) if self.depthwise else \
+                np.ascontiguousarray(w.transpose(2, 0, 1, 3).reshape(w.shape[2], -1), dtype)
+            self._casts[dtype] = found
+            self.casts_made += 1
+        return found
+
+
+def conv2d_transpose(x, w, depthwise=False, x_bound=None):
     """Stride-2 'same' transposed convolution, summed modulo 2**32.
 
     `acc[2i+a-p, 2j+b-p, f] += x[i, j, c]·w[a, b, c, f]` (no flip), contributions outside
-    [0, 2h) x [0, 2w) dropped. Depthwise: w (k, k, c, 1) applied per channel.
+    [0, 2h) x [0, 2w) dropped. Depthwise: w (k, k, c, 1) applied per channel. `w` may be its
+    TransposeKernel (cast once); `x_bound` >= max|x| (static) saves reading x.
+
+    Where x_bound·max_f Σ|w[..., f]| proves every sum exact in float32 (< 2**24) or float64 (< 2**53),
+    one product of the inputs with every tap's weights, then one strided add per tap, in that dtype;
+    else int64 products per tap.
 
     Returns:
-        int64 (n, 2h, 2w, f) (f = c when depthwise).
+        ((n, 2h, 2w, f) exact integers (f = c when depthwise), bound of their magnitude).
     """
+    kernel = w if isinstance(w, TransposeKernel) else TransposeKernel(w[..., 0] if depthwise else w, depthwise)
     n, h, wd, c = x.shape
-    k = w.shape[0]
+    k = kernel.flipped.shape[0]
     p = transpose_padding(k)
-    filters = c if depthwise else w.shape[3]
-    out = np.zeros((n, 2 * h, 2 * wd, filters), np.int64)  # |sum| <= 2**31·128·c·k², far below 2**63
-    flat = x.reshape(-1, c)
+    filters = c if depthwise else kernel.flipped.shape[3]
+    bound = kernel.bound(_input_bound(x, 0, x_bound))
+    exact = bound < kernels.FLOAT64_EXACT
+    dtype = float_dtype(bound) if exact else np.int64
+    out = np.zeros((n, 2 * h, 2 * wd, filters), dtype)  # int64: |sum| <= 2**31·128·c·k², far below 2**63
+    if depthwise:
+        xs = x.astype(dtype, copy=False)
+        weights = kernel.cast(dtype) if exact else kernel.flipped.astype(np.int64)
+        taps = None
+    elif exact:
+        products = x.reshape(-1, c).astype(dtype, copy=False) @ kernel.cast(dtype)
+        taps = products.reshape(n, h, wd, k, k, filters)
+    else:
+        flat = x.reshape(-1, c)
+        taps = None
     rows = [(a, *_tap_range(a, p, h)) for a in range(k)]
     cols = [(b, *_tap_range(b, p, wd)) for b in range(k)]
     for a, i0, i1 in rows:
         for b, j0, j1 in cols:
             if i0 > i1 or j0 > j1:
                 continue
+            target = out[:, 2 * i0 + a - p:2 * i1 + a - p + 1:2, 2 * j0 + b - p:2 * j1 + b - p + 1:2]
             if depthwise:
-                tap = x * w[a, b, :, 0].astype(np.int64)
+                target += xs[:, i0:i1 + 1, j0:j1 + 1] * weights[a, b]
+            elif taps is not None:
+                target += taps[:, i0:i1 + 1, j0:j1 + 1, a, b]
             else:
-                tap = exact_matmul(flat, w[a, b]).reshape(n, h, wd, filters)
-            out[:, 2 * i0 + a - p:2 * i1 + a - p + 1:2, 2 * j0 + b - p:2 * j1 + b - p + 1:2] += \
-                tap[:, i0:i1 + 1, j0:j1 + 1]
-    return wrap32(out)
+                target += exact_matmul(flat, kernel.flipped[a, b]).reshape(n, h, wd, filters)[:, i0:i1 + 1,
+                                                                                              j0:j1 + 1]
+    return wrap32_bounded(out, bound), min(bound, 1 << 31)
 
 
 def _tap_range(a, p, size):

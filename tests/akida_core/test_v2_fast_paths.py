@@ -172,3 +172,45 @@ def test_convolutions_run_in_blocks_of_samples_equal_the_loop_reference(monkeypa
     model, _ = random_model(rng)
     x = random_inputs(model, rng, 3)
     np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x, {}))
+
+
+def _transpose_loop(x, w, depthwise):
+    """acc[2i+a-p, 2j+b-p, f] += x[i, j, c]·w[a, b, c, f] in Python ints, wrapped to 32 bits."""
+    n, h, wd, c = x.shape
+    k = w.shape[0]
+    p = max(k - 2, 0) // 2
+    filters = c if depthwise else w.shape[3]
+    acc = np.zeros((n, 2 * h, 2 * wd, filters), object)
+    for s, i, j, a, b in np.ndindex(n, h, wd, k, k):
+        y, z = 2 * i + a - p, 2 * j + b - p
+        if 0 <= y < 2 * h and 0 <= z < 2 * wd:
+            for f in range(filters):
+                if depthwise:
+                    acc[s, y, z, f] += int(x[s, i, j, f]) * int(w[a, b, f, 0])
+                else:
+                    acc[s, y, z, f] += sum(int(x[s, i, j, ch]) * int(w[a, b, ch, f]) for ch in range(c))
+    return np.vectorize(ref.wrap32, otypes=[object])(acc).astype(np.int64)
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("magnitude", [2 ** 8, 2 ** 17, 2 ** 50])
+def test_transposed_sums_take_the_dtype_their_bound_allows(depthwise, kernel, magnitude):
+    # inputs below 2**8 keep every sum below 2**24 (l1 <= 25·2·128), 2**17 need float64 unless the
+    # kernel is small, 2**50 need int64
+    rng = np.random.default_rng(kernel)
+    x = rng.integers(-magnitude + 1, magnitude, (2, 3, 4, 2))
+    x[0, 1, 1] = magnitude - 1
+    w = rng.integers(-128, 128, (kernel, kernel, 2, 1 if depthwise else 3)).astype(np.int8)
+    w[0, 0] = -128
+    l1 = int(np.abs(w.astype(np.int64)).sum(axis=(0, 1) if depthwise else (0, 1, 2)).max())
+    bound = (magnitude - 1) * l1
+    dtype = np.float32 if bound < 2 ** 24 else np.float64 if bound < 2 ** 53 else np.int64
+    got, got_bound = k2.conv2d_transpose(x, w, depthwise)
+    assert got.dtype == dtype and got_bound == min(bound, 2 ** 31)
+    np.testing.assert_array_equal(got.astype(np.int64), _transpose_loop(x, w, depthwise))
+    kernel_once = k2.TransposeKernel(w[..., 0] if depthwise else w, depthwise)
+    again, _ = k2.conv2d_transpose(x, kernel_once, depthwise, x_bound=magnitude - 1)
+    np.testing.assert_array_equal(again, got)
+    k2.conv2d_transpose(x, kernel_once, depthwise, x_bound=magnitude - 1)
+    assert kernel_once.casts_made == (dtype is not np.int64)  # cast once, then reused

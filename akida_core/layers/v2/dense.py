@@ -14,7 +14,7 @@ from ...enums import ActivationType, LayerType
 from ...kernels import v2_affine as affine
 from .base import (FilterLayerV2, LayerV2, input_plan, make_post, neural_specs, normalise, post_process,
                    shifted_inputs, spec)
-from .convolution import _weights_limit
+from .convolution import _weights_limit, run_in_blocks
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
 
@@ -153,18 +153,34 @@ class Conv2DTranspose(FilterLayerV2):
 
     def _prepare(self):
         super()._prepare()
-        return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits)}
+        weights = self._values["weights"]
+        return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits),
+                # cast once per weights (they clear this cache), not on every call
+                "kernel": k2.TransposeKernel(weights[..., 0] if self.depthwise else weights, self.depthwise),
+                "input_shift": self._values["input_shift"].astype(np.int64)}
 
     @property
     def macs(self):
         fan = 1 if self.depthwise else self.input_dims[2]
         return self.input_dims[0] * self.input_dims[1] * self._params.kernel_size ** 2 * fan * self.filters
 
+    def output_dims_before_pool(self):
+        """(2h, 2w, filters): the output (no pooling), for run_in_blocks."""
+        return self.output_dims
+
     def _run(self, inputs):
+        return run_in_blocks(self, inputs[0], self._run_block)
+
+    def _run_block(self, x):
+        # as Conv2D: the static input bound picks the float dtype, and POST is one float map where the
+        # layer's AffinePost proves it exact
         p, c = self._params, self._prepared()
-        xs = shifted_inputs(inputs[0], self._values["input_shift"], p.buffer_bits)
-        acc = k2.conv2d_transpose(xs, self._values["weights"], depthwise=self.depthwise)
-        return post_process(acc, c["post"])
+        plan = input_plan(self, x.dtype, c["input_shift"], c["kernel"])
+        xs = shifted_inputs(x, c["input_shift"], p.buffer_bits, plan.shift)
+        acc, bound = k2.conv2d_transpose(xs, c["kernel"], self.depthwise, plan.x_bound)
+        if plan.affine is not None:
+            return affine.affine_post(acc, plan.affine, inplace=True)
+        return post_process(acc, c["post"], bound=bound)
 
 
 class DepthwiseConv2DTranspose(Conv2DTranspose):
