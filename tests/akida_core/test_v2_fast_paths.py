@@ -214,3 +214,53 @@ def test_transposed_sums_take_the_dtype_their_bound_allows(depthwise, kernel, ma
     np.testing.assert_array_equal(again, got)
     k2.conv2d_transpose(x, kernel_once, depthwise, x_bound=magnitude - 1)
     assert kernel_once.casts_made == (dtype is not np.int64)  # cast once, then reused
+
+
+def _fifo_loop(history, w, depthwise, bb):
+    """The FIFO sum of the last T inputs of `history` (oldest first), per position, in Python ints."""
+    depth = w.shape[0] if depthwise else w.shape[0] // history[0].shape[-1]
+    window = history[-depth:]
+    c = window[0].shape[-1]
+    out = np.zeros(window[0].shape[:2] + ((c,) if depthwise else (w.shape[1],)), object)
+    for i, j in np.ndindex(*window[0].shape[:2]):
+        if depthwise:
+            for ch in range(c):
+                total = 0
+                for t in range(depth):
+                    total = int(np.clip(total + int(window[t][i, j, ch]) * int(w[t, ch]),
+                                        -2 ** (bb - 1), 2 ** (bb - 1) - 1))
+                out[i, j, ch] = total
+        else:
+            for f in range(w.shape[1]):
+                out[i, j, f] = ref.wrap32(sum(int(window[t][i, j, ch]) * int(w[t * c + ch, f])
+                                              for t in range(depth) for ch in range(c)))
+    return out.astype(np.int64)
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_fifo_sums_follow_their_bound_across_calls(depthwise, seed):
+    # magnitudes change from call to call: the state keeps the last call's dtype, and a wide input
+    # still in the FIFO keeps the next sums wide until it leaves (float32, float64, int64 paths)
+    rng = np.random.default_rng(seed)
+    depth, c, bb = int(rng.integers(2, 6)), 2, int(rng.choice([20, 32]))
+    w = rng.integers(-128, 128, (depth, c) if depthwise else (depth * c, 3)).astype(np.int8)
+    kernel = k2.ConvolutionKernel(w[None], depthwise=True, flip=False) if depthwise else \
+        k2.ConvolutionKernel(w[None, None], flip=False)
+    fifo = np.zeros((depth, 2, 3, c), np.int64)
+    history = list(fifo)
+    dtypes = set()
+    for magnitude in (2 ** 7, 2 ** 40, 2 ** 7, 2 ** 7, 2 ** 7, 2 ** 7, 2 ** 7, 2 ** 17, 2 ** 7):
+        steps = int(rng.integers(1, 4))
+        xs = rng.integers(-magnitude + 1, magnitude, (steps, 2, 3, c))
+        if depthwise:
+            (acc, bound), fifo = k2.depthwise_buffer_temp_conv(xs, fifo, kernel, bb)
+        else:
+            (acc, bound), fifo = k2.buffer_temp_conv(xs, fifo, kernel)
+        dtypes.add(acc.dtype)
+        for step in range(steps):
+            history.append(xs[step])
+            np.testing.assert_array_equal(acc[step].astype(np.int64), _fifo_loop(history, w, depthwise, bb))
+            assert np.abs(acc[step].astype(np.int64)).max() <= bound
+        np.testing.assert_array_equal(np.asarray(fifo, np.int64), np.array(history[-depth:]))
+    assert np.dtype(np.float32) in dtypes and np.dtype(np.int64) in dtypes

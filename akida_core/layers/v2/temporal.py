@@ -9,9 +9,11 @@ import dataclasses
 import numpy as np
 
 from ...kernels import v2 as k2
+from ...kernels import v2_affine as affine
 from ...enums import ActivationType, LayerType
 from ...errors import LayerParameterError, ModelStructureError
-from .base import FilterLayerV2, LayerV2, make_post, neural_specs, normalise, post_process, shifted_inputs, spec
+from .base import (FilterLayerV2, LayerV2, input_plan, make_post, neural_specs, normalise, post_process,
+                   shifted_inputs, spec)
 
 _BITS = ("output_bits", "buffer_bits", "post_op_buffer_bits")
 MAX_FIFO_INPUT_BITS = 8
@@ -94,7 +96,12 @@ class BufferTempConv(FilterLayerV2):
 
     def _prepare(self):
         super()._prepare()
-        return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits)}
+        weights = self._values["weights"]
+        # l1 per filter (the static bound of the sums) and the float casts, made once per weights
+        kernel = k2.ConvolutionKernel(weights[0], depthwise=True, flip=False) if self.depthwise else \
+            k2.ConvolutionKernel(weights, flip=False)
+        return {"post": make_post(self._values, self._params, self._params.post_op_buffer_bits),
+                "kernel": kernel, "input_shift": self._values["input_shift"].astype(np.int64)}
 
     @property
     def macs(self):
@@ -103,14 +110,20 @@ class BufferTempConv(FilterLayerV2):
 
     def _run(self, inputs):
         p, c = self._params, self._prepared()
-        xs = shifted_inputs(inputs[0], self._values["input_shift"], p.buffer_bits)
+        x = inputs[0]
+        plan = input_plan(self, x.dtype, c["input_shift"], c["kernel"])
+        xs = shifted_inputs(x, c["input_shift"], p.buffer_bits, plan.shift)
         fifo = self._state if self._state is not None else np.zeros((p.fifo_size, *xs.shape[1:]), np.int64)
-        weights = self._values["weights"]
         if self.depthwise:
-            acc, self._state = k2.depthwise_buffer_temp_conv(xs, fifo, weights[0, 0], p.buffer_bits)
+            (acc, bound), self._state = k2.depthwise_buffer_temp_conv(xs, fifo, c["kernel"], p.buffer_bits,
+                                                                      plan.x_bound)
         else:
-            acc, self._state = k2.buffer_temp_conv(xs, fifo, weights[0, 0])
-        return post_process(acc, c["post"])
+            (acc, bound), self._state = k2.buffer_temp_conv(xs, fifo, c["kernel"], plan.x_bound)
+        # the AffinePost holds for sums within the plan's static bound: not when the FIFO still holds
+        # wider inputs of an earlier call
+        if plan.affine is not None and acc.dtype != np.int64 and bound <= c["kernel"].bound(plan.x_bound):
+            return affine.affine_post(acc, plan.affine, inplace=True)
+        return post_process(acc, c["post"], bound=bound)
 
 
 class DepthwiseBufferTempConv(BufferTempConv):
