@@ -456,8 +456,10 @@ def _fifo_sequence(fifo, xs, kernel, x_bound):
     """(the state then the new inputs in one array, bound of every FIFO sum): float32/float64 when the bound
     (the kernel's l1 times max|inputs|: `x_bound` for the new inputs when static; the state is read, it may
     hold inputs of an earlier call of another dtype) proves the sums exact, else int64."""
-    bound = kernel.bound(max(_input_bound(xs, 0, x_bound), _max_abs(fifo)))
-    dtype = float_dtype(bound) if bound < kernels.FLOAT64_EXACT else np.int64
+    largest = max(_input_bound(xs, 0, x_bound), _max_abs(fifo))
+    bound = kernel.bound(largest)
+    exact = max(bound, largest)  # the dtype holds the inputs (the next state) exactly too, even for zero weights
+    dtype = float_dtype(exact) if exact < kernels.FLOAT64_EXACT else np.int64
     seq = np.empty((fifo.shape[0] + xs.shape[0], *xs.shape[1:]), dtype)
     seq[:fifo.shape[0]] = fifo  # exact: integers within the dtype's exact range
     seq[fifo.shape[0]:] = xs
