@@ -3,14 +3,15 @@
 `shared` holds the maths both generations use (padding geometry, convolution and depthwise
 convolution on exact float BLAS, dense, max pooling, saturation); `v1` the Akida 1.0 activation
 (thresholds, act_step registers); `v2` the Akida 2.0 maths (round-half-up shifts, the 32-bit wrap,
-saturating registers, post-processing, transposed and temporal sums), with `v2_affine` (its POST as one
-float map where the constants prove it exact) and `windows` (depthwise sums over strided views);
+saturating registers, post-processing, transposed sums), with `v2_affine` (its POST as one float map
+where the constants prove it exact), `v2_temporal` (the FIFO and recurrent layers) and `windows`
+(depthwise sums over strided views);
 `buffered` the same kernels for one fixed input shape, with their buffers made once (fast small batches).
 No classes, no device knowledge; each is tested against a readable loop reference in tests/akida_core/.
 
 `akida_core.kernels.<name>` keeps giving the shared and Akida 1.0 functions (the flat module's API).
 """
-from . import buffered, shared, v1, v2  # noqa: F401
+from . import buffered, shared, v1, v2, v2_temporal  # noqa: F401
 from .shared import (FLOAT32_EXACT, FLOAT64_EXACT, accumulator_dtype, conv2d, dense, depthwise_conv2d,
                      global_sum_pool, max_pool2d, output_size, padding_amounts, same_padding, saturate,
                      separable_conv2d)
@@ -21,4 +22,4 @@ __all__ = ["FLOAT32_EXACT", "FLOAT64_EXACT", "accumulator_dtype", "conv2d", "den
            "global_sum_pool", "max_pool2d", "output_size", "padding_amounts", "same_padding", "saturate",
            "separable_conv2d", "ACT_STEP_FRACTION_BITS", "FLOAT32_STEP_BITS", "activation_boundaries",
            "dequantize", "float32_exact_steps", "off_register_grid", "register_act_step", "threshold_activation",
-           "to_int32", "buffered", "shared", "v1", "v2"]
+           "to_int32", "buffered", "shared", "v1", "v2", "v2_temporal"]

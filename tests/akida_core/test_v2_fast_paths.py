@@ -6,6 +6,7 @@ import pytest
 
 import akida_core as ak
 from akida_core.kernels import v2 as k2
+from akida_core.kernels import v2_temporal as kt
 from akida_core.layers.v2.base import input_plan
 
 from . import reference_v2 as ref
@@ -254,9 +255,9 @@ def test_fifo_sums_follow_their_bound_across_calls(depthwise, seed):
         steps = int(rng.integers(1, 4))
         xs = rng.integers(-magnitude + 1, magnitude, (steps, 2, 3, c))
         if depthwise:
-            (acc, bound), fifo = k2.depthwise_buffer_temp_conv(xs, fifo, kernel, bb)
+            (acc, bound), fifo = kt.depthwise_buffer_temp_conv(xs, fifo, kernel, bb)
         else:
-            (acc, bound), fifo = k2.buffer_temp_conv(xs, fifo, kernel)
+            (acc, bound), fifo = kt.buffer_temp_conv(xs, fifo, kernel)
         dtypes.add(acc.dtype)
         for step in range(steps):
             history.append(xs[step])

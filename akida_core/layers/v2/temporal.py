@@ -10,6 +10,7 @@ import numpy as np
 
 from ...kernels import v2 as k2
 from ...kernels import v2_affine as affine
+from ...kernels import v2_temporal as kt
 from ...enums import ActivationType, LayerType
 from ...errors import LayerParameterError, ModelStructureError
 from .base import (FilterLayerV2, LayerV2, input_plan, make_post, neural_specs, normalise, post_process,
@@ -115,10 +116,10 @@ class BufferTempConv(FilterLayerV2):
         xs = shifted_inputs(x, c["input_shift"], p.buffer_bits, plan.shift)
         fifo = self._state if self._state is not None else np.zeros((p.fifo_size, *xs.shape[1:]), np.int64)
         if self.depthwise:
-            (acc, bound), self._state = k2.depthwise_buffer_temp_conv(xs, fifo, c["kernel"], p.buffer_bits,
+            (acc, bound), self._state = kt.depthwise_buffer_temp_conv(xs, fifo, c["kernel"], p.buffer_bits,
                                                                       plan.x_bound)
         else:
-            (acc, bound), self._state = k2.buffer_temp_conv(xs, fifo, c["kernel"], plan.x_bound)
+            (acc, bound), self._state = kt.buffer_temp_conv(xs, fifo, c["kernel"], plan.x_bound)
         # the AffinePost holds for sums within the plan's static bound: not when the FIFO still holds
         # wider inputs of an earlier call
         if plan.affine is not None and acc.dtype != np.int64 and bound <= c["kernel"].bound(plan.x_bound):
@@ -235,7 +236,7 @@ class StatefulRecurrent(LayerV2):
         if state is None:
             zeros = np.zeros(p.stateful_channels, np.int64)
             state = (zeros, zeros)
-        out, self._state = k2.recurrent_states(new, state, v["A_real"], v["A_imag"],
+        out, self._state = kt.recurrent_states(new, state, v["A_real"], v["A_imag"],
                                                v["internal_state_outputs_shift"], pb, p.internal_state_bits)
         kept = out.reshape(n, steps, -1)[:, p.subsample - 1::p.subsample]
         acc = k2.sat(k2.exact_matmul(kept.reshape(-1, kept.shape[2]), self._values["out_proj"]), p.buffer_bits)
