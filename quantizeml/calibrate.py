@@ -90,14 +90,16 @@ def _run_step(step, batch) -> list:
     iterator per batch cost about 0.1 s each for nothing).
     """
     if not tf.distribute.has_strategy():
-        return [np.asarray(value) for value in step(tf.constant(batch))]
+        return [np.asarray(value)[None] for value in step(tf.constant(batch))]
     strategy = tf.distribute.get_strategy()
     dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch))
     values = None
     for x in strategy.experimental_distribute_dataset(dataset):
         # through a Python function: a tf.function with an input signature cannot bind PerReplica
         per_replica = strategy.run(lambda value: step(value), args=(x,))
-        values = [np.asarray(strategy.gather(value, axis=0)) for value in per_replica]
+        # the replicas' vectors end to end: one row each
+        values = [np.asarray(strategy.gather(value, axis=0)).reshape(strategy.num_replicas_in_sync, -1)
+                  for value in per_replica]
     return values
 
 
@@ -146,9 +148,9 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
         for value, grid in zip(values, grids):
             value = value if grid is None else value[grid]
             peak = tf.reduce_max(value, axis=list(range(len(value.shape) - 1)))
-            exponent = _bound_exponent(peak)
-            stats += [peak, exponent, _grid_histogram(value, exponent)]
-        return [stat[None] for stat in stats]
+            power = _power_below(peak)
+            stats += [peak, power, _grid_histogram(value, power)]
+        return stats
 
     progbar = keras.utils.Progbar(total, verbose=plain_verbose(verbose), unit_name="batch")
     result, count = None, 0
@@ -158,8 +160,9 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
         # tf.distribute.ReduceOp has only SUM/MEAN: gather every replica's maxima, then MAX.
         reduced = [np.max(value, axis=0) for value in returned[:3]]
         for index, histogram in enumerate(histograms):
-            peak, exponent, counts = returned[3 + 3 * index: 6 + 3 * index]
+            peak, power, counts = returned[3 + 3 * index: 6 + 3 * index]
             reduced.append(np.max(peak, axis=0))
+            exponent = np.frexp(power)[1] - 1  # power = 2^e exactly
             for replica in range(len(exponent)):  # a replica's counts at its own bound
                 histogram.add(counts[replica].reshape(histogram.counts.shape), exponent[replica])
         result = reduced if result is None else [np.maximum(a, b) for a, b in zip(result, reduced)]
@@ -222,30 +225,29 @@ def histogram_grid(spatial: tuple, samples: int) -> tuple:
     return (slice(None),) + cells + (slice(None),)
 
 
-def _bound_exponent(peak):
-    """Per channel, the e with 2^e <= peak < 2^(e+1) (from the float32 exponent bits), at least
-    MIN_EXPONENT (zero, negative or subnormal peaks: dead channels)."""
+def _power_below(peak):
+    """Per channel, 2^e with 2^e <= peak < 2^(e+1) (the float32 exponent bits alone), at least
+    2^MIN_EXPONENT (zero, negative or subnormal peaks: dead channels)."""
     bits = tf.bitcast(tf.maximum(peak, tf.constant(2.0 ** MIN_EXPONENT, tf.float32)), tf.int32)
-    return tf.bitwise.right_shift(bits, 23) - 127
+    return tf.bitcast(tf.bitwise.bitwise_and(bits, 0x7F800000), tf.float32)
 
 
-def _grid_histogram(value, exponent):
+def _grid_histogram(value, power):
     """Counts (channels · (HISTOGRAM_BINS + 1),) of ``value`` (..., channels): bin
-    ceil(v · BINS / 2^(e+1)) per channel, 0 for values <= 0 (dropped later).
+    ceil(v · BINS / 2^(e+1)) per channel (``power`` = 2^e), 0 for values <= 0 (dropped later).
 
-    The scale BINS / 2^(e+1) is a power of two (built from its exponent bits), so every product is
-    exact and a bin never depends on rounding: the counts merge exactly at another bound
-    (``Histogram.add``).
+    The scale BINS / 2^(e+1) is a power of two, so every product is exact and a bin never depends
+    on rounding: the counts merge exactly at another bound (``Histogram.add``).
     """
     channels = int(value.shape[-1])
     bins = HISTOGRAM_BINS + 1
-    log_bins = HISTOGRAM_BINS.bit_length() - 1
-    scale = tf.bitcast(tf.bitwise.left_shift(127 + log_bins - 1 - exponent, 23), tf.float32)
+    scale = (HISTOGRAM_BINS / 2) / power  # exact: a power of two over a power of two
     flat = tf.reshape(value, [-1, channels])
     # v <= peak < 2^(e+1): at most bin BINS. NaN and Inf (whose cast gives INT_MIN; observe refuses
     # them afterwards) go to bin 0, as would negative values (no ReLU makes them): Bincount refuses
     # negative indices.
-    index = tf.maximum(tf.cast(tf.math.ceil(flat * scale), tf.int32), 0) + tf.range(channels) * bins
+    offsets = tf.constant(np.arange(channels, dtype=np.int32) * bins)
+    index = tf.maximum(tf.cast(tf.math.ceil(flat * scale), tf.int32), 0) + offsets
     # the raw op: tf.math.bincount adds a clipping pass and checks (4x the tracing time)
     return tf.raw_ops.Bincount(arr=tf.reshape(index, [-1]), size=channels * bins,
                                weights=tf.constant([], tf.int32))

@@ -83,9 +83,9 @@ def test_histograms_merge_exactly_into_the_counts_at_the_final_bound(seed):
     histogram = calibration.Histogram(channels)
     for batch in batches:
         peak = tf.reduce_max(tf.constant(batch), axis=0)
-        exponent = calibration._bound_exponent(peak)
-        counts = calibration._grid_histogram(tf.constant(batch), exponent)
-        histogram.add(np.asarray(counts).reshape(channels, -1), np.asarray(exponent))
+        power = calibration._power_below(peak)
+        counts = calibration._grid_histogram(tf.constant(batch), power)
+        histogram.add(np.asarray(counts).reshape(channels, -1), np.log2(np.asarray(power)))
     values = np.concatenate(batches)
     peak = values.max(axis=0)
     expected_exponent = np.floor(np.log2(np.maximum(peak, 2.0 ** calibration.MIN_EXPONENT)))
@@ -99,9 +99,9 @@ def test_a_dead_channel_has_an_empty_histogram():
     values = np.zeros((8, 2), np.float32)
     values[:, 1] = 0.5
     peak = tf.reduce_max(tf.constant(values), axis=0)
-    exponent = calibration._bound_exponent(peak)
-    assert list(np.asarray(exponent)) == [calibration.MIN_EXPONENT, -1]
-    counts = np.asarray(calibration._grid_histogram(tf.constant(values), exponent)).reshape(2, -1)
+    power = calibration._power_below(peak)
+    assert list(np.asarray(power)) == [2.0 ** calibration.MIN_EXPONENT, 0.5]
+    counts = np.asarray(calibration._grid_histogram(tf.constant(values), power)).reshape(2, -1)
     assert counts[0, 1:].sum() == 0 and counts[1, 1:].sum() == 8
     assert counts[1, calibration.HISTOGRAM_BINS // 2] == 8  # 0.5 on ]0, 1]: the middle bin
 
