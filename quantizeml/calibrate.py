@@ -82,21 +82,22 @@ def iterate_batches(samples, input_shape, num_samples=1024, batch_size=None, epo
                                    f"exhausted generator) in epoch {epoch + 1}.")
 
 
-def _run_step(step, batch) -> list:
-    """``step`` on one batch; each output as a numpy array whose first axis holds the replicas.
+def _run_step(step, batch, index) -> list:
+    """``step`` on one batch and its samples' indices; each output as a numpy array whose first
+    axis holds the replicas.
 
     Under a ``tf.distribute`` strategy the batch is split across replicas and every replica's
     result gathered; without one, ``step`` runs directly (a tf.data pipeline and a distributed
     iterator per batch cost about 0.1 s each for nothing).
     """
     if not tf.distribute.has_strategy():
-        return [np.asarray(value)[None] for value in step(tf.constant(batch))]
+        return [np.asarray(value)[None] for value in step(tf.constant(batch), tf.constant(index))]
     strategy = tf.distribute.get_strategy()
-    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch))
+    dataset = tf.data.Dataset.from_tensor_slices((batch, index)).batch(len(batch))
     values = None
-    for x in strategy.experimental_distribute_dataset(dataset):
+    for x, i in strategy.experimental_distribute_dataset(dataset):
         # through a Python function: a tf.function with an input signature cannot bind PerReplica
-        per_replica = strategy.run(lambda value: step(value), args=(x,))
+        per_replica = strategy.run(lambda value, where: step(value, where), args=(x, i))
         # the replicas' vectors end to end: one row each
         values = [np.asarray(strategy.gather(value, axis=0)).reshape(strategy.num_replicas_in_sync, -1)
                   for value in per_replica]
@@ -121,9 +122,10 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
     Returns:
         ``{"input_min", "input_max", "input_fraction"}`` (per input channel over every value: min,
         max, largest distance to an integer), and for each layer of ``layer_names`` the
-        statistics of its output at the positions of ``histogram_grid`` (every position of small
-        maps): ``{"layers": {name: per-channel max}}`` and ``{"histograms": {name: Histogram}}``
-        (each channel's positive values, in bins whose edges do not depend on the batches).
+        statistics of its output at the positions each sample reads (``histogram_stride``: every
+        position of small maps): ``{"layers": {name: per-channel max}}`` and
+        ``{"histograms": {name: Histogram}}`` (each channel's positive values, in bins whose edges
+        do not depend on the batches).
 
     Raises:
         CalibrationError: no samples; a layer's observed values overflow to Inf or NaN.
@@ -132,31 +134,35 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
     samples = sum(len(batch) for batch in batches)
     outputs = [float_model.get_layer(name).output for name in layer_names]
     observer = keras.Model(float_model.inputs, outputs)
-    grids = [histogram_grid(tuple(tensor.shape[1:-1]), samples) for tensor in observer.outputs]
+    strides = [histogram_stride(int(np.prod(tensor.shape[1:-1])), samples)
+               for tensor in observer.outputs]
     channels = [int(tensor.shape[-1]) for tensor in observer.outputs]
-    signature = [tf.TensorSpec((None,) + tuple(float_model.inputs[0].shape[1:]), tf.float32)]
+    signature = [tf.TensorSpec((None,) + tuple(float_model.inputs[0].shape[1:]), tf.float32),
+                 tf.TensorSpec((None,), tf.int32)]
 
     # autograph=False: Python loops over layers only; converting the code costs ~0.3 s a trace.
     # One trace for every batch size (the last batch is often smaller).
     @tf.function(autograph=False, input_signature=signature)
-    def step(x):
+    def step(x, index):
         values = observer(x, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
         axes = list(range(len(x.shape) - 1))
         stats = [tf.reduce_max(-x, axis=axes), tf.reduce_max(x, axis=axes),
                  tf.reduce_max(tf.abs(x - tf.round(x)), axis=axes)]
-        for value, grid in zip(values, grids):
-            value = value if grid is None else value[grid]
+        for value, stride in zip(values, strides):
+            value = _sampled(value, stride, index)
             peak = tf.reduce_max(value, axis=list(range(len(value.shape) - 1)))
             power = _power_below(peak)
-            stats += [peak, power, _grid_histogram(value, power)]
+            stats += [peak, power, _histogram_counts(value, power)]
         return stats
 
     progbar = keras.utils.Progbar(total, verbose=plain_verbose(verbose), unit_name="batch")
     result, count = None, 0
     histograms = [Histogram(c) for c in channels]
+    start = 0
     for batch in batches:
-        returned = _run_step(step, batch)
+        returned = _run_step(step, batch, np.arange(start, start + len(batch), dtype=np.int32))
+        start += len(batch)
         # tf.distribute.ReduceOp has only SUM/MEAN: gather every replica's maxima, then MAX.
         reduced = [np.max(value, axis=0) for value in returned[:3]]
         for index, histogram in enumerate(histograms):
@@ -186,43 +192,43 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
 #: on ]0, 2^(e+1)] (bin k holds ](k-1)·2^(e+1)/BINS, k·2^(e+1)/BINS]): [0, m] spans 256 to 512 bins.
 HISTOGRAM_BINS = 512
 #: Each channel's histogram reads at least this many values over the calibration samples when its
-#: layer has them: a grid of positions in each sample, as dense as that needs (all positions of
-#: small maps). For the range search, 65,536 values per channel give the same choice as millions;
-#: counting every value of AkidaNet-like layers (514 M values on 1,024 samples) cost about as much
-#: as running the float model (1.4-1.7 s).
+#: layer has them: every s-th position of each sample (``histogram_stride``), all positions of small
+#: maps. For the range search, 65,536 values per channel give the same choice as millions; counting
+#: every value of AkidaNet-like layers (514 M values on 1,024 samples) cost about as much as running
+#: the float model (1.4-1.7 s).
 HISTOGRAM_VALUES = 2 ** 16
-#: Positions per sample read by the histograms at least (a grid of 8×8 on large maps).
+#: Positions per sample read by the histograms at least.
 HISTOGRAM_POSITIONS = 64
 #: Observed maxima below 2^MIN_EXPONENT are counted on ]0, 2^(MIN_EXPONENT + 1)] (their values
 #: are then at most a few bins: a dead or almost dead channel), which keeps every scale normal.
 MIN_EXPONENT = -100
 
 
-def histogram_grid(spatial: tuple, samples: int) -> tuple:
-    """The index (a tuple of slices; None: all) of the positions a histogram reads in one output of
-    ``(n,) + spatial + (c,)``: every sample and channel, and a regular grid of spatial positions
-    (the centre of each cell) with at least ``max(HISTOGRAM_POSITIONS, HISTOGRAM_VALUES / samples)``
-    points, or every position when the map has no more.
+def histogram_stride(positions: int, samples: int) -> int:
+    """Every how many positions a sample's histogram reads in an output of ``positions`` spatial
+    positions: the largest divisor s of ``positions`` that leaves at least
+    ``max(HISTOGRAM_POSITIONS, HISTOGRAM_VALUES / samples)`` of them (1: all).
 
-    Every output position is computed alike (a convolution is translation-equivariant), so a grid
-    reads the same distribution as the whole map, at a fraction of the counting.
+    Sample i reads positions o, o + s, o + 2s, ... (row-major) with o = i mod s (``_sampled``): over
+    s consecutive samples every position is read once, borders included, so the histograms see the
+    whole map's distribution, at a fraction of the counting.
     """
     target = max(HISTOGRAM_POSITIONS, -(-HISTOGRAM_VALUES // max(samples, 1)))
-    strides = [1] * len(spatial)
-    points = [int(size) for size in spatial]
-    while int(np.prod(points)) > target:
-        # coarsen the axis with the most points until the next step would fall below the target
-        axis = int(np.argmax([-(-size // stride) for size, stride in zip(spatial, strides)]))
-        trial = strides.copy()
-        trial[axis] += 1
-        trial_points = [-(-size // stride) for size, stride in zip(spatial, trial)]
-        if int(np.prod(trial_points)) < target:
-            break
-        strides, points = trial, trial_points
-    if all(stride == 1 for stride in strides):
-        return None
-    cells = tuple(slice(stride // 2, None, stride) for stride in strides)
-    return (slice(None),) + cells + (slice(None),)
+    best = 1
+    for stride in range(2, positions // target + 1):
+        if positions % stride == 0:
+            best = stride
+    return best
+
+
+def _sampled(value, stride, index):
+    """The positions of ``value`` (n, ..., c) that sample ``index[i]`` reads (``histogram_stride``):
+    (n, positions / stride, c), or ``value`` itself when the stride is 1."""
+    if stride == 1:
+        return value
+    positions, channels = int(np.prod(value.shape[1:-1])), int(value.shape[-1])
+    cells = tf.reshape(value, [-1, positions // stride, stride, channels])
+    return tf.gather(cells, tf.math.floormod(index, stride), axis=2, batch_dims=1)
 
 
 def _power_below(peak):
@@ -232,7 +238,7 @@ def _power_below(peak):
     return tf.bitcast(tf.bitwise.bitwise_and(bits, 0x7F800000), tf.float32)
 
 
-def _grid_histogram(value, power):
+def _histogram_counts(value, power):
     """Counts (channels · (HISTOGRAM_BINS + 1),) of ``value`` (..., channels): bin
     ceil(v · BINS / 2^(e+1)) per channel (``power`` = 2^e), 0 for values <= 0 (dropped later).
 

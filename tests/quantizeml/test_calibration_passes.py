@@ -1,5 +1,5 @@
 """The work calibration does (not its time): one pass over the samples, histograms that merge
-exactly whatever the batches, the grid of positions they read, and the range search against a
+exactly whatever the batches, the positions they read, and the range search against a
 brute-force reference."""
 import importlib
 
@@ -29,13 +29,14 @@ def test_the_float_model_runs_once_over_the_samples(monkeypatch):
     steps = []
     run_step = calibration._run_step
 
-    def spy(step, batch):
-        steps.append(len(batch))
-        return run_step(step, batch)
+    def spy(step, batch, index):
+        steps.append((len(batch), int(index[0])))
+        return run_step(step, batch, index)
 
     monkeypatch.setattr(calibration, "_run_step", spy)
     quantize(model, qparams=Akida1QuantizationParams(), samples=x, batch_size=16, verbose=0)
-    assert steps == [16, 16, 8]  # each sample once: maxima and histograms in the same pass
+    # each sample once (maxima and histograms in the same pass), with its index
+    assert steps == [(16, 0), (16, 16), (8, 32)]
 
 
 def test_ranges_do_not_depend_on_the_batches():
@@ -84,7 +85,7 @@ def test_histograms_merge_exactly_into_the_counts_at_the_final_bound(seed):
     for batch in batches:
         peak = tf.reduce_max(tf.constant(batch), axis=0)
         power = calibration._power_below(peak)
-        counts = calibration._grid_histogram(tf.constant(batch), power)
+        counts = calibration._histogram_counts(tf.constant(batch), power)
         histogram.add(np.asarray(counts).reshape(channels, -1), np.log2(np.asarray(power)))
     values = np.concatenate(batches)
     peak = values.max(axis=0)
@@ -101,30 +102,41 @@ def test_a_dead_channel_has_an_empty_histogram():
     peak = tf.reduce_max(tf.constant(values), axis=0)
     power = calibration._power_below(peak)
     assert list(np.asarray(power)) == [2.0 ** calibration.MIN_EXPONENT, 0.5]
-    counts = np.asarray(calibration._grid_histogram(tf.constant(values), power)).reshape(2, -1)
+    counts = np.asarray(calibration._histogram_counts(tf.constant(values), power)).reshape(2, -1)
     assert counts[0, 1:].sum() == 0 and counts[1, 1:].sum() == 8
     assert counts[1, calibration.HISTOGRAM_BINS // 2] == 8  # 0.5 on ]0, 1]: the middle bin
 
 
-@pytest.mark.parametrize("spatial, samples, expected", [
-    ((64, 64), 1024, (slice(4, None, 8), slice(4, None, 8))),  # 8 x 8 = 64 positions
-    ((32, 32), 1024, (slice(2, None, 4), slice(2, None, 4))),
-    ((8, 8), 1024, None),  # 64 positions: all
-    ((4, 4), 1024, None),
-    ((64, 64), 10, None),  # few samples: 6,554 positions wanted, 4,096 there
-    ((49, 10), 1024, (slice(3, None, 6), slice(0, None, 1))),  # 9 x 10: the longer axis first
-    ((), 1024, None),  # a Dense output
-    ((1000,), 1024, (slice(7, None, 15),)),
+@pytest.mark.parametrize("positions, samples, expected", [
+    (64 * 64, 1024, 64),  # 64 positions per sample
+    (32 * 32, 1024, 16),
+    (8 * 8, 1024, 1),  # 64 positions: all
+    (4 * 4, 1024, 1),
+    (64 * 64, 10, 1),  # few samples: 6,554 positions wanted, 4,096 there
+    (49 * 10, 1024, 7),  # the largest divisor that leaves 64: 70 positions
+    (4099, 1024, 1),  # a prime count: all
+    (1, 1024, 1),  # a Dense output
 ])
-def test_histogram_grid(spatial, samples, expected):
-    grid = calibration.histogram_grid(spatial, samples)
-    if expected is None:
-        assert grid is None
-        return
-    assert grid == (slice(None),) + expected + (slice(None),)
-    points = int(np.prod([len(range(*s.indices(n))) for s, n in zip(expected, spatial)]))
+def test_histogram_stride(positions, samples, expected):
+    stride = calibration.histogram_stride(positions, samples)
+    assert stride == expected and positions % stride == 0
     target = max(calibration.HISTOGRAM_POSITIONS, -(-calibration.HISTOGRAM_VALUES // samples))
-    assert points >= target
+    assert positions // stride >= min(target, positions)
+
+
+def test_consecutive_samples_read_every_position_once():
+    # value = the position's index: over `stride` consecutive samples each position comes once,
+    # borders included, whatever the first sample's index
+    height, width, stride = 6, 8, 12
+    positions = np.arange(height * width, dtype=np.float32).reshape(1, height, width, 1)
+    value = tf.constant(np.repeat(positions, 2 * stride, axis=0))
+    for first in (0, 5):
+        index = tf.range(first, first + 2 * stride)
+        picked = np.asarray(calibration._sampled(value, stride, index))
+        assert picked.shape == (2 * stride, height * width // stride, 1)
+        counts = np.bincount(picked.astype(np.int64).ravel(), minlength=height * width)
+        assert np.all(counts == 2)
+        assert list(picked[0, :, 0]) == list(range(first % stride, height * width, stride))
 
 
 def _brute_force_errors(counts, upper, levels, per_tensor, bounds):
