@@ -290,7 +290,7 @@ def _rebin(counts: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``counts`` (channels, bins + 1) moved to bounds 2^shift times larger (bin k becomes bin
     ceil(k / 2^shift))."""
     counts = np.asarray(counts, np.int64)
-    rows = np.flatnonzero(shift)
+    rows = np.flatnonzero((shift > 0) & counts.any(axis=1))  # empty rows (the first add) stay empty
     if not len(rows):
         return counts
     width = counts.shape[1]
