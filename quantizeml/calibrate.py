@@ -120,8 +120,8 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
     """Run ``float_model`` once over ``batches``; return per-channel statistics.
 
     Returns:
-        ``{"input_min", "input_max", "input_fraction"}`` (per input channel over every value: min,
-        max, largest distance to an integer), and for each layer of ``layer_names`` the
+        ``{"input_min", "input_max", "input_fraction"}`` (per input channel: min and max; over
+        every value: the largest distance to an integer), and for each layer of ``layer_names`` the
         statistics of its output at the positions each sample reads (``histogram_stride``: every
         position of small maps): ``{"layers": {name: per-channel max}}`` and
         ``{"histograms": {name: Histogram}}`` (each channel's positive values, in bins whose edges
@@ -147,8 +147,9 @@ def observe(float_model: keras.Model, layer_names: list[str], batches, verbose: 
         values = observer(x, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
         axes = list(range(len(x.shape) - 1))
-        stats = [tf.reduce_max(-x, axis=axes), tf.reduce_max(x, axis=axes),
-                 tf.reduce_max(tf.abs(x - tf.round(x)), axis=axes)]
+        # minus the minimum: every statistic reduces with a MAX across batches and replicas
+        stats = [-tf.reduce_min(x, axis=axes), tf.reduce_max(x, axis=axes),
+                 tf.reshape(tf.reduce_max(tf.abs(x - tf.round(x))), [1])]
         for value, stride in zip(values, strides):
             value = _sampled(value, stride, index)
             peak = tf.reduce_max(value, axis=list(range(len(value.shape) - 1)))

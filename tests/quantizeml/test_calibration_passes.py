@@ -52,6 +52,37 @@ def test_ranges_do_not_depend_on_the_batches():
             np.testing.assert_array_equal(a, b)
 
 
+def test_input_statistics_read_every_value_of_every_batch():
+    model = small_cnn(channels=3)
+    float_model = quantize_module.build_float_model(
+        quantize_module.sanitize(quantize_module.to_spec(model)))
+    x = np.random.default_rng(3).integers(0, 200, (24, 12, 12, 3)).astype(np.float32)
+    x[17, 11, 11, 2] = -3.0  # one low value in the last position of a later batch
+    x[9, 0, 5, 1] = 250.0
+    batches = [x[:8], x[8:16], x[16:]]
+    stats = calibration.observe(float_model, ["re_lu"], batches, verbose=0, total=3)
+    np.testing.assert_array_equal(stats["input_min"], x.min(axis=(0, 1, 2)))
+    np.testing.assert_array_equal(stats["input_max"], x.max(axis=(0, 1, 2)))
+    assert float(np.max(stats["input_fraction"])) == 0.0  # integers everywhere
+    x[21, 6, 3, 0] = 17.25  # a single fractional value decides
+    stats = calibration.observe(float_model, ["re_lu"], [x[:8], x[8:16], x[16:]], verbose=0,
+                                total=3)
+    assert float(np.max(stats["input_fraction"])) == 0.25
+
+
+def test_integer_samples_keep_the_identity_input_quantizer():
+    model = small_cnn()
+    # codes up to 100 only: integers keep the identity, where a range would give 100 / 255
+    x = np.random.default_rng(4).integers(0, 101, (16, 12, 12, 1)).astype(np.float32)
+    params = Akida1QuantizationParams()
+    quantizer = quantize(model, qparams=params, samples=x, verbose=0).layers[1].quantizer
+    assert (quantizer.scale, quantizer.zero_point) == (1.0, 0)
+    x[15, 11, 11, 0] = 99.5  # one value between integers, in the last batch: not codes
+    quantizer = quantize(model, qparams=params, samples=x, batch_size=8,
+                         verbose=0).layers[1].quantizer
+    assert quantizer.scale == np.float32(100 / 255)
+
+
 def test_akida2_observer_is_traced_once_for_uneven_batches():
     inputs = keras.Input((4, 4, 2))
     model = keras.Model(inputs, keras.layers.ReLU(name="r")(inputs))
