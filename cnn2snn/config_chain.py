@@ -9,34 +9,11 @@ Only configurations that passed the file reader's allowlist (`files.check_config
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
-from .keras_model import LayerInfo, describe
+from .keras_model import ConfigChain, LayerInfo, describe
 
 _RECURRENT = ("LSTM", "GRU", "SimpleRNN")
-
-
-@dataclasses.dataclass
-class ConfigChain:
-    """What `split_model` needs of a model, read from a configuration.
-
-    Attributes:
-        name: the model name.
-        infos: one LayerInfo per layer, in order (InputLayer included).
-        input_shape: the model input shape without batch, or None.
-        issues: structure issues found while reading.
-    """
-
-    name: str
-    infos: list
-    input_shape: Optional[tuple]
-    issues: list = dataclasses.field(default_factory=list)
-
-    @property
-    def layers(self) -> list:
-        """The LayerInfos (they have `.name`, as Keras layers do)."""
-        return self.infos
 
 
 def _input_shape(layers) -> Optional[tuple]:

@@ -136,6 +136,29 @@ def _parents(layer, previous):
     return candidates[-1]
 
 
+@dataclasses.dataclass
+class ConfigChain:
+    """What `read_chain` needs of a model, read from a configuration (`config_chain.py` reads it
+    layer by layer when Keras cannot rebuild the whole model).
+
+    Attributes:
+        name: the model name.
+        infos: one LayerInfo per layer, in order (InputLayer included).
+        input_shape: the model input shape without batch, or None.
+        issues: structure issues found while reading.
+    """
+
+    name: str
+    infos: list
+    input_shape: Optional[tuple]
+    issues: list = dataclasses.field(default_factory=list)
+
+    @property
+    def layers(self) -> list:
+        """The LayerInfos (they have `.name`, as Keras layers do)."""
+        return self.infos
+
+
 def read_chain(model):
     """Returns the model's layers as a list of LayerInfo plus the structure issues found.
 
@@ -148,7 +171,6 @@ def read_chain(model):
     Returns:
         (infos, issues): infos excludes nothing (InputLayer included when the model has one).
     """
-    from .config_chain import ConfigChain
     if isinstance(model, ConfigChain):  # a file Keras cannot rebuild whole, read layer by layer
         return list(model.infos), list(model.issues)
     issues = []

@@ -16,7 +16,7 @@ from akida_core.kernels import same_padding
 
 from .errors import Issue
 
-from .keras_model import KIND_NAMES, NEURAL_KINDS, LayerInfo, read_chain
+from .keras_model import KIND_NAMES, NEURAL_KINDS, ConfigChain, LayerInfo, read_chain
 from .patterns import registered_patterns
 
 # Layers that produce no Akida layer wherever they are (identity at inference).
@@ -87,7 +87,6 @@ class Split:
 
 
 def _model_input_shape(model):
-    from .config_chain import ConfigChain
     if isinstance(model, ConfigChain):
         return model.input_shape
     inputs = getattr(model, "inputs", None) or []
