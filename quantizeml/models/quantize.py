@@ -11,7 +11,7 @@ from .. import layers as qlayers
 from ..calibrate import iterate_batches, observe, random_samples, search_range
 from ..errors import QuantizationConfigError, QuantizationError
 from ..generation import scheme_of, to_akida1
-from ..ir import (ModelSpec, build_float_model, spec_from_model, suggest,
+from ..ir import (ModelSpec, build_float_model, call_with_zero_init, spec_from_model, suggest,
                   validate_weight_shapes)
 from ..layers.neural import NEURAL_LAYERS
 from ..params import QuantizationParams
@@ -140,7 +140,7 @@ def _build_quantized(spec: ModelSpec, plan: dict, input_settings, name: str) -> 
         if layer_spec.name == plan["first"]:
             config["padding_value"] = padding_value
         layer = TWINS[layer_spec.class_name](name=layer_spec.name, **config)
-        x = layer(x)
+        x = call_with_zero_init(layer, x) if layer_spec.weights else layer(x)
         if layer_spec.weights:
             layer.set_weights(list(layer_spec.weights) + [np.asarray(w) for w in
                                                           layer.get_weights()[len(

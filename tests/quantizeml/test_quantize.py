@@ -7,7 +7,7 @@ import pytest
 from quantizeml import Akida1QuantizationParams
 from quantizeml.errors import (CalibrationError, QuantizationConfigError, QuantizationError)
 from quantizeml.export import export_blocks
-from quantizeml.ir import build_float_model, spec_from_model
+from quantizeml.ir import build_float_model, call_with_zero_init, spec_from_model
 from quantizeml.layers import (Dequantizer, InputQuantizer, QuantizedConv2D, QuantizedReLU,
                                QuantizedRescaling)
 from quantizeml.models import calibrate, dump_config, quantize
@@ -65,6 +65,32 @@ def test_sanitized_float_model_matches_original(images):
     rebuilt = build_float_model(sanitized)
     np.testing.assert_allclose(rebuilt.predict(images, verbose=0),
                                model.predict(images, verbose=0), atol=1e-4)
+
+
+def test_rebuilt_layers_keep_their_weights_and_initializers(images):
+    # the kernels are created as zeros (their weights are set right after), but the layers'
+    # configs still name their own initializers (Keras' defaults), for a clone or a save
+    model = small_cnn()
+    sanitized = sanitize(spec_from_model(model))
+    rebuilt = build_float_model(sanitized)
+    for layer_spec in sanitized.layers:
+        layer = rebuilt.get_layer(layer_spec.name)
+        for value, weight in zip(layer_spec.weights, layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(value, weight)
+    assert rebuilt.get_layer("conv2d").get_config()["kernel_initializer"]["class_name"] == \
+        "GlorotUniform"
+    separable = rebuilt.get_layer("separable_conv2d").get_config()
+    assert separable["depthwise_initializer"]["class_name"] == "GlorotUniform"
+    qmodel = quantize(model, samples=images, verbose=0)
+    assert qmodel.get_layer("dense").get_config()["kernel_initializer"]["class_name"] == \
+        "GlorotUniform"
+
+
+def test_an_initializer_comes_back_when_the_call_fails():
+    layer = keras.layers.Dense(3)
+    with pytest.raises(ValueError):
+        call_with_zero_init(layer, keras.Input((2, 2, 2, 2, 2)).shape)  # not a tensor
+    assert isinstance(layer.kernel_initializer, keras.initializers.GlorotUniform)
 
 
 def test_relu_before_maxpool_is_swapped(images):
