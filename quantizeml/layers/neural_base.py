@@ -103,12 +103,14 @@ class NeuralQuantization:
 
     def akida_parameters(self) -> dict:
         """Export the integers of this layer (the same tensors ``call`` uses). See the contract."""
-        weights = [np.asarray(w.numpy()).astype(np.int8) for w in self.integer_weights()]
+        integer = self.integer_weights()
+        weights = [np.asarray(w.numpy()).astype(np.int8) for w in integer]
+        bias = self._integer_bias(self._all_pv_potential(integer))  # as integer_bias(), once
         params = {
             "layer_type": type(self).__name__,
             "weights": weights[0],
             "weight_bits": self.weight_bits,
-            "bias": np.asarray(self.integer_bias().numpy()).astype(np.int32),
+            "bias": np.asarray(bias.numpy()).astype(np.int32),
             "input_bits": self.input_bits,
             "padding_value": self.padding_value,
             "is_input_layer": self.input_bits == INPUT_LAYER_BITS,

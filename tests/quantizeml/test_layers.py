@@ -159,6 +159,23 @@ def test_weight_scale_search_never_worse_than_max_scaling():
     assert np.any(compute_weight_scale(kernel, 2) < np.abs(kernel).reshape(-1, 6).max(axis=0))
 
 
+def test_weight_scale_search_in_column_blocks_gives_the_same_scales(monkeypatch):
+    from quantizeml import quantizers
+    kernel = np.random.default_rng(5).standard_t(3, (3, 3, 40, 70))
+    whole = quantizers.compute_weight_scale(kernel, 4)
+    blocks = []
+    search = quantizers._search_columns
+
+    def spy(flat, magnitude, bits):
+        blocks.append(flat.shape)
+        return search(flat, magnitude, bits)
+
+    monkeypatch.setattr(quantizers, "_search_columns", spy)
+    monkeypatch.setattr(quantizers, "SEARCH_BLOCK_VALUES", 360 * 16)
+    np.testing.assert_array_equal(quantizers.compute_weight_scale(kernel, 4), whole)
+    assert blocks == [(360, 16)] * 4 + [(360, 6)]
+
+
 def test_activation_range_search_hand_example():
     from quantizeml.calibrate import HISTOGRAM_BINS, search_range
     # Channel 0: mass spread on [0, 1] plus one outlier at 10 -> the range shrinks near 1.
