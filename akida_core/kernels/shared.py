@@ -149,9 +149,9 @@ not tuned: the gathers cost about one pass over the input and the kept kernel ro
 they remove below 3/4 (AkidaNet-like with silent channels: 20–35% less CPU time per sample, docs/akida_core.md)."""
 
 
-def live_channels(inputs):
+def live_channels(inputs, limit=SPARSE_CHANNELS):
     """Indices of the input channels that hold a non-zero value somewhere in `inputs` (n, h, w, c), or None
-    when more than SPARSE_CHANNELS of them do.
+    when more than `limit` (a fraction) of them do.
 
     Why: a channel that is zero everywhere adds nothing to any sum of a zero-padded convolution, so the
     kernel rows of the other channels give the same potentials with fewer products (Akida itself only
@@ -161,7 +161,7 @@ def live_channels(inputs):
     flat = inputs.reshape(-1, c)
     # unsigned activations: the maximum is non-zero exactly where a value is (and costs less than any())
     peaks = _column_maxima(flat) if inputs.dtype.kind == "u" else flat.any(axis=0)
-    if np.count_nonzero(peaks) > SPARSE_CHANNELS * c:
+    if np.count_nonzero(peaks) > limit * c:
         return None
     return np.flatnonzero(peaks)
 

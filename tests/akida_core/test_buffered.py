@@ -255,9 +255,11 @@ def test_winograd_at_its_bound_and_the_direct_path_beyond_it():
 
 @pytest.mark.parametrize("kind", [ak.Convolutional, ak.SeparableConvolutional])
 def test_buffered_forwards_leave_silent_channels_to_the_plain_forward(kind, monkeypatch):
-    from akida_core.layers.v1 import convolutional
+    from akida_core.layers.v1 import convolutional, separable_convolutional
     from bench.models import randomize
-    monkeypatch.setattr(convolutional, "LIVE_CHANNEL_MACS", 0)  # every layer tests its inputs
+    # no fixed cost: every layer leaves inputs with at most 3/4 live channels to the plain forward
+    monkeypatch.setattr(convolutional, "SKIP_OVERHEAD_MACS", 0)
+    monkeypatch.setattr(separable_convolutional, "SEPARABLE_SKIP_OVERHEAD_MACS", 0)
     model = ak.Model()
     model.add(ak.InputData((8, 8, 8), input_bits=4, name="in"))
     model.add(kind((3, 3), 32, weights_bits=4, act_bits=4, name="layer"))
@@ -272,6 +274,28 @@ def test_buffered_forwards_leave_silent_channels_to_the_plain_forward(kind, monk
     for x, calls in ((dense, 0), (silent, 1), (dense, 1)):
         np.testing.assert_array_equal(model.forward(x), plain(x))
         assert len(plain_calls) == calls
+
+
+@pytest.mark.parametrize("kind, size, limits", [
+    (ak.Convolutional, 14, {1: 0.17, 2: 0.46, 64: 0.74}),          # MNIST's conv_1 shape
+    (ak.Convolutional, 7, {1: None, 2: None, 4: 0.17}),            # MNIST's conv_2: 1.8 M MACs a sample
+    (ak.SeparableConvolutional, 32, {1: 0.31, 4: 0.64}),           # 2.4 M MACs a sample
+    (ak.SeparableConvolutional, 5, {1: None, 64: 0.47})])
+def test_a_buffered_forward_skips_silent_channels_only_where_it_pays(kind, size, limits, monkeypatch):
+    # the plain forward's fixed cost (SKIP_OVERHEAD_MACS) makes a small layer call keep its buffered path
+    model = ak.Model()
+    model.add(ak.InputData((size, size, 32), input_bits=4, name="in"))
+    model.add(kind((3, 3), 64, weights_bits=4, act_bits=4, name="layer"))
+    layer = model.get_layer("layer")
+    for samples, limit in limits.items():
+        seen = []
+        monkeypatch.setattr(kernels.shared, "live_channels", lambda x, limit=0.75: seen.append(limit))
+        forward = layer._buffered_forward((samples, size, size, 32))
+        forward(np.zeros((samples, size, size, 32), np.uint8))
+        if limit is None:
+            assert seen == []  # never tested: skipping cannot pay
+        else:
+            assert seen == [pytest.approx(limit, abs=0.005)]
 
 
 def _events(model):

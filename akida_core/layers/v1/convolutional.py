@@ -135,7 +135,8 @@ class Convolutional(Layer):
         return self._activate(self._pool(potentials))
 
     def _buffered_forward(self, input_shape):
-        return skipping_silent_channels(self, buffered_convolution(self, input_shape, 0, max_input(self)))
+        return skipping_silent_channels(self, buffered_convolution(self, input_shape, 0, max_input(self)),
+                                        input_shape[0], SKIP_OVERHEAD_MACS)
 
     def _kernel_matrix(self):
         """The flipped weights as a float32 (kh·kw·c, filters) matrix, when float32 is exact for every
@@ -148,17 +149,25 @@ class Convolutional(Layer):
         return np.ascontiguousarray(flipped.reshape(kh * kw * c, filters), np.float32)
 
 
-LIVE_CHANNEL_MACS = 2 ** 20
-"""A buffered forward of a layer with at least this many MACs per sample first looks for silent input channels
-(about 5 µs at batch 1) and lets `_forward` skip them; below it the test would cost more than it can save."""
+SKIP_OVERHEAD_MACS = 2 * 2 ** 20
+"""The plain forward's extra fixed cost when it skips silent channels of a Convolutional, in MACs of its buffered
+forward: the gathers, a fresh im2col and an unbuffered activation take 30-45 µs on MNIST-sized layers at batch 1,
+the time of about 2 M MACs. So a buffered forward of n samples leaves its inputs to the plain forward only when at
+most SPARSE_CHANNELS - overhead / (n · MACs per sample) of their channels are live (`skipping_silent_channels`).
+Break-evens measured at batch 1 (the live fraction where both cost the same; the rule's limit): MNIST conv_1
+3.6 M MACs 0.19 (0.17), conv_2 1.8 M 0.25 (none: at most 7 µs to gain), AkidaNet-like conv_2 18.9 M 0.72 (0.64),
+conv_3 37.7 M 0.79 (0.69). With the old fixed 3/4, a 3/4-live MNIST conv_1 took 117 µs against 63 µs buffered."""
 
 
-def skipping_silent_channels(layer, forward):
-    """A buffered `forward` of `layer` that leaves inputs with silent channels to `layer._forward` (which skips
-    them), for layers of at least LIVE_CHANNEL_MACS; `forward` itself below (or when None)."""
-    if forward is None or layer.macs < LIVE_CHANNEL_MACS:
+def skipping_silent_channels(layer, forward, samples, overhead_macs):
+    """A buffered `forward` of `samples` samples of `layer` that leaves inputs with enough silent channels to
+    `layer._forward` (which skips them): at most SPARSE_CHANNELS - overhead_macs / (samples · layer.macs) of them
+    live (SKIP_OVERHEAD_MACS); `forward` itself when that limit is not positive (or when None)."""
+    limit = kernels.shared.SPARSE_CHANNELS - overhead_macs / max(1, samples * layer.macs)
+    if forward is None or limit <= 0:
         return forward
-    return lambda inputs: forward(inputs) if kernels.shared.live_channels(inputs) is None else layer._forward(inputs)
+    return lambda inputs: forward(inputs) if kernels.shared.live_channels(inputs, limit) is None \
+        else layer._forward(inputs)
 
 
 def buffered_convolution(layer, input_shape, padding_value, input_bound):

@@ -10,6 +10,11 @@ from .convolutional import (ConvolutionalParams, conv_output_shape, conv_positio
                             potentials_shape, skipping_silent_channels)
 from ..layer import Layer
 
+SEPARABLE_SKIP_OVERHEAD_MACS = 2 ** 20
+"""convolutional.SKIP_OVERHEAD_MACS for a SeparableConvolutional: skipping needs no im2col, so about 1 M MACs.
+Break-evens measured at batch 1 (rule's limit): DS-CNN separable_2 0.58 M MACs none (none), AkidaNet-like
+separable_4 2.2 M 0.25 (0.28), separable_5 4.5 M 0.48 (0.52), separable_8 4.3 M 0.5 (0.51), separable_12 2.1 M
+0.45 (0.26), separable_13 4.3 M 0.57 (0.50)."""
 
 @dataclasses.dataclass(frozen=True)
 class SeparableConvolutionalParams(ConvolutionalParams):
@@ -81,7 +86,8 @@ class SeparableConvolutional(Layer):
         p = self._params
         separable = kernels.buffered.separable_conv2d(input_shape, *plan, p.kernel_stride, p.padding)
         tail = self._buffered_tail(potentials_shape(p, input_shape), plan[1].dtype)
-        return skipping_silent_channels(self, lambda inputs: tail(separable(inputs)))
+        return skipping_silent_channels(self, lambda inputs: tail(separable(inputs)), input_shape[0],
+                                        SEPARABLE_SKIP_OVERHEAD_MACS)
 
     def _kernels(self):
         """The flipped depthwise (kh, kw, c) and pointwise (c, filters) weights in float32, when float32 is
