@@ -129,7 +129,8 @@ class Convolutional(Layer):
                 kh, kw = p.kernel_size
                 # np.take keeps C order (an index array on the last axis would not), which the kernel needs
                 inputs = np.take(inputs, live, axis=3)
-                matrix = np.take(matrix.reshape(kh * kw, -1, matrix.shape[1]), live, axis=1).reshape(-1, matrix.shape[1])
+                filters = matrix.shape[1]
+                matrix = np.take(matrix.reshape(kh * kw, -1, filters), live, axis=1).reshape(-1, filters)
             potentials = kernels.shared.conv2d_prepared(inputs, matrix, p.kernel_size, p.kernel_stride, p.padding,
                                                         bands=bands, run=run)
         return self._activate(self._pool(potentials))

@@ -16,6 +16,7 @@ Break-evens measured at batch 1 (rule's limit): DS-CNN separable_2 0.58 M MACs n
 separable_4 2.2 M 0.25 (0.28), separable_5 4.5 M 0.48 (0.52), separable_8 4.3 M 0.5 (0.51), separable_12 2.1 M
 0.45 (0.26), separable_13 4.3 M 0.57 (0.50)."""
 
+
 @dataclasses.dataclass(frozen=True)
 class SeparableConvolutionalParams(ConvolutionalParams):
     """Parameters of SeparableConvolutional (Akida 1.0); `filters` counts pointwise filters."""
