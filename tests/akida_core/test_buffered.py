@@ -267,7 +267,7 @@ def test_buffered_forwards_leave_silent_channels_to_the_plain_forward(kind, monk
     layer = model.get_layer("layer")
     plain_calls = []
     plain = layer._forward
-    monkeypatch.setattr(layer, "_forward", lambda inputs: plain_calls.append(1) or plain(inputs))
+    monkeypatch.setattr(layer, "_forward", lambda inputs, **found: plain_calls.append(1) or plain(inputs, **found))
     dense = random_inputs(model, 1, seed=3)
     silent = dense.copy()
     silent[..., 2:] = 0  # 2 of 8 channels live
@@ -296,6 +296,22 @@ def test_a_buffered_forward_skips_silent_channels_only_where_it_pays(kind, size,
             assert seen == []  # never tested: skipping cannot pay
         else:
             assert seen == [pytest.approx(limit, abs=0.005)]
+
+
+@pytest.mark.parametrize("kind", [ak.Convolutional, ak.SeparableConvolutional])
+def test_silent_channels_are_looked_for_once_per_call(kind, monkeypatch):
+    model = ak.Model()
+    model.add(ak.InputData((16, 16, 32), input_bits=4, name="in"))
+    model.add(kind((3, 3), 64, weights_bits=4, act_bits=4, name="layer"))
+    layer = model.get_layer("layer")
+    x = np.zeros((4, 16, 16, 32), np.uint8)
+    x[..., 3] = 5  # 1 of 32 channels live: the plain forward skips the others
+    expected = layer._forward(x)
+    searches = []
+    find = shared.live_channels
+    monkeypatch.setattr(kernels.shared, "live_channels", lambda *a: searches.append(1) or find(*a))
+    np.testing.assert_array_equal(layer._buffered_forward(x.shape)(x), expected)
+    assert len(searches) == 1
 
 
 def _events(model):

@@ -116,7 +116,9 @@ class Convolutional(Layer):
         return conv_positions(p, self.input_dims) * p.kernel_size[0] * p.kernel_size[1] \
             * self.input_dims[2] * p.filters
 
-    def _forward(self, inputs, bands=1, run=None):
+    def _forward(self, inputs, bands=1, run=None, live=None):
+        """Potentials to activations; `live`: the input's live channels when the caller already found them
+        (`skipping_silent_channels`), else they are looked for here."""
         p = self._params
         # Akida convolves: flipping once here lets the kernel cross-correlate.
         matrix = self._cached("kernel_matrix", self._kernel_matrix)
@@ -124,7 +126,7 @@ class Convolutional(Layer):
             flipped = self._cached("flipped", lambda: np.ascontiguousarray(self._values["weights"][::-1, ::-1]))
             potentials = kernels.conv2d(inputs, flipped, p.kernel_stride, p.padding)
         else:
-            live = kernels.shared.live_channels(inputs)
+            live = kernels.shared.live_channels(inputs) if live is None else live
             if live is not None:  # silent channels add nothing (zero padding): only the others' rows
                 kh, kw = p.kernel_size
                 # np.take keeps C order (an index array on the last axis would not), which the kernel needs
@@ -167,8 +169,11 @@ def skipping_silent_channels(layer, forward, samples, overhead_macs):
     limit = kernels.shared.SPARSE_CHANNELS - overhead_macs / max(1, samples * layer.macs)
     if forward is None or limit <= 0:
         return forward
-    return lambda inputs: forward(inputs) if kernels.shared.live_channels(inputs, limit) is None \
-        else layer._forward(inputs)
+
+    def skipping(inputs):
+        live = kernels.shared.live_channels(inputs, limit)
+        return forward(inputs) if live is None else layer._forward(inputs, live=live)
+    return skipping
 
 
 def buffered_convolution(layer, input_shape, padding_value, input_bound):

@@ -61,7 +61,8 @@ class SeparableConvolutional(Layer):
         cin = self.input_dims[2]
         return conv_positions(p, self.input_dims) * cin * (p.kernel_size[0] * p.kernel_size[1] + p.filters)
 
-    def _forward(self, inputs, bands=1, run=None):
+    def _forward(self, inputs, bands=1, run=None, live=None):
+        """Potentials to activations; `live` as in Convolutional._forward."""
         p = self._params
         plan = self._cached("kernels", self._kernels)
         if plan is None:
@@ -71,7 +72,7 @@ class SeparableConvolutional(Layer):
             potentials = kernels.separable_conv2d(inputs, depthwise, pointwise, p.kernel_stride, p.padding)
         else:
             depthwise, pointwise = plan
-            live = kernels.shared.live_channels(inputs)
+            live = kernels.shared.live_channels(inputs) if live is None else live
             if live is not None:  # silent channels add nothing (zero padding): only the others' weights
                 # np.take keeps C order (an index array on the last axis would not), which the kernels need
                 inputs, depthwise = np.take(inputs, live, axis=3), np.take(depthwise, live, axis=2)
