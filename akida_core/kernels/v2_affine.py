@@ -17,6 +17,14 @@ the output range, both give the top. Likewise below a_lo. `affine_constants` che
 that the static bound of |acc| lies inside the interval or that its ends saturate the output; else it
 returns None and the layer runs the general path. Max pooling commutes with nondecreasing maps, so
 it may run on the outputs.
+
+Where float32 would round (|acc·S| beyond 2**24, e.g. an input convolution's sums of uint8 pixels with
+an output shift below -17) but every `acc·M + K` within the static bound fits int32, the map runs in
+int32 instead of float64: `(acc·M + K) >> r` with M = S·2**max(s, 0), K = (B·S + h)·2**max(s, 0) and
+r = max(-s, 0) is the same floor exactly (an arithmetic right shift is the floor of a division by
+2**r), and the same interval argument holds, as integer arithmetic without overflow is monotone too.
+On 4-byte values it takes about 30% less time than the float64 map (an 8-bit InputConv2D's 64x64x32
+float32 sums: 213-250 -> 153 µs).
 """
 import dataclasses
 
@@ -27,7 +35,8 @@ from .v2 import output_dtype
 
 @dataclasses.dataclass(frozen=True)
 class AffinePost:
-    """Per-channel constants of `affine_post` (m, c in `dtype`) and the output clip."""
+    """Per-channel constants of `affine_post` (m, c in `dtype`; int32 maps also the right shift) and the
+    output clip."""
 
     dtype: np.dtype
     m: np.ndarray
@@ -36,6 +45,16 @@ class AffinePost:
     high: int
     floor: bool
     out_dtype: np.dtype
+    shift: np.ndarray = None  # int32 maps only: the right shift r per channel (one int32 scalar when uniform)
+    _tiles: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def tiled(self, repeats):
+        """(m, c, shift) repeated `repeats` times along the channels (made once per count)."""
+        found = self._tiles.get(repeats)
+        if found is None:
+            found = self._tiles[repeats] = tuple(v if v is None or np.ndim(v) == 0 else np.tile(v, repeats)
+                                                 for v in (self.m, self.c, self.shift))
+        return found
 
 
 def _output_range(bits, relu):
@@ -64,7 +83,8 @@ def affine_constants(bias, scales, shift, bb, pb, ob, acc_bound, dtype, ceiling=
         scales: per-channel output_scales (>= 0); shift: per-channel output_shift, |s| <= 31.
         bb, pb, ob: buffer_bits, post_op_buffer_bits, output_bits.
         acc_bound: static bound of |acc| per channel (or one int for all).
-        dtype: np.float32 or np.float64, the float type y is computed in.
+        dtype: np.float32 or np.float64, the float type y is computed in; or np.int32 (the
+            integer map `(acc·M + K) >> r`, taken only where no value overflows).
         ceiling: per-channel ReLU ceiling sat_pb(R(max_value, max_value_shift)); None without ReLU.
         rule: "standard" sat_pb(sat_bb(acc) + B), or "input" sat_bb(acc + B) (InputConv2D).
 
@@ -72,7 +92,9 @@ def affine_constants(bias, scales, shift, bb, pb, ob, acc_bound, dtype, ceiling=
         AffinePost, or None.
     """
     dtype = np.dtype(dtype)
-    exact = 1 << (24 if dtype == np.float32 else 53)
+    integer = np.issubdtype(dtype, np.integer)
+    # integers are exact at any size (their overflow is checked below): no float limit
+    exact = 1 << (62 if integer else 24 if dtype == np.float32 else 53)
     b, s, sh = (np.asarray(v, np.int64) for v in (bias, scales, shift))
     relu = ceiling is not None
     low, high = _output_range(ob, relu)
@@ -100,12 +122,37 @@ def affine_constants(bias, scales, shift, bb, pb, ob, acc_bound, dtype, ceiling=
     bottom_ok = (a_lo <= -acc_bound) | (_exact_outputs(a_lo, b, s, sh, half) <= low)
     if not (np.all(top_ok) and np.all(bottom_ok)):
         return None
+    if integer:
+        return _int32_constants(b, s, sh, half, acc_bound, low, high, ob)
     power = np.ldexp(1.0, sh)  # float64, exact for |s| <= 31
     m = (s * power).astype(dtype)
     c = ((b * s + half) * power).astype(dtype)
     return AffinePost(dtype=dtype, m=m, c=c, low=low, high=high, floor=low < 0,
                       out_dtype=np.dtype(output_dtype(ob)))
 
+
+INT32_MAX = (1 << 31) - 1
+
+
+def _int32_constants(b, s, sh, half, acc_bound, low, high, ob):
+    """The int32 AffinePost (M, K, r), or None when some |acc·M + K| within ±acc_bound may pass INT32_MAX."""
+    lift = np.maximum(sh, 0)
+    m, c = s << lift, (b * s + half) << lift
+    # float64 holds these products exactly below 2**53, and beyond that they are far past INT32_MAX
+    reach = acc_bound.astype(np.float64) * m + np.abs(c)
+    if np.any(acc_bound > INT32_MAX) or np.any(reach > INT32_MAX):
+        return None
+    shift = np.maximum(-sh, 0).astype(np.int32)
+    if shift.size and np.all(shift == shift[0]):
+        shift = np.int32(shift[0])  # one scalar shift: 3x faster than a per-channel array
+    return AffinePost(dtype=np.dtype(np.int32), m=m.astype(np.int32), c=c.astype(np.int32), low=low, high=high,
+                      floor=False, out_dtype=np.dtype(output_dtype(ob)), shift=shift)
+
+
+TILE_CHANNELS = 64
+"""Below this many channels, `affine_post` views the sums as rows of whole output rows (width·C values) with its
+constants repeated to match: numpy's inner loops then run over the row instead of C values (32 channels: 103 ->
+82 µs float32, 135 -> 97 µs int32 for 64x64 sums); from 64 channels on it gained nothing."""
 
 CHUNK_VALUES = 1 << 16
 """`affine_post` works through the sums in chunks of about this many values (256-512 KB), so that its three
@@ -124,25 +171,44 @@ def affine_post(acc, constants, inplace=False):
         the outputs, dtype of `ob`-bit outputs.
     """
     out = np.empty(acc.shape, constants.out_dtype)
-    if not acc.flags.c_contiguous or acc.size <= CHUNK_VALUES:
-        _affine_chunk(acc, constants, out, inplace and acc.dtype == constants.dtype)
+    m, c, shift = constants.m, constants.c, constants.shift
+    if acc.flags.c_contiguous and acc.ndim >= 3 and 1 < acc.shape[-2] and acc.shape[-1] < TILE_CHANNELS:
+        repeats = acc.shape[-2]  # rows of whole output rows, the constants repeated along them
+        m, c, shift = constants.tiled(repeats)
+        flat, flat_out = acc.reshape(-1, repeats * acc.shape[-1]), out.reshape(-1, repeats * acc.shape[-1])
+    elif acc.flags.c_contiguous:
+        flat, flat_out = acc.reshape(-1, acc.shape[-1]), out.reshape(-1, acc.shape[-1])
+    else:
+        _affine_chunk(acc, (m, c, shift), constants, out, inplace and acc.dtype == constants.dtype)
         return out
-    flat, flat_out = acc.reshape(-1, acc.shape[-1]), out.reshape(-1, acc.shape[-1])
-    rows = max(1, CHUNK_VALUES // flat.shape[1])
     own = inplace and acc.dtype == constants.dtype
-    buffer = None if own else np.empty((rows, flat.shape[1]), constants.dtype)
+    rows = max(1, CHUNK_VALUES // flat.shape[1])
+    buffer = None if own else np.empty((min(rows, flat.shape[0]), flat.shape[1]), constants.dtype)
     for top in range(0, flat.shape[0], rows):
         part = flat[top:top + rows]
-        _affine_chunk(part, constants, flat_out[top:top + rows], own,
+        _affine_chunk(part, (m, c, shift), constants, flat_out[top:top + rows], own,
                       None if own else buffer[:part.shape[0]])
     return out
 
 
-def _affine_chunk(acc, constants, out, inplace, buffer=None):
-    """out = clip(floor(acc·m + c)) for one chunk; y is computed in `acc` (inplace), `buffer` or a new array."""
+def _affine_chunk(acc, tiles, constants, out, inplace, buffer=None):
+    """out = clip(floor(acc·m + c)) for one chunk; y is computed in `acc` (inplace), `buffer` or a new array.
+    `tiles`: (m, c, shift) as broadcast against `acc`'s last axis."""
+    m, c, shift = tiles
     y = acc if inplace else buffer
-    y = np.multiply(acc, constants.m, out=y, dtype=constants.dtype)
-    y += constants.c
+    if shift is not None:  # int32: (acc·M + K) >> r, the floor exactly
+        y = np.empty(acc.shape, np.int32) if y is None else y
+        np.copyto(y, acc, casting="unsafe")  # exact integers of magnitude < 2**31 (see _int32_constants)
+        y *= m
+        y += c
+        if np.ndim(shift) or shift:
+            np.right_shift(y, shift, out=y)
+        # the clip in int32 then the cast: 40% less time than numpy's casting clip from int32 to int8
+        np.clip(y, constants.low, constants.high, out=y)
+        np.copyto(out, y, casting="unsafe")
+        return
+    y = np.multiply(acc, m, out=y, dtype=constants.dtype)
+    y += c
     if constants.floor:  # else y is clipped to >= 0, where the cast's truncation is the floor
         np.floor(y, out=y)
     np.clip(y, constants.low, constants.high, out=out, casting="unsafe")

@@ -1,8 +1,10 @@
-"""The float affine POST (kernels/v2_affine.py) against the per-element POST of the loop reference.
+"""The affine POST (kernels/v2_affine.py: float32, int32, float64) against the per-element POST of the
+loop reference.
 
 Random constants (bit widths 4..32, shifts ±31, scales 0..255, both bias rules, ReLU ceilings),
 sums drawn over the whole static bound and at its ends, and at the ends of float32's exact range;
-plus cases where float32 would round and the constants must refuse it (the general path then runs).
+plus cases where float32 would round or int32 overflow and the constants must refuse them (the next
+dtype, or the general path, then runs).
 """
 import numpy as np
 import pytest
@@ -62,7 +64,7 @@ def test_affine_post_equals_the_reference_whenever_the_constants_allow_it(seed):
     rng = np.random.default_rng(seed)
     bias, scales, shift, bb, pb, ob, rule, ceiling, acc_bound = _draw(rng)
     taken = []
-    for dtype in (np.float32, np.float64):
+    for dtype in (np.float32, np.int32, np.float64):
         constants = affine.affine_constants(bias, scales, shift, bb, pb, ob, acc_bound, dtype, ceiling, rule)
         if constants is None:
             continue
@@ -72,18 +74,25 @@ def test_affine_post_equals_the_reference_whenever_the_constants_allow_it(seed):
         got = affine.affine_post(acc.copy(), constants, inplace=True)
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected, err_msg=f"{dtype.__name__} {constants}")
-    if np.float32 in taken:
-        assert np.float64 in taken  # float64's interval contains float32's
+    if np.float32 in taken or np.int32 in taken:
+        assert np.float64 in taken  # float64's interval contains float32's; int32's bound is tighter
 
 
-def test_both_paths_are_exercised():
-    counts = {np.float32: 0, np.float64: 0, None: 0}
+def test_every_path_is_exercised():
+    """Each dtype is taken for many draws, int32 often where float32 is refused (its place in the layers'
+    order of preference: float32, int32, float64), and some draws take none (the general path). float64
+    alone is rare here: test_int32_takes_the_sums_float32_would_round_and_refuses_an_overflow builds it."""
+    taken = {np.float32: 0, np.int32: 0, np.float64: 0}
+    first_int32 = none = 0
     for seed in range(500):
         bias, scales, shift, bb, pb, ob, rule, ceiling, acc_bound = _draw(np.random.default_rng(seed))
-        made = [dtype for dtype in (np.float32, np.float64)
+        made = [dtype for dtype in (np.float32, np.int32, np.float64)
                 if affine.affine_constants(bias, scales, shift, bb, pb, ob, acc_bound, dtype, ceiling, rule)]
-        counts[made[0] if made else None] += 1
-    assert min(counts.values()) >= 25, counts
+        for dtype in made:
+            taken[dtype] += 1
+        first_int32 += bool(made) and made[0] == np.int32
+        none += not made
+    assert min(taken.values()) >= 25 and first_int32 >= 25 and none >= 25, (taken, first_int32, none)
 
 
 def test_float32_is_refused_where_it_would_round_inside_the_output_range():
@@ -98,6 +107,38 @@ def test_float32_is_refused_where_it_would_round_inside_the_output_range():
     exact = _reference(acc, bias, scales, shift, 32, 32, 8, "standard", None)
     assert exact[:2, 0].tolist() == [61, 93] and naive[:2, 0].tolist() == [62, 94]
     np.testing.assert_array_equal(affine.affine_post(acc.astype(np.float32), constants), exact)
+
+
+def test_int32_takes_the_sums_float32_would_round_and_refuses_an_overflow():
+    # the case above: |acc·M + K| <= 2**20·251 + 2**19 < 2**31, so int32 holds every value; its right
+    # shift by 20 is the floor (61, not float32's 62)
+    bias, scales, shift = np.array([0]), np.array([251]), np.array([-20])
+    constants = affine.affine_constants(bias, scales, shift, 32, 32, 8, 2 ** 20, np.int32)
+    assert constants.dtype == np.int32 and int(constants.shift) == 20 and np.ndim(constants.shift) == 0
+    acc = np.array([[256922], [390605], [0], [-2 ** 20], [2 ** 20], [-1]], np.int64)
+    exact = _reference(acc, bias, scales, shift, 32, 32, 8, "standard", None)
+    for dtype in (np.float32, np.float64, np.int64):
+        np.testing.assert_array_equal(affine.affine_post(acc.astype(dtype), constants), exact)
+    # (2**23 + 2**16) · 255 > 2**31: some sums would overflow int32, which is not monotone; float64 holds
+    wide = 2 ** 23 + 2 ** 16
+    assert affine.affine_constants(bias, np.array([255]), shift, 32, 32, 8, wide - 2 ** 16, np.int32) is not None
+    assert affine.affine_constants(bias, np.array([255]), shift, 32, 32, 8, wide, np.int32) is None
+    assert affine.affine_constants(bias, np.array([255]), shift, 32, 32, 8, wide, np.float64) is not None
+    # a left shift multiplies M and K: 2**21 · 251 · 2**2 < 2**31 < 2**22 · 251 · 2**2 (32-bit outputs)
+    assert affine.affine_constants(bias, scales, np.array([2]), 32, 32, 32, 2 ** 21, np.int32) is not None
+    assert affine.affine_constants(bias, scales, np.array([2]), 32, 32, 32, 2 ** 22, np.int32) is None
+
+
+def test_int32_shifts_per_channel_and_left_shifts():
+    """Different right shifts per channel stay an array; shifts >= 0 fold 2**s into M and K (no shift)."""
+    bias, scales = np.array([5, -9, 100]), np.array([200, 3, 77])
+    for shift in (np.array([-3, -7, -12]), np.array([0, 1, 2])):
+        constants = affine.affine_constants(bias, scales, shift, 24, 32, 16, 2 ** 12, np.int32)
+        assert constants is not None and constants.dtype == np.int32
+        assert np.ndim(constants.shift) == (1 if shift[0] < 0 else 0)
+        acc = np.random.default_rng(0).integers(-2 ** 12, 2 ** 12 + 1, (50, 3))
+        expected = _reference(acc, bias, scales, shift, 24, 32, 16, "standard", None)
+        np.testing.assert_array_equal(affine.affine_post(acc.astype(np.float32), constants), expected)
 
 
 def test_float32_is_taken_when_the_ends_of_its_exact_range_saturate():
@@ -123,14 +164,15 @@ def test_a_saturating_buffer_or_ceiling_inside_the_output_range_is_refused():
 
 
 @pytest.mark.parametrize("acc_dtype, dtype, shift", [(np.float32, np.float32, -14), (np.float32, np.float64, -20),
-                                                     (np.int64, np.float64, -3), (np.float64, np.float64, 2)])
+                                                     (np.int64, np.float64, -3), (np.float64, np.float64, 2),
+                                                     (np.float32, np.int32, -20), (np.int64, np.int32, 1)])
 def test_chunked_affine_post_equals_one_pass(monkeypatch, acc_dtype, dtype, shift):
     rng = np.random.default_rng(abs(shift))
     channels = 7
     bias, scales = rng.integers(-300, 300, channels), rng.integers(0, 256, channels)
     shifts = np.full(channels, shift)
     constants = affine.affine_constants(bias, scales, shifts, 32, 32, 8, 2 ** 20, dtype)
-    assert constants is not None and constants.floor
+    assert constants is not None and (constants.floor or dtype == np.int32)
     acc = rng.integers(-2 ** 20, 2 ** 20 + 1, (3, 101, 99, channels)).astype(acc_dtype)  # > CHUNK_VALUES
     assert acc.size > affine.CHUNK_VALUES
     chunked = affine.affine_post(acc.copy(), constants, inplace=True)
@@ -139,3 +181,23 @@ def test_chunked_affine_post_equals_one_pass(monkeypatch, acc_dtype, dtype, shif
     rows = rng.integers(0, acc.shape[1], 3)
     np.testing.assert_array_equal(chunked[:, rows], _reference(acc[:, rows], bias, scales, shifts, 32, 32, 8,
                                                                "standard", None))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float64])
+def test_rows_with_repeated_constants_equal_the_per_channel_map(monkeypatch, dtype):
+    """Below TILE_CHANNELS channels the sums are viewed as whole output rows against the constants repeated
+    along them (made once per width); the outputs equal the per-channel broadcast's."""
+    rng = np.random.default_rng(7)
+    channels = 5
+    bias, scales = rng.integers(-300, 300, channels), rng.integers(0, 256, channels)
+    shifts = rng.integers(-20, -8, channels)
+    constants = affine.affine_constants(bias, scales, shifts, 32, 32, 8, 2 ** 18, dtype, np.full(channels, 2 ** 30))
+    assert constants is not None and constants.dtype == dtype
+    acc = rng.integers(-2 ** 18, 2 ** 18 + 1, (2, 9, 13, channels)).astype(np.float32)
+    tiled = affine.affine_post(acc.copy(), constants, inplace=True)
+    assert 13 in constants._tiles
+    monkeypatch.setattr(affine, "TILE_CHANNELS", 0)
+    np.testing.assert_array_equal(tiled, affine.affine_post(acc.copy(), constants, inplace=True))
+    expected = _reference(acc.reshape(-1, channels), bias, scales, shifts, 32, 32, 8, "standard",
+                          np.full(channels, 2 ** 30)).reshape(acc.shape)
+    np.testing.assert_array_equal(tiled, expected)

@@ -93,11 +93,12 @@ def _bench_like_layers(shift):
 
 
 @pytest.mark.parametrize("shift, dtypes", [(-14, (np.float32, np.float32, np.float32)),
-                                           (-20, (np.float64, np.float64, np.float64))])
+                                           (-20, (np.int32, np.int32, np.int32))])
 def test_plans_of_8_bit_layers_and_their_outputs(shift, dtypes):
     """8-bit layers as in bench/runtime_v2.py take the float32 affine POST while its exact range reaches
-    the saturated outputs (shift -14), float64 beyond (shift -20: float32 would round); the outputs equal
-    the loop reference either way, and the plans are made once per input dtype."""
+    the saturated outputs (shift -14), int32 beyond (shift -20: float32 would round, and every acc·M + K
+    fits int32); the outputs equal the loop reference either way, and the plans are made once per input
+    dtype."""
     model = _bench_like_layers(shift)
     x = np.random.default_rng(2).integers(0, 256, (2, 9, 9, 3)).astype(np.uint8)
     np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x))
@@ -265,3 +266,61 @@ def test_fifo_sums_follow_their_bound_across_calls(depthwise, seed):
             assert np.abs(acc[step].astype(np.int64)).max() <= bound
         np.testing.assert_array_equal(np.asarray(fifo, np.int64), np.array(history[-depth:]))
     assert np.dtype(np.float32) in dtypes and np.dtype(np.int64) in dtypes
+
+
+def test_float32_global_pooling_equals_the_loop_reference(monkeypatch):
+    """Global average pooling after float32 sums takes the float32 steps (bias, ReLU and its ceiling, the sum
+    over positions in float64) where no saturation can act, the general path elsewhere (narrow buffers, sums
+    near 2**24); the outputs equal the loop reference on both, ceilings that act included."""
+    from akida_core.layers.v2 import convolution
+    taken = []
+    original = convolution.float32_pooled_sums
+
+    def spy(*args):  # one call: it adds the bias to the sums in place
+        result = original(*args)
+        taken.append(result is not None)
+        return result
+    monkeypatch.setattr(convolution, "float32_pooled_sums", spy)
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        model = ak.Model()
+        model.add(ak.InputData((int(rng.integers(1, 6)), int(rng.integers(1, 6)), 4), input_bits=8))
+        model.add(ak.Conv2D(3, int(rng.choice([1, 3])), pool_type=ak.PoolType.Average,
+                            activation=ak.ActivationType(int(rng.integers(0, 2))),
+                            buffer_bits=int(rng.choice([12, 20, 28, 32])),
+                            post_op_buffer_bits=int(rng.choice([16, 24, 32])), output_bits=int(rng.choice([4, 8])),
+                            name="gap"))
+        layer = model.get_layer("gap")
+        randomize(layer, rng)
+        if "max_value" in layer.variables.names and seed % 2:  # ceilings low enough to act
+            layer.variables["max_value_shift"] = np.zeros(3, np.uint8)
+        x = rng.integers(-128, 128, (2, *model.input_shape)).astype(np.int8)
+        np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x), err_msg=f"seed {seed}")
+    assert sum(taken) >= 8 and len(taken) - sum(taken) >= 8, taken
+
+
+@pytest.mark.parametrize("weight, taken", [(1, True), (10, False)])
+def test_global_pooling_whose_sum_may_saturate_takes_the_general_path(weight, taken):
+    """A 16-bit post buffer: 25 positions of sums up to 128·4·weight stay below 2**15 with weight 1 (float32
+    steps) but not with weight 10, where the ordered saturating sum decides the outputs."""
+    from akida_core.layers.v2 import convolution
+    model = ak.Model()
+    model.add(ak.InputData((5, 5, 4), input_bits=8))
+    model.add(ak.Conv2D(2, 1, pool_type=ak.PoolType.Average, activation=ak.ActivationType.NoActivation,
+                        post_op_buffer_bits=16, output_bits=8, name="gap"))
+    layer = model.get_layer("gap")
+    layer.variables["weights"] = np.full((1, 1, 4, 2), weight, np.int8)
+    layer.variables["bias"] = np.array([3, -3], np.int8)
+    layer.variables["output_scales"] = np.array([1, 1], np.uint8)
+    layer.variables["output_shift"] = np.array([-8, -8], np.int8)
+    x = np.full((2, 5, 5, 4), 127, np.int8)
+    x[1] = -128
+    x[1, 0, 0] = 127  # the sum saturates low first, then climbs: the order matters
+    c = layer._prepared()
+    plan = input_plan(layer, x.dtype, c["input_shift"], c["kernel"])
+    acc, bound = k2.convolve2d(x, c["kernel"], 1, ak.Padding.Same, plan.x_bound)
+    assert (convolution.float32_pooled_sums(acc, c["post"], bound) is not None) == taken
+    expected = ref.run_model(model, x)
+    np.testing.assert_array_equal(model.forward(x), expected)
+    if not taken:  # the sums did saturate: a plain sum would give other outputs
+        assert np.abs(expected).max() == 127

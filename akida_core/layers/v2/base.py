@@ -413,12 +413,13 @@ def input_plan(layer, dtype, input_shift, kernel, rule="standard", wrap=True, x_
 
 
 def affine_for(post, acc_bounds, sum_bound, rule="standard"):
-    """The float AffinePost of `post` (kernels/v2_affine.py) for sums bounded per channel by `acc_bounds`
-    whose partial sums stay within `sum_bound` (float32 sums below 2**24, else float64), or None (LUT and
-    global pooling are not nondecreasing maps of one sum; or the bounds do not prove it exact)."""
+    """The AffinePost of `post` (kernels/v2_affine.py) for sums bounded per channel by `acc_bounds` whose
+    partial sums stay within `sum_bound`, or None (LUT and global pooling are not nondecreasing maps of one
+    sum; or the bounds do not prove it exact). float32 sums (below 2**24) try a float32 map, then an int32 one
+    (half the float64 map's time on float32 sums), then float64; wider sums take float64."""
     if post.activation == ActivationType.LUT:
         return None
-    dtypes = (np.float32, np.float64) if sum_bound < 1 << 24 else (np.float64,)
+    dtypes = (np.float32, np.int32, np.float64) if sum_bound < 1 << 24 else (np.float64,)
     for dtype in dtypes:
         constants = affine.affine_constants(post.bias, post.scales, post.shift, post.bb, post.pb, post.ob,
                                             acc_bounds, dtype, post.ceiling, rule)

@@ -79,6 +79,10 @@ def pool_and_finish(layer, acc, post, rule="standard", bound=None, plan=None):
         if p.pool_type == PoolType.Max:
             out = k2.max_pool(out, p.pool_size, p.pool_stride, p.padding)
         return out
+    if p.pool_type == PoolType.Average and rule == "standard":
+        pooled = float32_pooled_sums(acc, post, bound)
+        if pooled is not None:
+            return finish(pooled[0], post, pooled[1])
     values, bound = add_bias(acc, post, rule, bound)
     if p.pool_type == PoolType.Max:
         values = k2.max_pool(values, p.pool_size, p.pool_stride, p.padding)
@@ -92,6 +96,33 @@ def pool_and_finish(layer, acc, post, rule="standard", bound=None, plan=None):
             values = k2.global_sum(values, post.pb)
             bound = 1 << (post.pb - 1)
     return finish(values, post, bound)
+
+
+def float32_pooled_sums(acc, post, bound):
+    """POST steps 2-5 with global average pooling on float32 sums, in float32, where no saturation can act:
+    (per-sample sums over the positions of relu(acc + B) as float64 (n, 1, 1, c), their bound), or None.
+
+    With |acc| <= bound below the buffer's saturation, |acc + B| below 2**24 (exact in float32) and the post
+    buffer's saturation, and so the ReLU ceilings that can act (float32 integers then), and the positions'
+    sum below the post buffer's saturation, every step is the plain one and exact (the sum in float64). 3 float32 passes
+    instead of float64 ones: an 8x8x512 map's POST 83 -> 45 µs at batch 1, 6.8 -> 2.2 ms at batch 64.
+    """
+    if acc.dtype != np.float32 or bound is None or post.activation == ActivationType.LUT:
+        return None
+    reach = int(bound) + int(np.abs(post.bias).max(initial=0))  # bound of |acc + B|
+    if int(bound) >= 1 << (post.bb - 1) or reach >= min(1 << 24, 1 << (post.pb - 1)):
+        return None
+    pixels = acc.shape[1] * acc.shape[2]
+    relu = post.activation == ActivationType.ReLU
+    top = min(reach, int(post.ceiling.max(initial=0))) if relu else reach
+    if top * pixels >= 1 << (post.pb - 1):
+        return None
+    values = np.add(acc, post.bias.astype(np.float32), out=acc)
+    if relu:
+        np.maximum(values, np.float32(0), out=values)
+        if post.ceiling.min(initial=0) < reach:  # ceilings below reach < 2**24 are float32 integers
+            np.minimum(values, post.ceiling.astype(np.float32), out=values)
+    return values.sum(axis=(1, 2), keepdims=True, dtype=np.float64), top * pixels
 
 
 BLOCK_BYTES = 1 << 20
