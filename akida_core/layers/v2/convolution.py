@@ -125,10 +125,12 @@ def float32_pooled_sums(acc, post, bound):
     return values.sum(axis=(1, 2), keepdims=True, dtype=np.float64), top * pixels
 
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 21
 """A convolution layer runs a batch in blocks of samples whose float32 sums take about this many bytes (at
 least one sample), so that the sums, their POST and the next block's inputs stay in the cache: 10-40% less
-time per sample at batch 16 than one pass over the batch (measured on bench/runtime_v2.py's layers)."""
+time per sample at batch 16 than one pass over the batch (measured on bench/runtime_v2.py's layers). 2 MiB
+rather than 1: with the two worker threads, bench/runtime_v2.py's graph ran 7% (batch 64) and 12% (batch 16)
+faster, medians of 6 alternations on 7 December 2026 (fewer calls per sample); 4 MiB was slower again."""
 
 
 def run_in_blocks(layer, x, run):
