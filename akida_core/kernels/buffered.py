@@ -14,12 +14,7 @@ the result before calling it again, and one buffered kernel serves one thread at
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .shared import FLOAT32_EXACT, _windows, output_group, output_size, padding_amounts
-
-TRANSPOSED_IM2COL_WIDTH = 16
-"""Below this many contiguous values per window row (kw·c, e.g. an image input's 3×1 or 3×3), im2col copies
-in the transposed layout (kh·kw·c rows of the output positions), whose inner loop runs along a whole output
-row instead of a few values: 2–3× cheaper for a 28×28×1 input."""
+from .shared import FLOAT32_EXACT, TRANSPOSED_IM2COL_WIDTH, _windows, output_group, output_size, padding_amounts
 
 
 def _padded_buffer(input_shape, kernel_size, strides, padding, value, dtype):
