@@ -298,5 +298,5 @@ def devices():
 
 
 __all__ = ["AKD1000", "AKD1500", "AKD1500_v1", "Device", "FPGA_v2", "HwVersion", "IpVersion", "Mesh", "NP",
-           "NPType", "NSoC_v1", "NSoC_v2", "Pico_FPGA", "TwoNodesIP", "TwoNodesIPv1", "TwoNodesIP_v1", "create_device_v1",
-           "device_from_dict", "devices"]
+           "NPType", "NSoC_v1", "NSoC_v2", "Pico_FPGA", "TwoNodesIP", "TwoNodesIPv1", "TwoNodesIP_v1",
+           "create_device_v1", "device_from_dict", "devices"]

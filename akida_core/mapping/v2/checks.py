@@ -59,8 +59,8 @@ def _geometry_checks(layer, row, out):
         if kernel not in row.kernel_sizes:
             out.append(f"Kernel size must be {_alternatives(row.kernel_sizes)} (got {kernel}).")
         elif stride not in row.allowed_strides(kernel):
-            out.append(f"For a kernel size {kernel}, the kernel stride must be {_alternatives(row.allowed_strides(kernel))} "
-                       f"(got {stride}).")
+            allowed = _alternatives(row.allowed_strides(kernel))
+            out.append(f"For a kernel size {kernel}, the kernel stride must be {allowed} (got {stride}).")
     padding = getattr(p, "padding", None)
     if row.paddings and padding is not None:
         name = Padding(padding).name
@@ -194,7 +194,8 @@ def _size_checks(layer, row, out):
         else:
             out.append(f"The maximum input second dimension (d1) is {row.max_d1} (got {d1}).")
     shifts = layer._values.get("input_shift")
-    if row.max_input_shift is not None and shifts is not None and shifts.size and int(shifts.max()) > row.max_input_shift:
+    if row.max_input_shift is not None and shifts is not None and shifts.size \
+            and int(shifts.max()) > row.max_input_shift:
         largest = int(shifts.max())
         out.append(f"The variable input_shift should only contain unsigned values that use no more than "
                    f"{row.max_input_shift.bit_length()}-bit (largest value {largest} needs {largest.bit_length()} "

@@ -70,9 +70,9 @@ def find_skips(layers, outbounds, issues, table):
                            "model; it must be followed by one layer mapped on a CNP (Conv2D, DepthwiseConv2D or a "
                            "transposed convolution).")
         elif len(fed) > 1:
-            reasons.append(f"A layer which outputs directly to one skip dma and another skipdma via dual outputs is not "
-                           f"supported: the merge '{layer.name}' feeds {_kinds(fed)}; a merge must feed exactly one "
-                           "CNP layer. Hint: put a convolution between back-to-back residual blocks.")
+            reasons.append(f"A layer which outputs directly to one skip dma and another skipdma via dual outputs is "
+                           f"not supported: the merge '{layer.name}' feeds {_kinds(fed)}; a merge must feed exactly "
+                           "one CNP layer. Hint: put a convolution between back-to-back residual blocks.")
         elif fed[0].layer_type not in CNP_KINDS:
             reasons.append(f"Bad mapping on skip connection: the merge layer '{layer.name}' is followed by "
                            f"{_kinds(fed)}; it must be followed by a layer mapped on a CNP (Conv2D, DepthwiseConv2D "

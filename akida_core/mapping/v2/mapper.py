@@ -164,7 +164,8 @@ def _check_device(model, device):
             f"The IP version of the model and device must be identical: the model is IpVersion.{model_ip.name}"
             f"{' (it holds a StatefulRecurrent layer)' if model_ip is IpVersion.pico else ''}, the device "
             f"{device.name} is IpVersion.{device.ip_version.name}. Hint: "
-            + ("map it on PicoIP()." if model_ip is IpVersion.pico else "use an Akida 2.0 device such as SixNodesIPv2()."))
+            + ("map it on PicoIP()." if model_ip is IpVersion.pico
+               else "use an Akida 2.0 device such as SixNodesIPv2()."))
 
 
 
