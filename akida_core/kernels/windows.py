@@ -30,16 +30,22 @@ def depthwise_windows(padded, kernel, stride, oh, ow):
 
 def phase_padded(x, kernel_size, stride, padding, dtype):
     """x zero-padded per `padding`, in `dtype`, with its columns split by phase: (n, h', s, ⌈w'/s⌉, c) where
-    [:, :, p, u] is padded column u·s + p. One copy, as the plain padding."""
+    [:, :, p, u] is padded column u·s + p. One copy, as the plain padding; only the border is zeroed (a zeroed
+    allocation costs a fresh page per 4 KiB written: 20% of this function at 8x64x64x64)."""
     n, h, w, c = x.shape
     top, bottom = padding_amounts(h, kernel_size, stride, padding)
     left, right = padding_amounts(w, kernel_size, stride, padding)
-    out = np.zeros((n, top + h + bottom, stride, -(-(left + w + right) // stride), c), dtype)
+    out = np.empty((n, top + h + bottom, stride, -(-(left + w + right) // stride), c), dtype)
+    out[:, :top] = 0
+    out[:, top + h:] = 0
     for phase in range(stride):
         first = (phase - left) % stride  # the first input column landing in this phase
         columns = x[:, :, first::stride]
         start = (left + first) // stride
-        out[:, top:top + h, phase, start:start + columns.shape[2]] = columns
+        rows = out[:, top:top + h, phase]
+        rows[:, :, :start] = 0
+        rows[:, :, start + columns.shape[2]:] = 0
+        rows[:, :, start:start + columns.shape[2]] = columns
     return out
 
 

@@ -324,3 +324,23 @@ def test_global_pooling_whose_sum_may_saturate_takes_the_general_path(weight, ta
     np.testing.assert_array_equal(model.forward(x), expected)
     if not taken:  # the sums did saturate: a plain sum would give other outputs
         assert np.abs(expected).max() == 127
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+@pytest.mark.parametrize("padding", [ak.Padding.Same, ak.Padding.Valid])
+@pytest.mark.parametrize("width", [6, 7])
+def test_phase_split_padding_writes_every_cell(monkeypatch, kernel, padding, width):
+    """The phase-split copy zeroes only its border: with fresh memory full of NaN, every cell still equals the
+    zero-padded input's column u·s + p."""
+    from akida_core.kernels import shared, windows
+    x = np.random.default_rng(kernel).integers(-128, 128, (2, 5, width, 3)).astype(np.int8)
+    top, bottom = shared.padding_amounts(5, kernel, 2, padding)
+    left, right = shared.padding_amounts(width, kernel, 2, padding)
+    columns = -(-(left + width + right) // 2) * 2
+    padded = np.pad(x.astype(np.float32), ((0, 0), (top, bottom), (left, columns - left - width), (0, 0)))
+    expected = padded.reshape(2, top + 5 + bottom, columns // 2, 2, 3).transpose(0, 1, 3, 2, 4)
+    real = np.empty
+    monkeypatch.setattr(np, "empty", lambda shape, dtype=float: np.full(shape, np.nan, dtype))
+    got = windows.phase_padded(x, kernel, 2, padding, np.float32)
+    monkeypatch.setattr(np, "empty", real)
+    np.testing.assert_array_equal(got, expected)
