@@ -202,7 +202,7 @@ def _saturating_loop(terms, low, high, initial=0):
 def _closed_form(terms, low, high, initial=0):
     """saturating_sum's closed-form path, whatever the shape."""
     prefix = np.cumsum(np.asarray(terms, np.int64).T, axis=1) + np.asarray(initial, np.int64)[..., None]
-    return kernels.shared._clip_prefix_sums(prefix, low, high)
+    return kernels.saturating._clip_prefix_sums(prefix, low, high)
 
 
 @given(st.integers(1, 70), st.integers(1, 4), st.sampled_from([8, 2 ** 19, 2 ** 21]), st.integers(0, 2 ** 32 - 1))
@@ -211,7 +211,7 @@ def test_saturating_sum_equals_the_sequential_clip(rows, columns, scale, seed):
     terms = np.random.default_rng(seed).integers(-scale, scale, (rows, columns)).astype(np.int64)
     low, high = -2 ** 19, 2 ** 19 - 1
     expected = _saturating_loop(terms, low, high)
-    assert kernels.shared.saturating_sum(terms, low, high).tolist() == expected
+    assert kernels.saturating.saturating_sum(terms, low, high).tolist() == expected
     assert _closed_form(terms, low, high).tolist() == expected
 
 
@@ -233,13 +233,13 @@ def test_saturating_sum_property_against_the_loop(case):
     # small bounds, so clips happen often; huge terms (12 of them sum below 2**62) jump from bound to bound
     terms, low, high, initial = case
     expected = _saturating_loop(terms, low, high, initial)
-    assert kernels.shared.saturating_sum(terms, low, high, initial).tolist() == expected
+    assert kernels.saturating.saturating_sum(terms, low, high, initial).tolist() == expected
     if len(terms):
         assert _closed_form(terms, low, high, initial).tolist() == expected  # also on the sequential path's shapes
 
 
 def test_saturating_sum_edge_cases():
-    total = kernels.shared.saturating_sum
+    total = kernels.saturating.saturating_sum
     assert total(np.zeros((9, 2), np.int64), 0, 0).tolist() == [0, 0]  # a register of one value
     assert total(np.array([[5, -5]] * 9), 0, 0).tolist() == [0, 0]
     assert total(np.zeros((9, 2), np.int64), -8, 7, np.array([-8, 7])).tolist() == [-8, 7]  # all terms zero
@@ -249,20 +249,20 @@ def test_saturating_sum_edge_cases():
 
 def test_saturating_sum_of_many_terms_and_columns_takes_both_paths_and_equals_the_loop():
     rng = np.random.default_rng(5)
-    for shape in [(125, 9), (3, 300), (40, kernels.shared.SEQUENTIAL_COLUMNS)]:
+    for shape in [(125, 9), (3, 300), (40, kernels.saturating.SEQUENTIAL_COLUMNS)]:
         terms = rng.integers(-2 ** 18, 2 ** 18, shape).astype(np.int64)
         terms[:40, 0] = 2 ** 17  # saturates early, then comes back
         initial = rng.integers(-2 ** 19, 2 ** 19, shape[1])
         expected = _saturating_loop(terms, -2 ** 19, 2 ** 19 - 1, initial)
-        assert kernels.shared.saturating_sum(terms, -2 ** 19, 2 ** 19 - 1, initial).tolist() == expected
+        assert kernels.saturating.saturating_sum(terms, -2 ** 19, 2 ** 19 - 1, initial).tolist() == expected
         assert _closed_form(terms, -2 ** 19, 2 ** 19 - 1, initial).tolist() == expected
 
 
 def test_saturating_sum_hand_examples():
     low, high = -8, 7
-    assert kernels.shared.saturating_sum(np.array([[5], [5], [-3]]), low, high).tolist() == [4]   # 7, then 4
-    assert kernels.shared.saturating_sum(np.array([[-20], [3], [30], [-1]]), low, high).tolist() == [6]
-    assert kernels.shared.saturating_sum(np.array([[2]]), low, high).tolist() == [2]
+    assert kernels.saturating.saturating_sum(np.array([[5], [5], [-3]]), low, high).tolist() == [4]   # 7, then 4
+    assert kernels.saturating.saturating_sum(np.array([[-20], [3], [30], [-1]]), low, high).tolist() == [6]
+    assert kernels.saturating.saturating_sum(np.array([[2]]), low, high).tolist() == [2]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -304,6 +304,6 @@ def test_conv_and_depthwise_on_non_contiguous_inputs(strides):
 
 def test_saturating_sum_starts_from_the_initial_register_value():
     terms = np.array([[3, -4], [5, -6]])
-    for total in (kernels.shared.saturating_sum, _closed_form):
+    for total in (kernels.saturating.saturating_sum, _closed_form):
         got = total(terms, -8, 7, np.array([2, -1]))
         assert got.tolist() == [7, -8]  # 2+3=5, 5+5 -> 7; -1-4=-5, -5-6 -> -8
