@@ -297,7 +297,8 @@ batch 4); beyond 2048 values it gained nothing."""
 def output_group(ow, c):
     """How many neighbouring outputs of a row (dividing `ow`) `grouped_windows` sums together: as many as keep
     g·c within GROUP_VALUES."""
-    return max(g for g in range(1, ow + 1) if ow % g == 0 and g * c <= max(GROUP_VALUES, c))
+    largest = min(ow, max(GROUP_VALUES // c, 1))
+    return max(g for g in range(1, largest + 1) if ow % g == 0)
 
 
 def grouped_windows(columns, taps, row_stride, oh, ow):
