@@ -105,7 +105,7 @@ class NeuralQuantization:
         """Export the integers of this layer (the same tensors ``call`` uses). See the contract."""
         integer = self.integer_weights()
         weights = [np.asarray(w.numpy()).astype(np.int8) for w in integer]
-        bias = self._integer_bias(self._all_pv_potential(integer))  # as integer_bias(), once
+        bias = self.integer_bias(integer)  # from the integer weights above, not computed again
         params = {
             "layer_type": type(self).__name__,
             "weights": weights[0],
@@ -124,9 +124,10 @@ class NeuralQuantization:
                           strides=tuple(int(v) for v in self.strides), padding=self.padding)
         return params
 
-    def integer_bias(self):
-        """Integer bias per output channel (float tensor holding integers)."""
-        weights = self.integer_weights()
+    def integer_bias(self, integer_weights=None):
+        """Integer bias per output channel (float tensor holding integers); `integer_weights`: this
+        layer's `integer_weights()` when the caller already has them."""
+        weights = self.integer_weights() if integer_weights is None else integer_weights
         return self._integer_bias(self._all_pv_potential(weights))
 
     def effective_kernel(self):
