@@ -17,8 +17,8 @@ from ..layers.v2 import validate_v2_inputs
 from . import description
 from .building import GraphBuilding
 from .description import MAX_LAYERS, MODEL_DICT_VERSION  # noqa: F401 (MODEL_DICT_VERSION: public name)
-from . import inference
-from .inference import InferencePlan, forward_in_slices
+from . import inference, running
+from .inference import InferencePlan
 from .inputs import validate_batch_size, validate_inputs
 from .state import arrays_to_lists, check_depth, lists_to_arrays
 from .statistics import Statistics
@@ -258,53 +258,30 @@ class Model(GraphBuilding):
         if chain is not None:
             with limited_threads() as limiter:
                 limiter.set(1)
-                self._statistics, outputs = self._run_chain(plan, chain, inputs)
+                self._statistics, outputs = running.run_chain(plan, chain, inputs)
             return outputs
+        # pieces too large for the buffered forwards may run through them a few samples at a time
+        samples = inference.chain_samples(plan, inputs.shape, min(step, size))
         with limited_threads() as limiter:  # BLAS threads per layer (threads.py)
+            if samples:
+                limiter.set(1)  # every product of a chain is small
+                samples = samples if running.chains_pay(plan, inputs[:step], samples) else 0
             if workers > 1:
                 limiter.set(1)  # the workers are the parallelism; one BLAS thread each
                 limiter = None
-            results = run_pieces(lambda start: self._run_piece(plan, inputs[start:start + step], limiter,
-                                                               banding=workers == 1),
-                                 list(range(0, size, step)), workers)
+            if samples:
+                def piece(start):
+                    return running.run_in_chains(plan, inputs[start:start + step], samples)
+            else:
+                def piece(start):
+                    return running.run_piece(plan, inputs[start:start + step], limiter, banding=workers == 1)
+            results = run_pieces(piece, list(range(0, size, step)), workers)
         stats = results[0][1]
         for _, piece_stats in results[1:]:
             stats.merge(piece_stats)
         self._statistics = stats
         outputs = [x for x, _ in results]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
-
-    @staticmethod
-    def _run_chain(plan, chain, inputs):
-        """(Statistics, outputs of the last layer) of `inputs` through the buffered forwards of
-        `inference.buffered_chain` (the last result copied: it is a buffer)."""
-        stats = Statistics.for_layers(plan.layers, plan.entries)
-        x = inputs
-        for layer, forward in zip(plan.layers, chain):
-            x = forward(x)
-            stats.record(layer, x)
-        return stats, x.copy()
-
-    @staticmethod
-    def _run_piece(plan, inputs, limiter, banding=False):
-        """(outputs of the last layer, Statistics) of `inputs` through the plan's layers, in topological
-        order (`banding`: large one-sample layer calls may use worker threads, see forward_in_slices)."""
-        stats = Statistics.for_layers(plan.layers, plan.entries)
-        results = {}
-        last = len(plan.steps) - 1
-        for index, (layer, reads, frees) in enumerate(plan.steps):
-            keep = index == last  # the result leaves the piece: not a buffer of the layer's (inference.py)
-            if reads is None:
-                x = forward_in_slices(layer, inputs, limiter, banding, keep)
-            elif layer.ip_version is IpVersion.v2:
-                x = forward_in_slices(layer, [results[key] for key in reads], limiter, keep=keep)
-            else:
-                x = forward_in_slices(layer, results[reads[0]], limiter, banding, keep)
-            stats.record(layer, x)
-            results[index] = x
-            for key in frees:  # free what no later layer reads
-                results.pop(key, None)
-        return x, stats
 
     def forward(self, inputs, batch_size=0):
         """Integer inference.

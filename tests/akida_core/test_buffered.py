@@ -12,7 +12,7 @@ import akida_core as ak
 from akida_core import kernels
 from akida_core.enums import Padding
 from akida_core.kernels import buffered, shared
-from akida_core.model import inference
+from akida_core.model import inference, running
 
 from bench.models import BENCHMARK_MODELS, random_inputs
 from tests.akida_core import reference
@@ -319,7 +319,6 @@ def _events(model):
 
 
 def test_small_calls_of_a_chain_of_layers_skip_the_per_layer_decisions(monkeypatch):
-    from akida_core.model.graph import Model
     model = _pooled_model(ak.PoolType.Max, ak.Padding.Same)
     from bench.models import randomize
     randomize(model, seed=4)
@@ -331,7 +330,7 @@ def test_small_calls_of_a_chain_of_layers_skip_the_per_layer_decisions(monkeypat
 
     def refuse(*args, **kwargs):
         raise AssertionError("a small call of a chain of buffered layers should not run piece by piece")
-    monkeypatch.setattr(Model, "_run_piece", staticmethod(refuse))
+    monkeypatch.setattr(running, "run_piece", refuse)
     model._plan = None  # a fresh plan: the chain is made on the next call
     np.testing.assert_array_equal(model.forward(x), regular)
     assert _events(model) == regular_events  # the same statistics

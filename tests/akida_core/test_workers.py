@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import akida_core as ak
-from akida_core.model import workers
+from akida_core.model import inference, running, workers
 
 
 def _model():
@@ -169,3 +169,77 @@ def test_a_forked_child_gets_its_own_worker_threads(counted):
     with context.Pool(1) as pool:  # the child would wait forever on the parent's (absent) threads
         got = pool.apply_async(model.forward, (x,)).get(timeout=60)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("chains", [True, False])
+def test_pieces_through_buffered_chains_equal_the_plain_layers_with_their_statistics(chains, counted, monkeypatch):
+    model = _model()
+    x = np.random.default_rng(3).integers(0, 256, (11, 12, 12, 3)).astype(np.uint8)
+    monkeypatch.setattr(inference, "CHAIN_PIECE_BYTES", 2 * inference.working_bytes(model.layers[1]))
+    monkeypatch.setattr(running, "chains_pay", lambda plan, piece, samples: chains)
+    parts = []
+    run_in_chains = running.run_in_chains
+    monkeypatch.setattr(running, "run_in_chains", lambda plan, inputs, samples: parts.append(
+        (len(inputs), samples)) or run_in_chains(plan, inputs, samples))
+    out = model.forward(x)
+    assert counted[-1] == (4, 2)  # pieces of 3, 3, 3 and 2 samples
+    # pieces of 3 run in calls of at most 2 samples (CHAIN_PIECE_BYTES): 2 + 1, the last piece in one call
+    assert sorted(parts) == ([(2, 2)] + [(3, 2)] * 3 if chains else [])
+    layers_stats = {name: (s.samples, s.events) for name, s in model.statistics.layers.items()}
+    plain = x
+    for layer in model.layers:
+        plain = layer._forward(plain)
+    np.testing.assert_array_equal(out, plain)
+    model.forward(x, batch_size=11)  # one piece, layer by layer
+    assert layers_stats == {name: (s.samples, s.events) for name, s in model.statistics.layers.items()}
+
+
+def test_a_part_without_a_chain_runs_layer_by_layer(monkeypatch):
+    model = _model()
+    x = np.random.default_rng(4).integers(0, 256, (5, 12, 12, 3)).astype(np.uint8)
+    expected = model.forward(x, batch_size=5)
+    plan = model._inference_plan(model._layers)
+    chain_of = inference.buffered_chain
+    monkeypatch.setattr(inference, "buffered_chain", lambda plan, shape: None if shape[0] == 1
+                        else chain_of(plan, shape))
+    pieces = []
+    piece_of = running.run_piece
+    monkeypatch.setattr(running, "run_piece", lambda plan, inputs, limiter, banding=False: pieces.append(
+        len(inputs)) or piece_of(plan, inputs, limiter, banding))
+    out, stats = running.run_in_chains(plan, x, 2)
+    np.testing.assert_array_equal(out, expected)
+    assert pieces == [1]  # 2 + 2 in chains, the last sample layer by layer
+    assert {n: (s.samples, s.events) for n, s in stats.layers.items()} == \
+        {n: (s.samples, s.events) for n, s in model.statistics.layers.items()}
+
+
+def test_chains_pay_measures_each_way_once_per_shape(monkeypatch):
+    model = _model()
+    x = np.random.default_rng(5).integers(0, 256, (6, 12, 12, 3)).astype(np.uint8)
+    plan = model._inference_plan(model._layers)
+    runs = []
+    chained, piece_of = running.run_in_chains, running.run_piece
+    monkeypatch.setattr(running, "run_in_chains", lambda *a: runs.append("chains") or chained(*a))
+    monkeypatch.setattr(running, "run_piece", lambda *a: runs.append("layers") or piece_of(*a))
+    first = running.chains_pay(plan, x, 2)
+    assert runs == ["chains", "layers"] * running.CHOICE_RUNS
+    assert running.chains_pay(plan, x, 2) is first and len(runs) == 2 * running.CHOICE_RUNS  # kept
+    running.chains_pay(plan, x[:4], 2)  # another piece shape: measured again
+    assert len(runs) == 4 * running.CHOICE_RUNS
+    model.layers[1].variables["act_step"] = np.full(16, 3.0, np.float32)  # a change drops the plan
+    assert model._inference_plan(model._layers).piece_choices == {}
+
+
+def test_no_chains_for_temporal_or_oversized_layers(monkeypatch):
+    model = _model()
+    plan = model._inference_plan(model._layers)
+    largest = max(inference.working_bytes(layer) for layer in model.layers)
+    monkeypatch.setattr(inference, "CHAIN_PIECE_BYTES", 3 * largest)
+    assert inference.chain_samples(plan, (16, 12, 12, 3), 16) == 3
+    assert inference.chain_samples(plan, (16, 12, 12, 3), 2) == 2
+    monkeypatch.setattr(inference, "CHAIN_PIECE_BYTES", largest - 1)
+    assert inference.chain_samples(plan, (16, 12, 12, 3), 16) == 0
+    temporal = ak.Model()
+    temporal.add(ak.InputData((4, 4, 2), input_bits=8, name="in"))
+    temporal.add(ak.BufferTempConv(3, 3, name="temporal"))
+    assert inference.chain_samples(temporal._inference_plan(temporal._layers), (16, 4, 4, 2), 16) == 0
