@@ -14,6 +14,7 @@ the result before calling it again, and one buffered kernel serves one thread at
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import v1
 from .shared import FLOAT32_EXACT, TRANSPOSED_IM2COL_WIDTH, _windows, output_group, output_size, padding_amounts
 
 
@@ -269,17 +270,24 @@ def _maximum_of(first, others, out):
 
 def activate(input_shape, threshold, step, act_bits):
     """`v1.activate` for potentials of `input_shape`: clip(ceil((p − T) / s), 0, 2**b − 1) as uint8, computed
-    in `step`'s dtype (which `v1.activation_step` chose exact); returns its own uint8 buffer."""
+    in `step`'s dtype (which `v1.activation_step` chose exact); returns its own uint8 buffer. Same operations on
+    the same values as `v1.activate`, over whole output rows (`v1.row_view`)."""
     q = np.empty(input_shape, step.dtype)
     out = np.empty(input_shape, np.uint8)
+    (rows_q, rows_out), row_threshold, row_step = v1.row_view((q, out), threshold, step)
     # bounds of q's own type: Python ints would take numpy's slower mixed-type path (2× the clip's time)
     bottom, top = step.dtype.type(0), step.dtype.type(2 ** act_bits - 1)
 
     def run(potentials):
-        np.subtract(potentials, threshold, out=q, dtype=step.dtype)
-        np.divide(q, step, out=q)
+        if potentials.flags.c_contiguous:  # else (a cropped view) per channel, without a copy
+            np.subtract(potentials.reshape(rows_q.shape), row_threshold, out=rows_q, dtype=step.dtype)
+            np.divide(rows_q, row_step, out=rows_q)
+        else:
+            np.subtract(potentials, threshold, out=q, dtype=step.dtype)
+            np.divide(q, step, out=q)
         np.ceil(q, out=q)
-        return q.clip(bottom, top, out=out, casting="unsafe")
+        q.clip(bottom, top, out=out, casting="unsafe")
+        return out
     return run
 
 

@@ -110,6 +110,27 @@ def test_buffered_activation_equals_the_plain_one(dtype, bits):
     np.testing.assert_array_equal(buffered.to_int32(p.shape)(p), kernels.to_int32(p))
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 5, 8), (1, 7, 7, 64), (3, 4, 1, 16), (1, 3, 3, 200)])
+@pytest.mark.parametrize("cropped", [False, True])
+def test_activation_over_whole_output_rows_equals_the_reference(shape, cropped):
+    """v1.activate and buffered.activate view (n, h, w, c) potentials as rows of w·c values with the per-channel
+    constants repeated (v1.row_view), except for cropped (non-contiguous) views, one-position rows and
+    ROW_CHANNELS channels or more: the activations equal the rational reference in every case."""
+    rng = np.random.default_rng(sum(shape))
+    c = shape[-1]
+    whole = rng.integers(-3000, 3000, (shape[0], shape[1] + 1, shape[2] + 1, c)).astype(np.float32)
+    p = whole[:, :shape[1], :shape[2]] if cropped else np.ascontiguousarray(whole[:, :shape[1], :shape[2]])
+    threshold = rng.integers(-50, 50, c).astype(np.int32)
+    act_step = kernels.register_act_step(rng.uniform(1, 300, c).astype(np.float32))
+    expected = reference.activation(p.astype(np.int64), threshold, act_step, 4)
+    step = kernels.v1.activation_step(p.dtype, threshold, act_step, 4)
+    np.testing.assert_array_equal(kernels.v1.activate(p, threshold.astype(step.dtype), step, 4), expected)
+    run = buffered.activate(p.shape, threshold.astype(step.dtype), step, 4)
+    np.testing.assert_array_equal(run(p), expected)
+    np.testing.assert_array_equal(run(np.ascontiguousarray(p)), expected)  # the same buffers, either input
+    rows = kernels.v1.row_view((np.ascontiguousarray(p),), threshold)
+    assert (rows[0][0].ndim == 2) == (shape[2] > 1 and c < kernels.v1.ROW_CHANNELS)
+
 def _plain(model, x):
     """The model's outputs through every layer's `_forward` (no buffers)."""
     for layer in model.layers:
