@@ -83,25 +83,23 @@ def buffered_chain(plan, input_shape):
     return plan._chains.get(key, lambda key: _chain(plan, key[0]))
 
 
-CHAIN_PIECE_BYTES = 2 * 2 ** 20
-"""A piece of a batch that runs through buffered chains does so in calls of at most this many bytes of
-intermediates (`working_bytes` × samples), about a core's L2 cache: MNIST-style pieces of 16 samples took 135-136
-µs per sample in calls of 3 or 4 samples, 144-154 in calls of 6 or 7 (single thread, 7 December 2026)."""
-
-
 def chain_samples(plan, input_shape, most):
-    """The largest number of samples, at most `most` and within CHAIN_PIECE_BYTES, whose calls of the inputs'
-    shape `input_shape` (any first axis) have a `buffered_chain` (0 when none has, or for temporal layers: their
-    batch is one sequence).
+    """The largest number of samples, at most `most`, whose calls of the inputs' shape `input_shape` (any first
+    axis) have a `buffered_chain` (0 when none has, or for temporal layers: their batch is one sequence).
 
     A larger piece of a batch then runs through the chain that many samples at a time (running.run_in_chains).
+    The largest such call rather than a cache-sized one: two workers running chains contend for the interpreter
+    lock between their many short numpy calls, and fewer calls per sample contend less. MNIST-style batch 64 on
+    two workers, 7 December 2026 (alternated, best of 8), samples/s: calls of 7 samples (4 MiB) 6,415-8,725
+    quiet and 4,037-6,621 with a competing process; calls of 3 (2 MiB) 5,127-7,956 and 4,408-5,467; layer by
+    layer 6,075-7,254 and 3,359-4,788 (on one thread calls of 3 were 6% faster per sample than calls of 7).
     """
     if not plan.sequential or plan.temporal or most < 1:
         return 0
     samples = most
     for layer in plan.layers:
         work = working_bytes(layer)
-        samples = min(samples, LAYER_MEMORY_BYTES // work, BUFFERED_BYTES // work, CHAIN_PIECE_BYTES // work)
+        samples = min(samples, LAYER_MEMORY_BYTES // work, BUFFERED_BYTES // work)
     if samples < 1 or buffered_chain(plan, (samples, *input_shape[1:])) is None:
         return 0
     return samples

@@ -30,8 +30,8 @@ def run_in_chains(plan, inputs, samples):
     by layer, with the BLAS threads as the caller set them.
 
     Why: a piece of a large batch is often too large for the buffered forwards, whose calls of a few samples
-    compute faster per sample than the plain kernels on the whole piece (MNIST-style: 146 against 237 µs
-    per sample, Winograd and no allocations)."""
+    can compute faster per sample than the plain kernels on the whole piece (MNIST-style, one thread: 144 µs
+    per sample in calls of 7 against 181 for pieces of 16 layer by layer; Winograd, no allocations)."""
     size = inputs.shape[0]
     stats = Statistics.for_layers(plan.layers, plan.entries)
     out = None
@@ -56,12 +56,12 @@ def chains_pay(plan, piece, samples):
     """Whether pieces of `piece`'s shape compute faster through `run_in_chains(plan, piece, samples)` than layer
     by layer (`run_piece`), measured once per plan, piece shape and module limits (both give the same integers).
 
-    Why measured: which wins depends on the layers and the machine's caches. MNIST-style pieces of 16 samples
-    took 138 µs per sample in chains of 3 (the buffered Winograd and pooled convolutions stay in cache) against
-    167-250 layer by layer; DS-CNN pieces took 212 against 167 (its plain kernels gain more from 16 samples
-    per call than its buffered ones from their buffers). Each way runs twice, alternated, on `piece` (the
-    first piece of the call, its results dropped) and the smaller processor time of the calling thread wins
-    (a competing process does not count, where the thread clock is fine-grained).
+    Why measured: which wins depends on the layers and the machine. MNIST-style pieces of 16 samples took
+    144 µs per sample in chains of 7 against 181 layer by layer; DS-CNN pieces 203 in chains of 6 against 179
+    (its plain kernels gain more from 16 samples per call than its buffered ones from their buffers). Each way
+    runs CHOICE_RUNS times, alternated, on `piece` (the first piece of the call, its results dropped) and the
+    smaller processor time of the calling thread wins (a competing process does not count, where the thread
+    clock is fine-grained).
     """
     key = (piece.shape, samples, inference.BUFFERED_BYTES, inference.LAYER_MEMORY_BYTES)
     choice = plan.piece_choices.get(key)

@@ -175,7 +175,7 @@ def test_a_forked_child_gets_its_own_worker_threads(counted):
 def test_pieces_through_buffered_chains_equal_the_plain_layers_with_their_statistics(chains, counted, monkeypatch):
     model = _model()
     x = np.random.default_rng(3).integers(0, 256, (11, 12, 12, 3)).astype(np.uint8)
-    monkeypatch.setattr(inference, "CHAIN_PIECE_BYTES", 2 * inference.working_bytes(model.layers[1]))
+    monkeypatch.setattr(inference, "BUFFERED_BYTES", 2 * max(map(inference.working_bytes, model.layers)))
     monkeypatch.setattr(running, "chains_pay", lambda plan, piece, samples: chains)
     parts = []
     run_in_chains = running.run_in_chains
@@ -183,7 +183,7 @@ def test_pieces_through_buffered_chains_equal_the_plain_layers_with_their_statis
         (len(inputs), samples)) or run_in_chains(plan, inputs, samples))
     out = model.forward(x)
     assert counted[-1] == (4, 2)  # pieces of 3, 3, 3 and 2 samples
-    # pieces of 3 run in calls of at most 2 samples (CHAIN_PIECE_BYTES): 2 + 1, the last piece in one call
+    # pieces of 3 run in calls of at most 2 samples (BUFFERED_BYTES): 2 + 1, the last piece in one call
     assert sorted(parts) == ([(2, 2)] + [(3, 2)] * 3 if chains else [])
     layers_stats = {name: (s.samples, s.events) for name, s in model.statistics.layers.items()}
     plain = x
@@ -234,10 +234,10 @@ def test_no_chains_for_temporal_or_oversized_layers(monkeypatch):
     model = _model()
     plan = model._inference_plan(model._layers)
     largest = max(inference.working_bytes(layer) for layer in model.layers)
-    monkeypatch.setattr(inference, "CHAIN_PIECE_BYTES", 3 * largest)
+    monkeypatch.setattr(inference, "BUFFERED_BYTES", 3 * largest)
     assert inference.chain_samples(plan, (16, 12, 12, 3), 16) == 3
     assert inference.chain_samples(plan, (16, 12, 12, 3), 2) == 2
-    monkeypatch.setattr(inference, "CHAIN_PIECE_BYTES", largest - 1)
+    monkeypatch.setattr(inference, "BUFFERED_BYTES", largest - 1)
     assert inference.chain_samples(plan, (16, 12, 12, 3), 16) == 0
     temporal = ak.Model()
     temporal.add(ak.InputData((4, 4, 2), input_bits=8, name="in"))
