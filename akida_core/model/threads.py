@@ -13,6 +13,7 @@ function here is a no-op and numpy keeps its own threading.
 """
 import contextlib
 import os
+import threading
 
 PARALLEL_MACS = 2 ** 30
 """A layer call with at least this many MACs (1 G) may use several BLAS threads. Measured on 2 cores
@@ -61,13 +62,20 @@ def threads_for(macs, cores=None):
 class ThreadLimiter:
     """Sets the BLAS thread count of the loaded BLAS libraries, touching them only on a change.
 
-    `set(n)` is a few microseconds (one C call per library); `restore()` puts back what was there
-    when the limiter was made. `calls` counts the settings actually made (tests read it).
+    `set(n)` is a few microseconds (one C call per library); `restore()` ends this limiter's use. The
+    setting is process-wide (OpenBLAS's own threads serve every thread of the process), so limiters are
+    counted across threads: the first one that sets anything saves the counts found then, and the last one
+    to end puts them back, so that inferences running at the same time in several threads never leave the
+    process with another inference's setting. `calls` counts the settings actually made (tests read it).
+
+    threadpoolctl (3.6 and later) lets only the first thread that set an OpenBLAS limit set it again while
+    that thread lives; any other thread's setting is silently dropped, which left an inference called from
+    a second thread on numpy's default threads (the slow case under load). The limiter therefore takes that
+    control for the calling thread before each setting (`clear_controlling_thread(force=True)`).
     """
 
     def __init__(self):
         self._libraries = _blas_libraries()
-        self._original = [lib.get_num_threads() for lib in self._libraries]
         self._current = None
         self.calls = 0
 
@@ -80,18 +88,42 @@ class ThreadLimiter:
         """Use `threads` BLAS threads from now on (a no-op when already so or when inactive)."""
         if threads == self._current or not self._libraries:
             return
-        for lib in self._libraries:
-            lib.set_num_threads(threads)
+        global _users, _saved
+        with _lock:
+            first = self._current is None  # this limiter's first setting: count it in once made
+            if first and _users == 0:
+                _saved = [lib.get_num_threads() for lib in self._libraries]
+            _set_all(self._libraries, [threads] * len(self._libraries))
+            _users += first
         self._current = threads
         self.calls += 1
 
     def restore(self):
-        """Put back the thread counts found when the limiter was made."""
+        """End this limiter's settings: the thread counts found before the first of the limiters in use come
+        back when this is the last one."""
         if self._current is None:
             return
-        for lib, threads in zip(self._libraries, self._original):
-            lib.set_num_threads(threads)
+        global _users, _saved
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                _set_all(self._libraries, _saved)
+                _saved = None
         self._current = None
+
+
+_lock = threading.Lock()
+_users = 0  # limiters that have set a count and not restored yet (all threads)
+_saved = None  # the counts found when the first of them set one
+
+
+def _set_all(libraries, counts):
+    """Set each library's thread count, with the control of OpenBLAS's limit taken for this thread first."""
+    for lib, count in zip(libraries, counts):
+        clear = getattr(type(lib), "clear_controlling_thread", None)
+        if clear is not None:
+            clear(force=True)
+        lib.set_num_threads(count)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ No timings: the tests check which thread count is chosen for which work, that th
 on a change and restored, and that the runtime runs unchanged without threadpoolctl.
 """
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -64,6 +65,63 @@ def test_limiter_sets_only_on_change_and_restores(fake_blas):
         assert limiter.calls == 3
         assert fake_blas.history == [1, 2, 1]
     assert fake_blas.threads == 2  # the original count is back
+
+
+def test_limiters_in_use_together_restore_once_the_last_ends(fake_blas):
+    first, second = threads.ThreadLimiter(), threads.ThreadLimiter()
+    first.set(1)
+    second.set(1)
+    first.restore()  # the other inference still runs: its setting stays
+    assert fake_blas.threads == 1 and fake_blas.history == [1, 1]
+    second.restore()
+    assert fake_blas.threads == 2 and fake_blas.history == [1, 1, 2]  # the count found before the first
+    third = threads.ThreadLimiter()
+    third.restore()  # set nothing: restores nothing
+    assert fake_blas.history == [1, 1, 2]
+
+
+def test_a_failed_setting_is_not_counted(fake_blas, monkeypatch):
+    limiter = threads.ThreadLimiter()
+
+    def fail(n):
+        raise OSError("no")
+    monkeypatch.setattr(fake_blas, "set_num_threads", fail)
+    with pytest.raises(OSError):
+        limiter.set(1)
+    monkeypatch.undo()
+    assert threads._users == 0
+    with threads.limited_threads() as other:
+        other.set(1)
+    assert fake_blas.threads == 2
+
+
+def test_a_second_thread_sets_the_real_blas_threads():
+    """threadpoolctl lets only the first thread that set an OpenBLAS limit set it while that thread lives: the
+    limiter takes the control back, so an inference in another thread still runs on one BLAS thread."""
+    libraries = threads._blas_libraries()
+    if not libraries:
+        pytest.skip("no BLAS library under threadpoolctl")
+    original = [lib.get_num_threads() for lib in libraries]
+    target = 1 if original[0] != 1 else 2
+    holding, release = threading.Event(), threading.Event()
+
+    def other():
+        limiter = threads.ThreadLimiter()
+        limiter.set(target)
+        limiter.restore()
+        holding.set()
+        release.wait(10)  # alive: under threadpoolctl's rule this thread keeps the control
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        with threads.limited_threads() as limiter:
+            limiter.set(target)
+            assert [lib.get_num_threads() for lib in libraries] == [target] * len(libraries)
+        assert [lib.get_num_threads() for lib in libraries] == original
+    finally:
+        release.set()
+        thread.join()
 
 
 def test_model_sets_threads_per_layer_from_its_work(fake_blas, monkeypatch):
