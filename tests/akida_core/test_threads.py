@@ -124,6 +124,47 @@ def test_a_second_thread_sets_the_real_blas_threads():
         thread.join()
 
 
+class Controller(FakeBlas):
+    """A threadpoolctl-like OpenBLAS controller: the control of the limit is cleared before each setting."""
+
+    cleared = []
+
+    @classmethod
+    def clear_controlling_thread(cls, force=False):
+        cls.cleared.append(force)
+
+    def set_num_threads(self, n):
+        assert self.cleared and self.cleared[-1] is True, "the control is taken first"
+        self.cleared.clear()
+        super().set_num_threads(n)
+
+
+def test_libraries_left_to_threadpoolctl_have_the_control_taken_first(monkeypatch):
+    blas = Controller()
+    monkeypatch.setattr(threads, "_libraries", (blas,))
+    with threads.limited_threads() as limiter:
+        limiter.set(1)
+    assert blas.history == [1, 2]
+
+
+def test_openblas_with_its_own_threads_is_set_directly():
+    class DynLib:
+        def __init__(self, names):
+            for name in names:
+                setattr(self, name, lambda *args, name=name: name)
+
+    class Lib:
+        def __init__(self, internal_api="openblas", threading_layer="pthreads", names=()):
+            self.internal_api, self.threading_layer, self.dynlib = internal_api, threading_layer, DynLib(names)
+    names = ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_")
+    direct = threads._DirectOpenBLAS.of(Lib(names=names))
+    assert direct.get_num_threads() == names[0] and direct.set_num_threads(1) == names[1]
+    assert threads._DirectOpenBLAS.of(Lib(names=("openblas_get_num_threads", "openblas_set_num_threads")))
+    assert threads._DirectOpenBLAS.of(Lib(threading_layer="openmp", names=names)) is None  # per-thread limits
+    assert threads._DirectOpenBLAS.of(Lib(internal_api="mkl", names=names)) is None
+    assert threads._DirectOpenBLAS.of(Lib(names=names[:1])) is None  # no setter found
+
+
 def test_model_sets_threads_per_layer_from_its_work(fake_blas, monkeypatch):
     model = _model()
     x = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3)).astype(np.uint8)
