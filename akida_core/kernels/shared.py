@@ -173,6 +173,11 @@ def live_channels(inputs, limit=SPARSE_CHANNELS):
     processes events). Thresholds set per neuron leave whole channels silent often.
     """
     c = inputs.shape[-1]
+    # a channel holds at most size / c non-zero values: more than limit·size of them need more than limit·c
+    # channels. Counting them is 4-5x cheaper than the per-channel reduction on small inputs (14×14×32: 0.8
+    # against 4.3 µs), and MNIST-style inputs at batch 1 are that dense.
+    if inputs.size < BLOCKED_MAXIMA_VALUES and np.count_nonzero(inputs) > limit * inputs.size:
+        return None
     flat = inputs.reshape(-1, c)
     # unsigned activations: the maximum is non-zero exactly where a value is (and costs less than any())
     peaks = _column_maxima(flat) if inputs.dtype.kind == "u" else flat.any(axis=0)

@@ -19,6 +19,23 @@ def test_live_channels_rule():
     assert shared.live_channels(x) is None
 
 
+def test_live_channels_counted_first_give_the_same_verdicts(monkeypatch):
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 40)))
+        x = rng.integers(0, 4, shape).astype(np.uint8) * (rng.random(shape) < rng.random())
+        x[..., rng.random(shape[-1]) < rng.random()] = 0  # whole silent channels
+        limit = float(rng.choice([0.1, 0.19, 0.5, 0.75, 1.0]))
+        live = np.flatnonzero(x.reshape(-1, shape[-1]).any(axis=0))
+        expected = None if len(live) > limit * shape[-1] else live.tolist()
+        got = shared.live_channels(x, limit)
+        assert (got if got is None else got.tolist()) == expected
+    reductions = []
+    monkeypatch.setattr(shared, "_column_maxima", lambda flat: reductions.append(1))
+    dense = np.ones((1, 14, 14, 32), np.uint8)
+    assert shared.live_channels(dense, 0.19) is None and not reductions  # the count decides: no reduction
+
+
 @pytest.mark.parametrize("rows, channels", [(3, 8), (16384, 1), (1000, 32), (4097, 16), (20000, 4), (70, 512)])
 def test_blocked_column_maxima_equal_the_plain_reduction(rows, channels):
     rng = np.random.default_rng(rows + channels)
