@@ -377,8 +377,11 @@ class Layer:
         return f"<{type(self).__name__} '{self.name}' {self.input_dims}->{self.output_dims}>"
 
 
-MAX_BUFFERED_FORWARDS = 8
-"""A layer keeps at most this many buffered forwards (threads × input shapes); more start the set again."""
+MAX_BUFFERED_FORWARDS = 16
+"""A layer keeps at most this many buffered forwards (threads × input shapes); a new one beyond replaces the oldest.
+A batch split among two workers that run its pieces through buffered chains uses two shapes (the chain's calls
+and the last piece's remainder) in each of three threads (the caller measures them, running.chains_pay), so
+batch 1 and two split batch sizes already take 11."""
 
 
 class BufferedForwards:
@@ -400,7 +403,7 @@ class BufferedForwards:
             return self._forwards[thread_key]
         except KeyError:
             if len(self._forwards) >= MAX_BUFFERED_FORWARDS:
-                self._forwards.clear()
+                del self._forwards[next(iter(self._forwards))]  # the oldest made (dicts keep insertion order)
             forward = self._forwards[thread_key] = prepare(key)
             return forward
 

@@ -183,6 +183,16 @@ def test_large_calls_do_not_keep_buffers(monkeypatch):
     assert [len(layer._cache["buffered"]._forwards) for layer in model.layers[1:]] == [1, 1, 1]
 
 
+def test_buffered_forwards_beyond_the_limit_replace_the_oldest(monkeypatch):
+    from akida_core.layers import layer as layer_module
+    monkeypatch.setattr(layer_module, "MAX_BUFFERED_FORWARDS", 3)
+    forwards, made = layer_module.BufferedForwards(), []
+    for key in ("a", "b", "c", "a", "d", "a", "b"):
+        forwards.get(key, lambda key: made.append(key) or key.upper())
+    assert made == ["a", "b", "c", "d", "a", "b"]  # "d" replaced "a", the oldest; "a" then replaced "b"
+    assert [key for _, key in forwards._forwards] == ["d", "a", "b"]
+
+
 def test_new_variables_make_new_buffered_forwards():
     model = BENCHMARK_MODELS["mnist_cnn"]()
     x = random_inputs(model, 1)
