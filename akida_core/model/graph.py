@@ -244,7 +244,8 @@ class Model(GraphBuilding):
         in topological order, recording statistics; returns the last layer's outputs.
 
         Chunks run in order, so temporal layers see the samples as one time sequence. Without temporal
-        layers, a large batch is split into pieces that worker threads run side by side (workers.py).
+        layers, a large batch is split into pieces that worker threads run side by side (workers.py); a piece
+        runs through buffered chains a few samples at a time where that was measured faster (running.py).
         """
         plan = self._inference_plan(self._layers if layers is None else layers)
         plan.check_sample_memory()
