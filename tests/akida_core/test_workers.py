@@ -243,3 +243,24 @@ def test_no_chains_for_temporal_or_oversized_layers(monkeypatch):
     temporal.add(ak.InputData((4, 4, 2), input_bits=8, name="in"))
     temporal.add(ak.BufferTempConv(3, 3, name="temporal"))
     assert inference.chain_samples(temporal._inference_plan(temporal._layers), (16, 4, 4, 2), 16) == 0
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "ds_cnn_kws"])
+def test_benchmark_models_give_the_same_integers_and_statistics_in_chains_or_layer_by_layer(name, counted, monkeypatch):
+    from bench.models import BENCHMARK_MODELS, random_inputs
+    model = BENCHMARK_MODELS[name]()
+    x = random_inputs(model, 9, seed=3)
+    results, chained = {}, []
+    run_in_chains = running.run_in_chains
+    monkeypatch.setattr(running, "run_in_chains", lambda *args: chained.append(1) or run_in_chains(*args))
+    for chains in (True, False):
+        monkeypatch.setattr(running, "chains_pay", lambda plan, piece, samples: chains)
+        model._plan = None
+        out = model.forward(x)
+        results[chains] = out, {n: (s.samples, s.events) for n, s in model.statistics.layers.items()}
+        assert len(chained) == (3 if chains else 0) and counted[-1] == (3, 2)  # pieces of 3 on two workers
+        chained.clear()
+    np.testing.assert_array_equal(results[True][0], results[False][0])
+    assert results[True][1] == results[False][1]
+    one = np.concatenate([model.forward(x[i:i + 1]) for i in range(len(x))])  # the batch-1 buffered chain
+    np.testing.assert_array_equal(results[True][0], one)
