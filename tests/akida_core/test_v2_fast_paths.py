@@ -344,3 +344,43 @@ def test_phase_split_padding_writes_every_cell(monkeypatch, kernel, padding, wid
     got = windows.phase_padded(x, kernel, 2, padding, np.float32)
     monkeypatch.setattr(np, "empty", real)
     np.testing.assert_array_equal(got, expected)
+
+
+def _lut_layer(kind, rng):
+    A = ak.ActivationType
+    bits = dict(output_bits=int(rng.choice([4, 8, 16])), buffer_bits=int(rng.choice([20, 28, 32])),
+                post_op_buffer_bits=int(rng.choice([24, 32])))
+    if kind == "conv_pool":
+        return ak.Conv2D(3, 3, activation=A.LUT, pool_type=ak.PoolType.Max, pool_size=2,
+                         pool_stride=int(rng.integers(1, 3)), **bits)
+    if kind == "depthwise":
+        return ak.DepthwiseConv2D(3, activation=A.LUT, **bits)
+    if kind == "dense":
+        return ak.Dense1D(5, activation=A.LUT, **bits)
+    return ak.Conv2D(4, 1, activation=A.LUT, **bits)
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_pool", "depthwise", "dense"])
+def test_lut_layers_take_the_index_map_and_equal_the_loop_reference(kind):
+    """A LUT's table index is a nondecreasing map of the sum (kernels/v2_affine.LutPost): where the bounds prove
+    it exact the layer computes the index in one float map, pools it, and reads per-channel tables of the final
+    outputs. Random layers (LUT values over the full int32 range on odd seeds, the other variables as the
+    random graphs draw them) equal the loop reference on both paths; enough of them take the index map."""
+    from akida_core.kernels import v2_affine
+    taken = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        layer = _lut_layer(kind, rng)
+        model = ak.Model()
+        model.add(ak.InputData((6, 5, 3), input_bits=8))
+        model.add(layer)
+        randomize(layer, rng, extreme=seed % 2 == 1)
+        layer.variables["activation_shift"] = rng.integers(-24, 1, layer.variables["activation_shift"].shape
+                                                           ).astype(np.int8)
+        x = rng.integers(-128, 128, (3, 6, 5, 3)).astype(np.int8)
+        x[0, 0, 0], x[0, 0, 1] = 127, -128
+        np.testing.assert_array_equal(model.forward(x), ref.run_model(model, x), err_msg=f"seed {seed}")
+        c = layer._prepared()
+        plan = input_plan(layer, np.dtype(np.int8), c["input_shift"], c["kernel"], wrap=kind != "dense")
+        taken += isinstance(plan.affine, v2_affine.LutPost)
+    assert taken >= 5, taken

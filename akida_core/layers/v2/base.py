@@ -267,6 +267,7 @@ class Post:
     ceiling: np.ndarray = None
     act_scales: np.ndarray = None
     act_multipliers: np.ndarray = None
+    act_shift: np.ndarray = None
     lut: np.ndarray = None
 
 
@@ -300,6 +301,7 @@ def make_post(values, params, bias_bits):
     elif params.activation == ActivationType.LUT:
         extra = {"act_scales": v["activation_scales"].astype(np.float64),
                  "act_multipliers": k2.shift_multipliers(v["activation_shift"]),
+                 "act_shift": v["activation_shift"],
                  "lut": v["lut_values"].astype(np.float64)}
     bias = k2.sat(k2.round_shift(v["bias"], v["bias_shift"]), bias_bits).astype(np.float64)
     return Post(bias=bias, bb=params.buffer_bits, pb=pb, ob=params.output_bits, activation=params.activation,
@@ -414,18 +416,31 @@ def input_plan(layer, dtype, input_shift, kernel, rule="standard", wrap=True, x_
 
 def affine_for(post, acc_bounds, sum_bound, rule="standard"):
     """The AffinePost of `post` (kernels/v2_affine.py) for sums bounded per channel by `acc_bounds` whose
-    partial sums stay within `sum_bound`, or None (LUT and global pooling are not nondecreasing maps of one
-    sum; or the bounds do not prove it exact). float32 sums (below 2**24) try a float32 map, then an int32 one
-    (about 30% less time than the float64 map on float32 sums), then float64; wider sums take float64."""
-    if post.activation == ActivationType.LUT:
-        return None
+    partial sums stay within `sum_bound`, or None (the bounds do not prove it exact; global pooling is not a
+    map of one sum: its layers never ask). A LUT activation gives a LutPost: the table index is such a map
+    (with the activation's scales and shift and the index range as output range), the rest one table per
+    channel. float32 sums (below 2**24) try a float32 map, then an int32 one (about 30% less time than the
+    float64 map on float32 sums), then float64; wider sums take float64."""
     dtypes = (np.float32, np.int32, np.float64) if sum_bound < 1 << 24 else (np.float64,)
+    lut = post.activation == ActivationType.LUT
     for dtype in dtypes:
-        constants = affine.affine_constants(post.bias, post.scales, post.shift, post.bb, post.pb, post.ob,
-                                            acc_bounds, dtype, post.ceiling, rule)
+        if lut:  # index = clip(R(sat_pb(A·S_act), s_act), -1024, 1023): the output range of 11-bit outputs
+            constants = affine.affine_constants(post.bias, post.act_scales, post.act_shift, post.bb, post.pb,
+                                                LUT_INDEX_BITS, acc_bounds, dtype, None, rule)
+        else:
+            constants = affine.affine_constants(post.bias, post.scales, post.shift, post.bb, post.pb, post.ob,
+                                                acc_bounds, dtype, post.ceiling, rule)
         if constants is not None:
-            return constants
+            if not lut:
+                return constants
+            bound = int(np.abs(post.lut).max())  # as `activate` gives it to `finish`
+            tables = affine.lut_tables(lambda values: finish(values, post, bound), post.lut, len(post.bias))
+            return affine.lut_constants(constants, tables, len(post.bias))
     return None
+
+
+LUT_INDEX_BITS = 11
+"""The LUT index range [-1024, 1023] is the output range of 11-bit outputs (kernels/v2_affine.py)."""
 
 
 class FilterLayerV2(LayerV2):

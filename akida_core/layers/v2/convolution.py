@@ -75,10 +75,11 @@ def pool_and_finish(layer, acc, post, rule="standard", bound=None, plan=None):
     nondecreasing, so the max commutes with it)."""
     p = layer.params
     if plan is not None and plan.affine is not None:
-        out = affine.affine_post(acc, plan.affine, inplace=True)
+        lut = isinstance(plan.affine, affine.LutPost)  # pooled on the indices, which the tables then map
+        out = affine.affine_post(acc, plan.affine.index if lut else plan.affine, inplace=True)
         if p.pool_type == PoolType.Max:
             out = k2.max_pool(out, p.pool_size, p.pool_stride, p.padding)
-        return out
+        return plan.affine.lookup(out) if lut else out
     if p.pool_type == PoolType.Average and rule == "standard":
         pooled = float32_pooled_sums(acc, post, bound)
         if pooled is not None:
