@@ -152,6 +152,17 @@ _users = 0  # limiters that have set a count and not restored yet (all threads)
 _saved = None  # the counts found when the first of them set one
 
 
+def _forget_limiters():
+    """In a forked child: no inference runs there yet (the parent's other threads are gone), and a lock the
+    parent held at the fork would never be released."""
+    global _lock, _users, _saved
+    _lock, _users, _saved = threading.Lock(), 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_limiters)
+
+
 def _set_all(libraries, counts):
     """Set each library's thread count, with the control of OpenBLAS's limit taken for this thread first."""
     for lib, count in zip(libraries, counts):

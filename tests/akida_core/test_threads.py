@@ -196,3 +196,14 @@ def test_runs_without_threadpoolctl(monkeypatch):
         limiter.set(1)
         assert not limiter.active and limiter.calls == 0
     assert model.forward(x).shape == (3, 1, 1, 4)
+
+
+def test_a_child_forked_while_the_limiter_lock_is_held_still_runs(fake_blas):
+    import multiprocessing
+    model = _model()
+    x = np.random.default_rng(3).integers(0, 256, (1, 16, 16, 3)).astype(np.uint8)
+    expected = model.forward(x)
+    with threads._lock:  # as if another thread were setting the BLAS threads at the fork
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            got = pool.apply_async(model.forward, (x,)).get(timeout=60)
+    np.testing.assert_array_equal(got, expected)
