@@ -195,9 +195,7 @@ def lut_tables(outputs_of, lut, channels):
 
 
 def lut_constants(index, tables, channels):
-    """The LutPost of an index AffinePost (output range [-1024, 1023]) and `lut_tables`, or None without one."""
-    if index is None:
-        return None
+    """The LutPost of an index AffinePost (output range [-1024, 1023]) and `lut_tables`."""
     offsets = (LUT_SIZE // 2 + LUT_SIZE * np.arange(channels)).astype(np.int32)
     return LutPost(index=index, tables=tables, offsets=offsets)
 
