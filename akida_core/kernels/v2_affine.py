@@ -164,18 +164,13 @@ class LutPost:
     """POST with a LUT activation in two steps: the table index, an AffinePost (the index is
     clip(R(sat_pb(A·S_act), s_act), -1024, 1023), a nondecreasing map of acc like the POST without LUT), then
     per channel a table of the final outputs OUT_ob(R(sat_pb(LUT[i]·S), s)) for the 2048 indices, made once
-    by the general path's own function (`lut_tables`), so each output is the general path's value.
+    by the general path's own function (`lut_post`), so each output is the general path's value.
 
     Max pooling runs on the indices (the index map is nondecreasing, the LUT need not be)."""
 
     index: AffinePost
     tables: np.ndarray  # (C·2048,) outputs, channel by channel
     offsets: np.ndarray  # (C,) int32: 1024 + c·2048, the start of channel c's table plus the index offset
-
-    @property
-    def dtype(self):
-        """The dtype the index map computes in."""
-        return self.index.dtype
 
     def lookup(self, index):
         """The outputs of `index` (..., C) int32 indices in [-1024, 1023] (overwritten)."""
@@ -187,15 +182,13 @@ LUT_SIZE = 2048
 """Entries of an Akida 2.0 activation table (indices -1024..1023)."""
 
 
-def lut_tables(outputs_of, lut, channels):
-    """The (C·2048,) tables of LutPost: `outputs_of(values)` (the general path's steps after the LUT, on a
-    (2048, C) float64 array of the table's values for every channel) laid out channel by channel."""
+def lut_post(index, outputs_of, lut):
+    """The LutPost of an index AffinePost (output range [-1024, 1023]): its tables are `outputs_of(values)` (the
+    general path's steps after the LUT, on a (2048, C) float64 array of the table's values for every channel)
+    laid out channel by channel."""
+    channels = len(index.m)
     values = np.repeat(np.asarray(lut, np.float64)[:, None], channels, axis=1)
-    return np.ascontiguousarray(outputs_of(values).T).reshape(-1)
-
-
-def lut_constants(index, tables, channels):
-    """The LutPost of an index AffinePost (output range [-1024, 1023]) and `lut_tables`."""
+    tables = np.ascontiguousarray(outputs_of(values).T).reshape(-1)
     offsets = (LUT_SIZE // 2 + LUT_SIZE * np.arange(channels)).astype(np.int32)
     return LutPost(index=index, tables=tables, offsets=offsets)
 

@@ -381,7 +381,7 @@ MAX_BUFFERED_FORWARDS = 16
 """A layer keeps at most this many buffered forwards (threads × input shapes); a new one beyond replaces the oldest.
 A batch split among two workers that run its pieces through buffered chains uses two shapes (the chain's calls
 and the last piece's remainder) in each of three threads (the caller measures them, running.chains_pay), so
-batch 1 and two split batch sizes already take 11."""
+batch 1 and two split batch sizes already take about 10."""
 
 
 class BufferedForwards:

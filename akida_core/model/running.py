@@ -17,11 +17,15 @@ def run_chain(plan, chain, inputs):
     """(Statistics, outputs of the last layer) of `inputs` through the buffered forwards of
     `inference.buffered_chain` (the last result copied: it is a buffer)."""
     stats = Statistics.for_layers(plan.layers, plan.entries)
-    x = inputs
+    return stats, _through(plan, chain, inputs, stats).copy()
+
+
+def _through(plan, chain, x, stats):
+    """The last buffered forward's result (its buffer) of `x` through `chain`, each layer's outputs recorded."""
     for layer, forward in zip(plan.layers, chain):
         x = forward(x)
         stats.record(layer, x)
-    return stats, x.copy()
+    return x
 
 
 def run_in_chains(plan, inputs, samples):
@@ -42,10 +46,7 @@ def run_in_chains(plan, inputs, samples):
             x, part_stats = run_piece(plan, part, None)
             stats.merge(part_stats)
         else:
-            x = part
-            for layer, forward in zip(plan.layers, chain):
-                x = forward(x)
-                stats.record(layer, x)
+            x = _through(plan, chain, part, stats)
         if out is None:
             out = np.empty((size, *x.shape[1:]), x.dtype)
         out[start:start + len(part)] = x

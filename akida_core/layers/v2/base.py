@@ -434,8 +434,7 @@ def affine_for(post, acc_bounds, sum_bound, rule="standard"):
             if not lut:
                 return constants
             bound = int(np.abs(post.lut).max())  # as `activate` gives it to `finish`
-            tables = affine.lut_tables(lambda values: finish(values, post, bound), post.lut, len(post.bias))
-            return affine.lut_constants(constants, tables, len(post.bias))
+            return affine.lut_post(constants, lambda values: finish(values, post, bound), post.lut)
     return None
 
 
